@@ -1,0 +1,5 @@
+"""`python -m sodviz`."""
+
+from sodviz.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,197 @@
+"""Cross-attention -> spatial maps on the model-input grid (dense and deformable), and their entropy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from sodviz.types import Attention, DeformableAttention, DenseAttention, InferenceResult
+
+_CV_MAX_CHANNELS = 512
+
+
+def attention_grid_hw(attention: Attention) -> tuple[int, int]:
+    """(h, w) of the grid maps are drawn on: the feature map (dense) or the finest level (deformable)."""
+    shapes = attention.level_shapes
+    finest = int(np.argmax(shapes[:, 0] * shapes[:, 1]))
+    return int(shapes[finest, 0]), int(shapes[finest, 1])
+
+
+def query_attention_maps(
+    result: InferenceResult,
+    query_indices: Sequence[int] | np.ndarray | None = None,
+    *,
+    layer: int | None = -1,
+    head: int | None = None,
+    level: int | None = None,
+) -> np.ndarray:
+    """Spatial attention maps of several queries.
+
+    Args:
+        result: from `run_inference`.
+        query_indices: which queries; None for all.
+        layer: decoder layer (negative counts from the end); None for the mean over layers.
+        head: attention head; None for the mean over heads.
+        level: deformable feature level only; None sums all levels.
+
+    Returns:
+        float32 `(N, h, w)` on `attention_grid_hw(result.attention)`; each map sums to the
+        query's total weight over the chosen layers/heads/levels (1 with `level=None`).
+        Deformable weights are bilinearly splatted at their sampling points on their level's grid
+        (points outside the grid are clamped to its border), then each level is resampled to the
+        finest grid keeping its mass.
+    """
+    queries = _query_indices(result, query_indices)
+    return _maps(result.attention, queries, None, layer=layer, head=head, level=level)
+
+
+def query_attention_map(result: InferenceResult, query_index: int, **selection: int | None) -> np.ndarray:
+    """float32 `(h, w)`: one query's map; `selection` as in `query_attention_maps`."""
+    return query_attention_maps(result, [query_index], **selection)[0]
+
+
+def aggregate_attention_map(
+    result: InferenceResult,
+    query_indices: Sequence[int] | np.ndarray | None = None,
+    *,
+    query_weights: np.ndarray | None = None,
+    layer: int | None = -1,
+    head: int | None = None,
+    level: int | None = None,
+) -> np.ndarray:
+    """Image-level attention: the weighted mean of the chosen queries' maps.
+
+    Args:
+        query_indices: which queries; None for all.
+        query_weights: float `(N,)` weight of each chosen query; None weights by each query's score.
+
+    Returns:
+        float32 `(h, w)` summing to 1 (with `level=None`), or all zeros when no query or no weight.
+    """
+    queries = _query_indices(result, query_indices)
+    weights = result.scores[queries] if query_weights is None else np.asarray(query_weights, dtype=np.float64)
+    if weights.shape != queries.shape:
+        raise ValueError(f"query_weights must have shape {queries.shape}, got {weights.shape}")
+    if np.any(weights < 0):
+        raise ValueError("query_weights must be non-negative")
+    total = float(weights.sum())
+    if total <= 0:
+        return np.zeros(attention_grid_hw(result.attention), np.float32)
+    return _maps(result.attention, queries, weights / total, layer=layer, head=head, level=level)[0]
+
+
+def attention_entropy(maps: np.ndarray, *, normalize: bool = False) -> np.ndarray:
+    """Shannon entropy (nats) of each map `(..., h, w)` taken as a distribution over its cells.
+
+    With `normalize`, divided by log(h * w): 1 for uniform attention, 0 for a single cell.
+    A map with no mass has entropy 0.
+    """
+    flat = np.asarray(maps, dtype=np.float64).reshape(*maps.shape[:-2], -1)
+    total = flat.sum(axis=-1, keepdims=True)
+    probabilities = np.divide(flat, total, out=np.zeros_like(flat), where=total > 0)
+    logs = np.log(probabilities, out=np.zeros_like(probabilities), where=probabilities > 0)
+    entropy = -(probabilities * logs).sum(axis=-1)
+    if normalize:
+        cells = flat.shape[-1]
+        entropy = entropy / np.log(cells) if cells > 1 else np.zeros_like(entropy)
+    return entropy.astype(np.float32)
+
+
+def query_attention_entropy(
+    result: InferenceResult, *, layer: int | None = -1, head: int | None = None, normalize: bool = False
+) -> np.ndarray:
+    """float32 `(queries,)`: entropy of every query's attention map (see `attention_entropy`)."""
+    return attention_entropy(query_attention_maps(result, layer=layer, head=head), normalize=normalize)
+
+
+def _query_indices(result: InferenceResult, query_indices) -> np.ndarray:
+    if query_indices is None:
+        return np.arange(result.num_queries)
+    queries = np.asarray(query_indices, dtype=np.int64).reshape(-1)
+    if queries.size and (queries.min() < 0 or queries.max() >= result.num_queries):
+        raise ValueError(f"query indices must lie in [0, {result.num_queries}), got {queries.tolist()}")
+    return queries
+
+
+def _select(size: int, index: int | None, what: str) -> np.ndarray:
+    if index is None:
+        return np.arange(size)
+    if not -size <= index < size:
+        raise ValueError(f"{what} must lie in [{-size}, {size}) or be None, got {index}")
+    return np.array([index % size])
+
+
+def _maps(attention: Attention, queries: np.ndarray, query_weights, *, layer, head, level) -> np.ndarray:
+    """`(N, h, w)` per-query maps, or `(1, h, w)` weighted sum when `query_weights` is given."""
+    layers = _select(attention.num_layers, layer, "layer")
+    heads = _select(attention.num_heads, head, "head")
+    if isinstance(attention, DenseAttention):
+        if level not in (None, 0):
+            raise ValueError(f"dense attention has a single level; got level={level}")
+        selected = attention.weights[np.ix_(layers, heads, queries)]  # [layers, heads, N, h, w]
+        maps = selected.mean(axis=(0, 1), dtype=np.float64)
+        if query_weights is not None:
+            maps = np.tensordot(query_weights, maps, axes=1)[None]
+        return maps.astype(np.float32)
+    return _deformable_maps(attention, queries, query_weights, layers=layers, heads=heads, level=level)
+
+
+def _deformable_maps(
+    attention: DeformableAttention, queries: np.ndarray, query_weights, *, layers, heads, level
+) -> np.ndarray:
+    levels = _select(attention.level_shapes.shape[0], level, "level")
+    locations = attention.locations[np.ix_(layers, queries, heads)]  # [layers, N, heads, levels, points, 2]
+    weights = attention.weights[np.ix_(layers, queries, heads)] / (len(layers) * len(heads))
+    num_out = len(queries) if query_weights is None else 1
+    if query_weights is None:
+        out_index = np.arange(len(queries))[None, :, None]  # [1, N, 1] -> one map per query
+    else:
+        weights = weights * query_weights[None, :, None, None, None]
+        out_index = np.zeros((1, len(queries), 1), np.int64)  # everything into one map
+    grid_h, grid_w = attention_grid_hw(attention)
+    out = np.zeros((num_out, grid_h, grid_w), np.float64)
+    for lv in levels:
+        level_h, level_w = (int(v) for v in attention.level_shapes[lv])
+        index = np.broadcast_to(out_index, weights.shape[:3])  # [layers, N, heads]
+        level_map = _splat(locations[..., lv, :, :], weights[..., lv, :], index, num_out, level_h, level_w)
+        out += _resize_keep_mass(level_map, grid_h, grid_w)
+    return out.astype(np.float32)
+
+
+def _splat(locations, weights, out_index, num_out: int, height: int, width: int) -> np.ndarray:
+    """Bilinear splat of `weights [..., P]` at `locations [..., P, 2]` -> `(num_out, height, width)`.
+
+    Uses grid_sample's pixel convention (align_corners=False): x_pixel = x * width - 0.5.
+    """
+    x = np.clip(locations[..., 0] * width - 0.5, 0, width - 1).ravel()
+    y = np.clip(locations[..., 1] * height - 0.5, 0, height - 1).ravel()
+    w = weights.ravel().astype(np.float64)
+    base = np.broadcast_to(out_index[..., None], weights.shape).ravel() * (height * width)
+    x0 = np.minimum(np.floor(x), max(width - 2, 0)).astype(np.int64)
+    y0 = np.minimum(np.floor(y), max(height - 2, 0)).astype(np.int64)
+    fx, fy = x - x0, y - y0
+    x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
+    index = np.concatenate(
+        [base + y0 * width + x0, base + y0 * width + x1, base + y1 * width + x0, base + y1 * width + x1]
+    )
+    mass = np.concatenate([(1 - fy) * (1 - fx) * w, (1 - fy) * fx * w, fy * (1 - fx) * w, fy * fx * w])
+    flat = np.bincount(index, weights=mass, minlength=num_out * height * width)
+    return flat.reshape(num_out, height, width)
+
+
+def _resize_keep_mass(maps: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of `(N, h, w)` maps to `(N, height, width)`, each rescaled to keep its sum."""
+    if maps.shape[1:] == (height, width):
+        return maps
+    chunks = []
+    for start in range(0, maps.shape[0], _CV_MAX_CHANNELS):
+        chunk = np.ascontiguousarray(maps[start : start + _CV_MAX_CHANNELS].transpose(1, 2, 0))
+        resized = cv2.resize(chunk, (width, height), interpolation=cv2.INTER_LINEAR)
+        chunks.append(resized.reshape(height, width, -1).transpose(2, 0, 1))
+    resized = np.concatenate(chunks, axis=0)
+    before = maps.sum(axis=(1, 2))
+    after = resized.sum(axis=(1, 2))
+    scale = np.divide(before, after, out=np.zeros_like(before), where=after > 0)
+    return resized * scale[:, None, None]

@@ -1,0 +1,99 @@
+"""A thread-safe in-process LRU cache of inference results with a memory budget."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
+from typing import Protocol, TypeVar
+
+
+class Sized(Protocol):
+    @property
+    def nbytes(self) -> int: ...
+
+
+T = TypeVar("T", bound=Sized)
+
+DEFAULT_BUDGET_BYTES = int(os.environ.get("SODVIZ_CACHE_MB", "1024")) * 1024 * 1024
+
+
+class InferenceCache:
+    """LRU of values with an `nbytes` size, bounded by `max_bytes`.
+
+    Safe to share between threads: concurrent requests for the same key compute it once, the
+    others wait for that result. A value larger than the whole budget is returned but not kept.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Hashable, T] = OrderedDict()
+        self._pending: dict[Hashable, Future] = {}
+        self._lock = threading.Lock()
+        self._used_bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The cached value of `key`, computing it with `compute()` on a miss."""
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return self._entries[key]
+            future = self._pending.get(key)
+            owner = future is None
+            if owner:
+                future = self._pending[key] = Future()
+                self.misses += 1
+            else:
+                self.hits += 1
+        if not owner:
+            return future.result()
+        try:
+            value = compute()
+        except BaseException as error:
+            with self._lock:
+                del self._pending[key]
+            future.set_exception(error)
+            raise
+        with self._lock:
+            del self._pending[key]
+            self._store(key, value)
+        future.set_result(value)
+        return value
+
+    def _store(self, key: Hashable, value: T) -> None:
+        size = int(value.nbytes)
+        if size > self.max_bytes:
+            return
+        self._entries[key] = value
+        self._used_bytes += size
+        while self._used_bytes > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self._used_bytes -= int(evicted.nbytes)
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._entries
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    @property
+    def used_bytes(self) -> int:
+        return self._used_bytes
+
+    def clear(self) -> None:
+        """Drop every entry (in-flight computations still finish)."""
+        with self._lock:
+            self._entries.clear()
+            self._used_bytes = 0
+
+
+DEFAULT_CACHE = InferenceCache()

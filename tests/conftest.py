@@ -1,0 +1,192 @@
+"""Tiny random detectors of every supported family, saved and loaded through the real path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from transformers import (
+    AutoModelForObjectDetection,
+    ConditionalDetrConfig,
+    DabDetrConfig,
+    DeformableDetrConfig,
+    DetrConfig,
+    DFineConfig,
+    HGNetV2Config,
+    ResNetConfig,
+    RTDetrConfig,
+    RTDetrResNetConfig,
+    RTDetrV2Config,
+)
+
+from sodviz.families import FAMILIES
+from sodviz.models import Detector, load_detector
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CLASS_NAMES = {0: "vehicle", 1: "person", 2: "boat"}
+# Families saved without preprocessor_config.json: the loader must build the family default.
+WITHOUT_PROCESSOR = {"dab-detr"}
+
+
+def _resnet(out_features: list[str], config_class=ResNetConfig):
+    return config_class(
+        embedding_size=8, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], layer_type="basic", out_features=out_features
+    )
+
+
+def _rt_detr_like(config_class):
+    return config_class(
+        backbone_config=_resnet(["stage2", "stage3", "stage4"], RTDetrResNetConfig),
+        encoder_in_channels=[16, 24, 32],
+        decoder_in_channels=[32, 32, 32],
+        freeze_backbone_batch_norms=False,
+        **_transformer_sizes(),
+        decoder_n_points=2,
+    )
+
+
+def _transformer_sizes() -> dict:
+    return dict(
+        d_model=32,
+        encoder_hidden_dim=32,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        decoder_layers=2,
+        decoder_attention_heads=2,
+        encoder_attention_heads=2,
+        num_queries=20,
+        num_labels=3,
+        id2label=CLASS_NAMES,
+    )
+
+
+def _dense(config_class, **extra):
+    sizes = _transformer_sizes()
+    del sizes["encoder_hidden_dim"]
+    if config_class is DabDetrConfig:
+        sizes["hidden_size"] = sizes.pop("d_model")
+    return config_class(
+        backbone_config=_resnet(["stage4"]), use_timm_backbone=False, encoder_layers=1, **sizes, **extra
+    )
+
+
+def tiny_config(model_type: str):
+    """A tiny random config (d_model 32, 2 decoder layers, 20 queries, 3 classes) of a family."""
+    if model_type == "rt_detr":
+        return _rt_detr_like(RTDetrConfig)
+    if model_type == "rt_detr_v2":
+        return _rt_detr_like(RTDetrV2Config)
+    if model_type == "d_fine":
+        backbone = HGNetV2Config(
+            stem_channels=[3, 8, 8],
+            embedding_size=8,
+            hidden_sizes=[16, 24, 32, 48],
+            stage_in_channels=[8, 16, 24, 32],
+            stage_mid_channels=[8, 8, 16, 16],
+            stage_out_channels=[16, 24, 32, 48],
+            stage_num_blocks=[1, 1, 1, 1],
+            stage_numb_of_layers=[1, 1, 1, 1],
+            stage_downsample=[False, True, True, True],
+            stage_light_block=[False, False, True, True],
+            stage_kernel_size=[3, 3, 5, 5],
+            out_features=["stage2", "stage3", "stage4"],
+        )
+        return DFineConfig(
+            backbone_config=backbone,
+            encoder_in_channels=[24, 32, 48],
+            decoder_in_channels=[32, 32, 32],
+            freeze_backbone_batch_norms=False,
+            **_transformer_sizes(),
+            decoder_n_points=[2, 3, 1],  # D-FINE allows a point count per level
+        )
+    if model_type == "deformable_detr":
+        sizes = _transformer_sizes()
+        del sizes["encoder_hidden_dim"]
+        return DeformableDetrConfig(
+            backbone_config=_resnet(["stage2", "stage3", "stage4"]),
+            use_timm_backbone=False,
+            encoder_layers=1,
+            num_feature_levels=4,
+            encoder_n_points=2,
+            decoder_n_points=2,
+            **sizes,
+        )
+    if model_type == "detr":
+        return _dense(DetrConfig)
+    if model_type == "conditional_detr":
+        return _dense(ConditionalDetrConfig)
+    if model_type == "dab-detr":
+        return _dense(DabDetrConfig)
+    raise ValueError(model_type)
+
+
+def tiny_processor(model_type: str):
+    family = FAMILIES[model_type]
+    processor_class = getattr(transformers, family.processor_class)
+    if family.fixed_size:
+        return processor_class(size={"height": 96, "width": 96})
+    return processor_class(size={"shortest_edge": 96, "longest_edge": 160})
+
+
+def build_tiny_model(model_type: str, seed: int = 0) -> torch.nn.Module:
+    """A tiny model whose every parameter is perturbed, so attention is not the init pattern."""
+    torch.manual_seed(seed)
+    model = AutoModelForObjectDetection.from_config(tiny_config(model_type))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.2)
+    return model.eval()
+
+
+def save_tiny_model(model_type: str, folder: Path, *, seed: int = 0) -> Path:
+    build_tiny_model(model_type, seed).save_pretrained(folder)
+    if model_type not in WITHOUT_PROCESSOR:
+        tiny_processor(model_type).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tiny_models")
+    return {model_type: save_tiny_model(model_type, root / model_type) for model_type in FAMILIES}
+
+
+@pytest.fixture(scope="session")
+def tiny_detectors(tiny_model_dirs) -> dict[str, Detector]:
+    return {model_type: load_detector(folder) for model_type, folder in tiny_model_dirs.items()}
+
+
+@pytest.fixture(params=list(FAMILIES))
+def detector(request, tiny_detectors) -> Detector:
+    return tiny_detectors[request.param]
+
+
+@pytest.fixture(params=[t for t, f in FAMILIES.items() if f.deformable])
+def deformable_detector(request, tiny_detectors) -> Detector:
+    return tiny_detectors[request.param]
+
+
+@pytest.fixture
+def image() -> np.ndarray:
+    """A non-square RGB test image with some structure."""
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 60, size=(120, 200, 3), dtype=np.uint8)
+    picture[30:60, 40:90] = (220, 40, 40)
+    picture[70:110, 120:190] = (40, 200, 60)
+    return picture
+
+
+def shared_images() -> list[Path]:
+    """Real aerial photographs from ../shared/data (never committed)."""
+    return sorted(SHARED_DATA.glob("*/images/*"))
+
+
+requires_shared_data = pytest.mark.skipif(
+    not shared_images(), reason=f"real photographs not found in {SHARED_DATA} (only on the team's machines)"
+)
