@@ -36,7 +36,11 @@ WITHOUT_PROCESSOR = {"dab-detr"}
 
 def _resnet(out_features: list[str], config_class=ResNetConfig):
     return config_class(
-        embedding_size=8, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], layer_type="basic", out_features=out_features
+        embedding_size=8,
+        hidden_sizes=[8, 16, 24, 32],
+        depths=[1, 1, 1, 1],
+        layer_type="basic",
+        out_features=out_features,
     )
 
 

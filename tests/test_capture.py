@@ -37,7 +37,9 @@ def _reference_deformable_attention(value, level_shapes, locations, weights):
         grid = 2 * locations[:, :, :, level] - 1  # [B, Q, heads, points, 2]
         grid = grid.permute(0, 2, 1, 3, 4).reshape(batch_size * num_heads, num_queries, -1, 2)
         sampled = F.grid_sample(level_value, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        level_weights = weights[:, :, :, level].permute(0, 2, 1, 3).reshape(batch_size * num_heads, 1, num_queries, -1)
+        level_weights = (
+            weights[:, :, :, level].permute(0, 2, 1, 3).reshape(batch_size * num_heads, 1, num_queries, -1)
+        )
         output += (sampled * level_weights).sum(-1).reshape(batch_size, num_heads, head_dim, num_queries)
     return output.reshape(batch_size, num_heads * head_dim, num_queries).transpose(1, 2)
 
@@ -68,12 +70,16 @@ def test_captured_points_reproduce_module_output(deformable_detector, image):
     with torch.no_grad(), AttentionCapture(model, deformable_detector.family, keep_values=True) as capture:
         model(**inputs)
         locations, weights, level_shapes = capture.deformable()
-        for layer, (record, decoder_layer) in enumerate(zip(capture.records, decoder_layers(model), strict=True)):
+        for layer, (record, decoder_layer) in enumerate(
+            zip(capture.records, decoder_layers(model), strict=True)
+        ):
             module = cross_attention_module(decoder_layer)
             hidden = record.encoder_hidden_states
             value = module.value_proj(hidden) if hasattr(module, "value_proj") else hidden
             value = value.reshape(*value.shape[:2], module.n_heads, -1)
-            reference = _reference_deformable_attention(value, level_shapes, locations[:, layer], weights[:, layer])
+            reference = _reference_deformable_attention(
+                value, level_shapes, locations[:, layer], weights[:, layer]
+            )
             if hasattr(module, "output_proj"):
                 reference = module.output_proj(reference)
             torch.testing.assert_close(reference, record.output, rtol=1e-4, atol=1e-5)
@@ -102,12 +108,26 @@ def test_hooks_removed_after_forward(detector, image):
     assert capture.grid_hw is not None or capture.records
 
 
-def test_hooks_removed_when_forward_raises(detector):
+def test_hooks_removed_when_forward_raises(detector, image):
     model = detector.model
+    inputs, _ = prepare_inputs(detector, [image])
+    with torch.no_grad():  # transformers installs its own output recorders on first use: count after
+        model(**inputs, output_attentions=True)
     before = _hook_count(model)
-    bad_input = torch.zeros(1, 5, 64, 64)  # five channels: the backbone raises
-    with pytest.raises(Exception), torch.no_grad(), AttentionCapture(model, detector.family):
-        model(pixel_values=bad_input)
+
+    def explode(module, args):
+        raise RuntimeError("boom in the last decoder layer")
+
+    bomb = decoder_layers(model)[-1].register_forward_pre_hook(explode)
+    try:
+        with (
+            pytest.raises(RuntimeError, match="boom"),
+            torch.no_grad(),
+            AttentionCapture(model, detector.family),
+        ):
+            model(**inputs, output_attentions=not detector.family.deformable)
+    finally:
+        bomb.remove()
     assert _hook_count(model) == before
 
 
