@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 from sodviz.types import Attention, DeformableAttention, DenseAttention, InferenceResult
-
-_CV_MAX_CHANNELS = 512
 
 
 def attention_grid_hw(attention: Attention) -> tuple[int, int]:
@@ -185,13 +182,21 @@ def _resize_keep_mass(maps: np.ndarray, height: int, width: int) -> np.ndarray:
     """Bilinear resize of `(N, h, w)` maps to `(N, height, width)`, each rescaled to keep its sum."""
     if maps.shape[1:] == (height, width):
         return maps
-    chunks = []
-    for start in range(0, maps.shape[0], _CV_MAX_CHANNELS):
-        chunk = np.ascontiguousarray(maps[start : start + _CV_MAX_CHANNELS].transpose(1, 2, 0))
-        resized = cv2.resize(chunk, (width, height), interpolation=cv2.INTER_LINEAR)
-        chunks.append(resized.reshape(height, width, -1).transpose(2, 0, 1))
-    resized = np.concatenate(chunks, axis=0)
+    rows = _linear_resize_matrix(maps.shape[1], height)  # [height, h]
+    cols = _linear_resize_matrix(maps.shape[2], width)  # [width, w]
+    resized = np.einsum("Hh,nhw,Ww->nHW", rows, maps, cols, optimize=True)
     before = maps.sum(axis=(1, 2))
     after = resized.sum(axis=(1, 2))
     scale = np.divide(before, after, out=np.zeros_like(before), where=after > 0)
     return resized * scale[:, None, None]
+
+
+def _linear_resize_matrix(source: int, target: int) -> np.ndarray:
+    """`(target, source)` matrix of 1-D linear interpolation (pixel centres, like align_corners=False)."""
+    position = np.clip((np.arange(target) + 0.5) * source / target - 0.5, 0, source - 1)
+    low = np.minimum(np.floor(position).astype(np.int64), max(source - 2, 0))
+    frac = position - low
+    matrix = np.zeros((target, source))
+    matrix[np.arange(target), low] += 1 - frac
+    matrix[np.arange(target), np.minimum(low + 1, source - 1)] += frac
+    return matrix

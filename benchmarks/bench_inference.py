@@ -1,0 +1,138 @@
+"""Benchmark the inference core on the default RT-DETR config (random weights) at 640 px.
+
+Prints: capture overhead against a plain eager forward, cache-hit time, one query's map, the
+aggregate map over all 300 queries. Timings interleave the compared variants in one run and
+report medians, because a shared machine is noisy.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_inference.py [--rounds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import RTDetrConfig, RTDetrForObjectDetection, RTDetrImageProcessorPil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sodviz.attention import aggregate_attention_map, query_attention_entropy, query_attention_map
+from sodviz.cache import InferenceCache
+from sodviz.imageio import load_image
+from sodviz.inference import forward_with_capture, prepare_inputs, run_inference
+from sodviz.models import load_detector
+
+SHARED_IMAGE = Path(__file__).resolve().parents[2] / "shared/data/visdrone_val_2img/images"
+
+
+def median_ms(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def test_image() -> tuple[np.ndarray, str]:
+    photos = sorted(SHARED_IMAGE.glob("*")) if SHARED_IMAGE.is_dir() else []
+    if photos:
+        return load_image(photos[0]), f"{photos[0].name} (real 1920x1080 photo)"
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, size=(1080, 1920, 3), dtype=np.uint8), "random 1920x1080 image"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved forward rounds (default 10)")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    folder = Path(tempfile.mkdtemp(prefix="sodviz-bench-"))
+    RTDetrForObjectDetection(RTDetrConfig()).save_pretrained(folder)
+    RTDetrImageProcessorPil().save_pretrained(folder)  # 640x640, the RT-DETR default
+    detector = load_detector(folder)
+    image, image_name = test_image()
+    config = detector.model.config
+    parameters = sum(p.numel() for p in detector.model.parameters()) / 1e6
+    print(
+        f"model: default RTDetrConfig, {parameters:.1f} M parameters, {config.num_queries} queries, "
+        f"{config.decoder_layers} decoder layers, input {detector.input_size} px; torch threads "
+        f"{torch.get_num_threads()}; image: {image_name}"
+    )
+
+    inputs, _ = prepare_inputs(detector, [image])
+
+    def plain() -> None:
+        with torch.inference_mode():
+            detector.model(**inputs)
+
+    def captured() -> None:
+        forward_with_capture(detector, inputs)
+
+    plain(), captured()  # warm-up
+    plain_times, capture_times = [], []
+    for _ in range(args.rounds):
+        plain_times.append(median_ms(plain, 1))
+        capture_times.append(median_ms(captured, 1))
+    plain_ms, capture_ms = statistics.median(plain_times), statistics.median(capture_times)
+    full_ms = median_ms(lambda: run_inference(detector, image, cache=None), 3)
+    preprocess_ms = median_ms(lambda: prepare_inputs(detector, [image]), 5)
+
+    cache = InferenceCache()
+    result = run_inference(detector, image, cache=cache)
+    hit_ms = median_ms(lambda: run_inference(detector, image, cache=cache), 50)
+    queries = np.argsort(-result.scores)[:20]
+    map_ms = statistics.median(median_ms(lambda q=q: query_attention_map(result, int(q)), 5) for q in queries)
+    map_mean_ms = statistics.median(
+        median_ms(lambda q=q: query_attention_map(result, int(q), layer=None), 5) for q in queries
+    )
+    aggregate_ms = median_ms(lambda: aggregate_attention_map(result), 20)
+    aggregate_mean_ms = median_ms(lambda: aggregate_attention_map(result, layer=None), 10)
+    entropy_ms = median_ms(lambda: query_attention_entropy(result), 10)
+
+    ratio = capture_ms / plain_ms
+    rows = [
+        ("plain eager forward (ms)", f"{plain_ms:.0f}", ""),
+        ("forward with capture hooks (ms)", f"{capture_ms:.0f}", ""),
+        ("capture overhead (ratio)", f"{ratio:.3f}", _verdict(ratio <= 1.10, "<= 1.10x")),
+        ("preprocess 1920x1080 -> 640 (ms)", f"{preprocess_ms:.0f}", ""),
+        ("run_inference, no cache (ms)", f"{full_ms:.0f}", ""),
+        ("cache hit, incl. image hash (ms)", f"{hit_ms:.2f}", _verdict(hit_ms <= 5, "<= 5 ms")),
+        ("one query's map, last layer (ms)", f"{map_ms:.2f}", _verdict(map_ms <= 20, "<= 20 ms")),
+        (
+            "one query's map, mean of layers (ms)",
+            f"{map_mean_ms:.2f}",
+            _verdict(map_mean_ms <= 20, "<= 20 ms"),
+        ),
+        (
+            f"aggregate map, {result.num_queries} queries (ms)",
+            f"{aggregate_ms:.2f}",
+            _verdict(aggregate_ms <= 100, "<= 100 ms"),
+        ),
+        (
+            "aggregate map, mean of layers (ms)",
+            f"{aggregate_mean_ms:.2f}",
+            _verdict(aggregate_mean_ms <= 100, "<= 100 ms"),
+        ),
+        (f"entropy of all {result.num_queries} queries (ms)", f"{entropy_ms:.2f}", ""),
+        ("result size in cache (MB)", f"{result.nbytes / 2**20:.2f}", ""),
+    ]
+    width = max(len(row[0]) for row in rows)
+    print(f"\n{'measure':<{width}}  {'value':>8}  target")
+    for name, value, verdict in rows:
+        print(f"{name:<{width}}  {value:>8}  {verdict}")
+
+
+def _verdict(ok: bool, target: str) -> str:
+    return f"{target}: {'met' if ok else 'MISSED'}"
+
+
+if __name__ == "__main__":
+    main()
