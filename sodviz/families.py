@@ -17,8 +17,6 @@ class Family:
         sigmoid_scores: True for sigmoid (focal-loss) class scores, False for a softmax with a
             trailing no-object class. A config's `use_focal_loss`, where present, overrides it.
         processor_class: the PIL-backend image processor built when a checkpoint has none.
-        fixed_size: True when the processor resizes to a square `(size, size)` input; False when it
-            keeps the aspect ratio with a shortest edge (and pads).
         points_from_offsets: deformable only. True when the module computes its sampling locations
             inline (RT-DETRv2, D-FINE), so sodviz rebuilds them from the captured offsets; False
             when a `MultiScaleDeformableAttention` submodule receives them (RT-DETR, Deformable DETR).
@@ -29,22 +27,21 @@ class Family:
     deformable: bool
     sigmoid_scores: bool
     processor_class: str
-    fixed_size: bool
     points_from_offsets: bool = False
 
 
 FAMILIES: dict[str, Family] = {
     family.model_type: family
     for family in (
-        Family("rt_detr", "RT-DETR", True, True, "RTDetrImageProcessorPil", True),
-        Family("rt_detr_v2", "RT-DETRv2", True, True, "RTDetrImageProcessorPil", True, True),
-        Family("d_fine", "D-FINE", True, True, "RTDetrImageProcessorPil", True, True),
-        Family("deformable_detr", "Deformable DETR", True, True, "DeformableDetrImageProcessorPil", False),
-        Family("detr", "DETR", False, False, "DetrImageProcessorPil", False),
+        Family("rt_detr", "RT-DETR", True, True, "RTDetrImageProcessorPil"),
+        Family("rt_detr_v2", "RT-DETRv2", True, True, "RTDetrImageProcessorPil", points_from_offsets=True),
+        Family("d_fine", "D-FINE", True, True, "RTDetrImageProcessorPil", points_from_offsets=True),
+        Family("deformable_detr", "Deformable DETR", True, True, "DeformableDetrImageProcessorPil"),
+        Family("detr", "DETR", False, False, "DetrImageProcessorPil"),
         Family(
             "conditional_detr", "Conditional DETR", False, True, "ConditionalDetrImageProcessorPil", False
         ),
-        Family("dab-detr", "DAB-DETR", False, True, "ConditionalDetrImageProcessorPil", False),
+        Family("dab-detr", "DAB-DETR", False, True, "ConditionalDetrImageProcessorPil"),
     )
 }
 

@@ -79,14 +79,11 @@ def prepare_inputs(
     for image in images:
         _check_image(image)
     size = resolve_input_size(detector, input_size)
-    processor = detector.processor
-    if detector.family.fixed_size:
-        size_dict = {"height": size, "width": size}
-    else:
-        ratio = processor.size.longest_edge / processor.size.shortest_edge
-        size_dict = {"shortest_edge": size, "longest_edge": round(size * ratio)}
-    inputs = processor(
-        images=list(images), size=size_dict, return_tensors="pt", input_data_format="channels_last"
+    inputs = detector.processor(
+        images=list(images),
+        size=processor_size(detector.processor, size),
+        return_tensors="pt",
+        input_data_format="channels_last",
     )
     input_hw = tuple(int(v) for v in inputs["pixel_values"].shape[-2:])
     transforms = []
@@ -99,6 +96,21 @@ def prepare_inputs(
         transforms.append(InputTransform(image_hw=image.shape[:2], resized_hw=resized_hw, input_hw=input_hw))
     device = next(detector.model.parameters()).device
     return {name: value.to(device) for name, value in inputs.items()}, transforms
+
+
+def processor_size(processor: object, input_size: int) -> dict[str, int]:
+    """The processor's `size` argument for an input size, in the processor's own style.
+
+    Fixed-size processors (RT-DETR family) get `input_size` as height, width scaled alike;
+    aspect-keeping ones (DETR family) get it as the shortest edge, the longest edge scaled alike.
+    """
+    size = processor.size
+    if getattr(size, "height", None) and getattr(size, "width", None):
+        return {"height": input_size, "width": round(input_size * size.width / size.height)}
+    if getattr(size, "shortest_edge", None):
+        longest = size.longest_edge or round(size.shortest_edge * 1333 / 800)
+        return {"shortest_edge": input_size, "longest_edge": round(input_size * longest / size.shortest_edge)}
+    raise ValueError(f"cannot set an input size on processor size {size}")
 
 
 def forward_with_capture(detector: Detector, inputs: dict[str, torch.Tensor]):

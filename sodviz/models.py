@@ -76,7 +76,7 @@ def load_detector(source: str | os.PathLike, *, device: str = "cpu", allow_pickl
         processor=processor,
         family=family,
         class_names=class_names,
-        input_size=_default_input_size(processor, family),
+        input_size=_default_input_size(processor),
         content_hash=_content_hash(model, processor),
         source=str(source),
     )
@@ -178,13 +178,12 @@ def _load_processor(location: str, family: Family) -> object:
     return getattr(transformers, family.processor_class)()
 
 
-def _default_input_size(processor: object, family: Family) -> int:
+def _default_input_size(processor: object) -> int:
     size = processor.size
-    if family.fixed_size and getattr(size, "height", None):
-        return int(size.height)
-    if getattr(size, "shortest_edge", None):
-        return int(size.shortest_edge)
-    raise ValueError(f"cannot tell the input size from processor size {size}")
+    value = getattr(size, "height", None) or getattr(size, "shortest_edge", None)
+    if not value:
+        raise ValueError(f"cannot tell the input size from processor size {size}")
+    return int(value)
 
 
 def _content_hash(model: PreTrainedModel, processor: object) -> str:

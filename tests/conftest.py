@@ -131,11 +131,10 @@ def tiny_config(model_type: str):
 
 
 def tiny_processor(model_type: str):
-    family = FAMILIES[model_type]
-    processor_class = getattr(transformers, family.processor_class)
-    if family.fixed_size:
-        return processor_class(size={"height": 96, "width": 96})
-    return processor_class(size={"shortest_edge": 96, "longest_edge": 160})
+    processor = getattr(transformers, FAMILIES[model_type].processor_class)()
+    if processor.size.height:  # fixed-size (RT-DETR family)
+        return type(processor)(size={"height": 96, "width": 96})
+    return type(processor)(size={"shortest_edge": 96, "longest_edge": 160})
 
 
 def build_tiny_model(model_type: str, seed: int = 0) -> torch.nn.Module:

@@ -15,6 +15,14 @@ def _hook_count(model: torch.nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
+def _inputs_and_settled_hook_count(detector, image) -> tuple[dict, int]:
+    """Model inputs, and the hook count after one forward: transformers adds its own recorders then."""
+    inputs, _ = prepare_inputs(detector, [image])
+    with torch.no_grad():
+        detector.model(**inputs, output_attentions=True)
+    return inputs, _hook_count(detector.model)
+
+
 def _points_per_level(module: torch.nn.Module, num_levels: int, num_points: int) -> list[int]:
     points = getattr(module, "n_points_list", None) or getattr(module, "num_points_list", None)
     return list(points) if points is not None else [num_points] * num_levels
@@ -97,10 +105,7 @@ def test_points_change_with_the_image(deformable_detector, image):
 
 def test_hooks_removed_after_forward(detector, image):
     model = detector.model
-    inputs, _ = prepare_inputs(detector, [image])
-    with torch.no_grad():  # transformers installs its own output recorders on first use: count after
-        model(**inputs, output_attentions=True)
-    before = _hook_count(model)
+    inputs, before = _inputs_and_settled_hook_count(detector, image)
     with torch.no_grad(), AttentionCapture(model, detector.family) as capture:
         assert _hook_count(model) > before
         model(**inputs, output_attentions=not detector.family.deformable)
@@ -110,10 +115,7 @@ def test_hooks_removed_after_forward(detector, image):
 
 def test_hooks_removed_when_forward_raises(detector, image):
     model = detector.model
-    inputs, _ = prepare_inputs(detector, [image])
-    with torch.no_grad():  # transformers installs its own output recorders on first use: count after
-        model(**inputs, output_attentions=True)
-    before = _hook_count(model)
+    inputs, before = _inputs_and_settled_hook_count(detector, image)
 
     def explode(module, args):
         raise RuntimeError("boom in the last decoder layer")
