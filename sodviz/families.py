@@ -38,9 +38,7 @@ FAMILIES: dict[str, Family] = {
         Family("d_fine", "D-FINE", True, True, "RTDetrImageProcessorPil", points_from_offsets=True),
         Family("deformable_detr", "Deformable DETR", True, True, "DeformableDetrImageProcessorPil"),
         Family("detr", "DETR", False, False, "DetrImageProcessorPil"),
-        Family(
-            "conditional_detr", "Conditional DETR", False, True, "ConditionalDetrImageProcessorPil", False
-        ),
+        Family("conditional_detr", "Conditional DETR", False, True, "ConditionalDetrImageProcessorPil"),
         Family("dab-detr", "DAB-DETR", False, True, "ConditionalDetrImageProcessorPil"),
     )
 }
