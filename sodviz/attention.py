@@ -152,12 +152,19 @@ def _deformable_maps(
     for lv in levels:
         level_h, level_w = (int(v) for v in attention.level_shapes[lv])
         index = np.broadcast_to(out_index, weights.shape[:3])  # [layers, N, heads]
-        level_map = _splat(locations[..., lv, :, :], weights[..., lv, :], index, num_out, level_h, level_w)
+        level_map = _splat(
+            locations[..., lv, :, :],
+            weights[..., lv, :],
+            out_index=index,
+            num_out=num_out,
+            height=level_h,
+            width=level_w,
+        )
         out += _resize_keep_mass(level_map, grid_h, grid_w)
     return out.astype(np.float32)
 
 
-def _splat(locations, weights, out_index, num_out: int, height: int, width: int) -> np.ndarray:
+def _splat(locations, weights, *, out_index, num_out: int, height: int, width: int) -> np.ndarray:
     """Bilinear splat of `weights [..., P]` at `locations [..., P, 2]` -> `(num_out, height, width)`.
 
     Uses grid_sample's pixel convention (align_corners=False): x_pixel = x * width - 0.5.

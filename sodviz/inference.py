@@ -143,13 +143,16 @@ def _split_attention(detector: Detector, outputs, capture: AttentionCapture, bat
         locations = locations.float().cpu().numpy()
         weights = weights.float().cpu().numpy()
         shapes = np.array(level_shapes, dtype=np.int64)
-        return [DeformableAttention(locations[i], weights[i], shapes) for i in range(batch_size)]
+        return [
+            DeformableAttention(locations=locations[i], weights=weights[i], level_shapes=shapes)
+            for i in range(batch_size)
+        ]
     grid_h, grid_w = capture.grid_hw
     stacked = torch.stack(list(outputs.cross_attentions), dim=1)  # [B, layers, heads, Q, h*w]
     if stacked.shape[-1] != grid_h * grid_w:
         raise RuntimeError(f"cross-attention has {stacked.shape[-1]} keys, feature grid is {grid_h}x{grid_w}")
     weights = stacked.reshape(*stacked.shape[:-1], grid_h, grid_w).float().cpu().numpy()
-    return [DenseAttention(weights[i]) for i in range(batch_size)]
+    return [DenseAttention(weights=weights[i]) for i in range(batch_size)]
 
 
 def _check_image(image: np.ndarray) -> None:
