@@ -103,6 +103,39 @@ def query_attention_entropy(
     return attention_entropy(query_attention_maps(result, layer=layer, head=head), normalize=normalize)
 
 
+def attention_mass_in_box(
+    result: InferenceResult,
+    query_index: int,
+    box_xyxy: np.ndarray,
+    *,
+    enlarge: float = 1.0,
+    layer: int | None = -1,
+) -> float:
+    """Share of a query's attention mass inside a box (original pixels), optionally enlarged about its centre.
+
+    Cells count by the fraction of their area inside the box, so the share is exact for the
+    piecewise-constant map on the attention grid.
+    """
+    heat = query_attention_map(result, query_index, layer=layer)
+    total = float(heat.sum())
+    if total <= 0:
+        return 0.0
+    box = np.asarray(box_xyxy, np.float64)
+    center, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) * enlarge / 2
+    box_input = result.transform.image_to_input(np.concatenate([center - half, center + half]))
+    grid_h, grid_w = heat.shape
+    input_h, input_w = result.transform.input_hw
+    cols = _coverage(box_input[0] * grid_w / input_w, box_input[2] * grid_w / input_w, grid_w)
+    rows = _coverage(box_input[1] * grid_h / input_h, box_input[3] * grid_h / input_h, grid_h)
+    return float(rows @ heat @ cols) / total
+
+
+def _coverage(low: float, high: float, cells: int) -> np.ndarray:
+    """Fraction of each unit cell [i, i + 1) inside [low, high]."""
+    edges = np.arange(cells)
+    return np.clip(np.minimum(edges + 1, high) - np.maximum(edges, low), 0, 1)
+
+
 def _query_indices(result: InferenceResult, query_indices) -> np.ndarray:
     if query_indices is None:
         return np.arange(result.num_queries)

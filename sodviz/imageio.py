@@ -25,6 +25,6 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{path} is not a readable image: {error}") from error
 
 
-def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a uint8 RGB array (PNG or JPEG by extension)."""
-    Image.fromarray(image).save(path)
+def save_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95) -> None:
+    """Write a uint8 RGB array (format by extension; `quality` for JPEG)."""
+    Image.fromarray(image).save(path, quality=quality)

@@ -11,6 +11,7 @@ from sodviz.attention import (
     aggregate_attention_map,
     attention_entropy,
     attention_grid_hw,
+    attention_mass_in_box,
     query_attention_entropy,
     query_attention_map,
     query_attention_maps,
@@ -177,3 +178,26 @@ def test_out_of_range_selection_is_refused(tiny_detectors, image, selection):
         query_attention_map(result, 0, **selection)
     with pytest.raises(ValueError, match="query indices"):
         query_attention_maps(result, [result.num_queries])
+
+
+@pytest.mark.parametrize(
+    ("box", "enlarge", "expected"),
+    [
+        ((16, 8, 24, 16), 1.0, 1.0),  # the point's cell (row 1, col 2 of a 4x8 grid over 64x32 px)
+        ((0, 0, 8, 8), 1.0, 0.0),  # another cell
+        ((16, 8, 20, 16), 1.0, 0.5),  # half of the cell
+        ((18, 10, 22, 14), 2.0, 1.0),  # a quarter-cell box enlarged 2x covers the whole cell
+    ],
+)
+def test_attention_mass_in_box(box, enlarge, expected):
+    result = _single_point((2 + 0.5) / 8, (1 + 0.5) / 4)
+    result = InferenceResult(
+        boxes_xyxy=result.boxes_xyxy,
+        class_scores=result.class_scores,
+        attention=result.attention,
+        transform=InputTransform(image_hw=(32, 64), resized_hw=(32, 64), input_hw=(32, 64)),
+        class_names=result.class_names,
+        family=result.family,
+    )
+    share = attention_mass_in_box(result, 0, np.array(box, np.float32), enlarge=enlarge)
+    assert share == pytest.approx(expected, abs=1e-6)

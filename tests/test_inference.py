@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import requires_shared_data, shared_images
 
+from conftest import requires_shared_data, shared_images
 from sodviz.attention import aggregate_attention_map
 from sodviz.imageio import load_image
 from sodviz.inference import boxes_to_image, prepare_inputs, run_inference, run_inference_batch, to_detections

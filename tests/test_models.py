@@ -9,11 +9,11 @@ import time
 
 import pytest
 import torch
-from conftest import WITHOUT_PROCESSOR, build_tiny_model, save_tiny_model
 from transformers import DetrConfig, ResNetConfig, YolosConfig
 from transformers.utils import is_timm_available
 
 import sodviz.models
+from conftest import WITHOUT_PROCESSOR, build_tiny_model, save_tiny_model
 from sodviz.families import FAMILIES
 from sodviz.models import load_detector
 

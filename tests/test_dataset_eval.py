@@ -1,0 +1,53 @@
+"""A detector scored on a COCO dataset end to end (tiny model, a tiny generated dataset)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sodviz.cli import main
+from sodviz.dataset_eval import evaluate_detector
+from sodviz.synth import SceneConfig, write_dataset
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    return write_dataset(
+        tmp_path_factory.mktemp("synth"), "test", 2, config=SceneConfig(min_side=256, max_side=256)
+    )
+
+
+@pytest.mark.parametrize("frame", ["input", "image"])
+def test_evaluate_detector_counts_every_ground_truth(tiny_detectors, tiny_dataset, frame):
+    report = evaluate_detector(
+        tiny_detectors["rt_detr"],
+        tiny_dataset / "annotations.json",
+        tiny_dataset / "images",
+        score_threshold=0.0,
+        frame=frame,
+    )
+    truth = json.loads((tiny_dataset / "annotations.json").read_text())
+    assert sum(c["tp"] + c["fn"] for c in report.counts.values()) == len(truth["annotations"])
+    assert set(report.metrics) >= {"AP", "AP50", "AP_S", "AP_vt", "AP50_t"}
+    assert ((report.attention_in_box >= 0) & (report.attention_in_box <= 1 + 1e-6)).all()
+    assert report.attention_in_box.size == sum(c["tp"] for c in report.counts.values())
+
+
+def test_evaluate_cli_writes_json(tiny_model_dirs, tiny_dataset, tmp_path):
+    out = tmp_path / "metrics.json"
+    argv = [
+        "evaluate",
+        "--data",
+        str(tiny_dataset / "annotations.json"),
+        "--images",
+        str(tiny_dataset / "images"),
+        "--model",
+        str(tiny_model_dirs["detr"]),
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    figures = json.loads(out.read_text())
+    assert figures["frame"] == "input" and np.isfinite(figures["metrics"]["AP"])
