@@ -8,8 +8,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from sodviz.families import FAMILIES, HUB_PRESETS
 
 
@@ -153,7 +151,7 @@ def train(args: argparse.Namespace) -> None:
 def evaluate(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from sodviz.dataset_eval import evaluate_detector
+    from sodviz.dataset_eval import attention_medians, evaluate_detector
     from sodviz.models import load_detector
 
     detector = load_detector(args.model)
@@ -170,28 +168,24 @@ def evaluate(args: argparse.Namespace) -> None:
         )
     print(evaluation_text(report))
     if args.out is not None:
-        shares = report.attention_in_box
-        args.out.write_text(
-            json.dumps(
-                {
-                    "model": args.model,
-                    "data": str(args.data),
-                    "frame": report.frame,
-                    "metrics": report.metrics,
-                    "score_threshold": report.score_threshold,
-                    "counts": report.counts,
-                    "attention_in_box_2x": {
-                        "matched": int(shares.size),
-                        "median": float(np.median(shares)) if shares.size else None,
-                        "mean": float(shares.mean()) if shares.size else None,
-                    },
-                },
-                indent=1,
-            )
-        )
+        figures = {
+            "model": args.model,
+            "data": str(args.data),
+            "frame": report.frame,
+            "metrics": report.metrics,
+            "score_threshold": report.score_threshold,
+            "counts": report.counts,
+            "attention_in_box_2x": {
+                name: {"median": median, "matched": count}
+                for name, (median, count) in attention_medians(report).items()
+            },
+        }
+        args.out.write_text(json.dumps(figures, indent=1))
 
 
 def evaluation_text(report) -> str:
+    from sodviz.dataset_eval import attention_medians
+
     lines = [f"AP metrics (size buckets in {report.frame} pixels):"]
     lines += [f"  {name:<8} {value:.4f}" for name, value in report.metrics.items()]
     lines += [f"TP/FP/FN at IoU 0.5, score >= {report.score_threshold}:"]
@@ -199,12 +193,12 @@ def evaluation_text(report) -> str:
         f"  {bucket:<3} tp {c['tp']:>6}  fp {c['fp']:>6}  fn {c['fn']:>6}"
         for bucket, c in report.counts.items()
     ]
-    shares = report.attention_in_box
-    if shares.size:
-        lines.append(
-            f"attention share inside 2x the matched box (last layer): median {np.median(shares):.3f}, "
-            f"mean {shares.mean():.3f} over {shares.size} matched detections"
-        )
+    medians = attention_medians(report)
+    if medians:
+        lines.append("attention share inside 2x the matched object's box (last layer), median:")
+        lines += [
+            f"  {name:<3} {median:.3f} over {count} matched" for name, (median, count) in medians.items()
+        ]
     return "\n".join(lines)
 
 

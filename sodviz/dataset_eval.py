@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from sodviz.attention import attention_mass_in_box
-from sodviz.evaluation import coco_metrics, load_coco, match_detections
+from sodviz.evaluation import coco_metrics, load_coco, match_detections, size_bucket
 from sodviz.imageio import load_image
 from sodviz.inference import run_inference
 from sodviz.models import Detector
@@ -25,6 +25,7 @@ class DatasetEvaluation:
         counts: TP / FP / FN per AI-TOD bucket at IoU 0.5 and `score_threshold`.
         attention_in_box: float `(M,)`, for each detection matched to a ground truth, the share
             of its query's last-layer attention inside a box twice its object's size.
+        attention_bucket: str `(M,)`, the AI-TOD size bucket of each matched object (same frame).
         score_threshold: the threshold used for counts and matches.
         frame: "input" (size buckets in model-input pixels) or "image" (original pixels).
     """
@@ -32,6 +33,7 @@ class DatasetEvaluation:
     metrics: dict[str, float]
     counts: dict[str, dict[str, int]]
     attention_in_box: np.ndarray
+    attention_bucket: np.ndarray
     score_threshold: float
     frame: str
 
@@ -74,7 +76,22 @@ def evaluate_detector(
         attention_mass_in_box(results[det["image_id"]], det["query_index"], _xyxy(gt["bbox"]), enlarge=2.0)
         for det, gt in pairs
     ]
-    return DatasetEvaluation(metrics, counts, np.array(shares, np.float32), score_threshold, frame)
+    buckets = [size_bucket(gt["bbox"], scale[gt["image_id"]]) for _, gt in pairs]
+    return DatasetEvaluation(
+        metrics=metrics,
+        counts=counts,
+        attention_in_box=np.array(shares, np.float32),
+        attention_bucket=np.array(buckets, dtype=str),
+        score_threshold=score_threshold,
+        frame=frame,
+    )
+
+
+def attention_medians(report: DatasetEvaluation) -> dict[str, tuple[float, int]]:
+    """Median attention-in-box share and count of matched detections, overall and per size bucket."""
+    shares, buckets = report.attention_in_box, report.attention_bucket
+    groups = [("all", np.ones(shares.size, bool))] + [(b, buckets == b) for b in ("vt", "t", "s", "m")]
+    return {name: (float(np.median(shares[mask])), int(mask.sum())) for name, mask in groups if mask.any()}
 
 
 def _coco_results(result, image_id: int) -> list[dict]:

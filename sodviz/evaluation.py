@@ -93,7 +93,7 @@ def match_detections(
     evaluator = _evaluator(ground_truth, kept, area_scale=area_scale, buckets={"all": (0, math.inf)}, iou=iou)
     if evaluator is None:  # no detections: every ground truth is missed
         for annotation in ground_truth["annotations"]:
-            counts[_bucket(annotation["bbox"], _scale(area_scale, annotation["image_id"]))]["fn"] += 1
+            counts[size_bucket(annotation["bbox"], _scale(area_scale, annotation["image_id"]))]["fn"] += 1
         return counts, []
     gts, dts = evaluator.cocoGt.anns, evaluator.cocoDt.anns
     pairs = []
@@ -105,14 +105,14 @@ def match_detections(
             record["gtIds"], record["gtMatches"][0], record["gtIgnore"], strict=True
         ):
             if not ignored:
-                counts[_bucket(gts[gt_id]["bbox"], scale)]["tp" if matched else "fn"] += 1
+                counts[size_bucket(gts[gt_id]["bbox"], scale)]["tp" if matched else "fn"] += 1
         for dt_id, matched, ignored in zip(
             record["dtIds"], record["dtMatches"][0], record["dtIgnore"][0], strict=True
         ):
             if matched:
                 pairs.append((dts[dt_id], gts[int(matched)]))
             elif not ignored:
-                counts[_bucket(dts[dt_id]["bbox"], scale)]["fp"] += 1
+                counts[size_bucket(dts[dt_id]["bbox"], scale)]["fp"] += 1
     return counts, pairs
 
 
@@ -166,6 +166,7 @@ def _scale(area_scale: dict[int, float] | None, image_id: int) -> float:
     return 1.0 if area_scale is None else float(area_scale[image_id])
 
 
-def _bucket(bbox_xywh, scale: float) -> str:
+def size_bucket(bbox_xywh, scale: float = 1.0) -> str:
+    """The AI-TOD bucket (vt, t, s, m) of a COCO box whose lengths are scaled by `scale`."""
     size = math.sqrt(bbox_xywh[2] * bbox_xywh[3]) * scale
     return next(name for name, (low, high) in AITOD_BUCKETS.items() if low <= size < high)

@@ -417,7 +417,7 @@ def dataset_statistics(coco: dict) -> dict:
         "objects": len(coco["annotations"]),
         "objects_per_image": {
             "mean": float(per_image.mean()) if len(per_image) else 0.0,
-            "min": int(per_image.min(initial=0)),
+            "min": int(per_image.min()) if len(per_image) else 0,
             "max": int(per_image.max(initial=0)),
         },
         "median_size_px": float(np.median(all_sizes)) if all_sizes.size else 0.0,

@@ -51,3 +51,17 @@ def test_evaluate_cli_writes_json(tiny_model_dirs, tiny_dataset, tmp_path):
     assert main(argv) == 0
     figures = json.loads(out.read_text())
     assert figures["frame"] == "input" and np.isfinite(figures["metrics"]["AP"])
+    assert set(figures["attention_in_box_2x"]) <= {"all", "vt", "t", "s", "m"}
+
+
+def test_attention_shares_carry_their_size_bucket(tiny_detectors, tiny_dataset):
+    report = evaluate_detector(
+        tiny_detectors["d_fine"],
+        tiny_dataset / "annotations.json",
+        tiny_dataset / "images",
+        score_threshold=0.0,
+    )
+    assert report.attention_bucket.shape == report.attention_in_box.shape
+    counts = {bucket: c["tp"] for bucket, c in report.counts.items()}
+    for bucket, matched in counts.items():
+        assert int((report.attention_bucket == bucket).sum()) == matched

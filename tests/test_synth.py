@@ -59,6 +59,8 @@ def test_written_dataset_loads_with_pycocotools(tmp_path):
     assert (folder / "images" / first["file_name"]).is_file()
     stats = json.loads((folder / "stats.json").read_text())
     assert stats["images"] == 3 and stats["objects"] == len(coco.getAnnIds())
+    per_image = [len(coco.getAnnIds(imgIds=[i])) for i in coco.getImgIds()]
+    assert stats["objects_per_image"]["min"] == min(per_image) > 0
     with pytest.raises(ValueError, match="split"):
         write_dataset(tmp_path, "holdout", 1)
 
