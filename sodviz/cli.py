@@ -106,7 +106,7 @@ def models_text() -> str:
 def synth(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from sodviz.synth import write_dataset
+    from sodviz.synth_datasets import write_dataset
 
     for split in ("train", "val", "test"):
         count = getattr(args, split)

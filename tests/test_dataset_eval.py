@@ -9,7 +9,8 @@ import pytest
 
 from sodviz.cli import main
 from sodviz.dataset_eval import evaluate_detector
-from sodviz.synth import SceneConfig, write_dataset
+from sodviz.synth import SceneConfig
+from sodviz.synth_datasets import write_dataset
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from sodviz.synth import CLASSES, SPLIT_SEEDS, SceneConfig, dataset_statistics, generate_scene, write_dataset
+from sodviz.synth import CLASSES, SceneConfig, generate_scene
+from sodviz.synth_datasets import SPLIT_SEEDS, dataset_statistics, write_dataset
 
 SMALL = SceneConfig(min_side=256, max_side=320)
 

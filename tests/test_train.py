@@ -11,7 +11,8 @@ from transformers import RTDetrResNetConfig
 
 from sodviz.inference import run_inference
 from sodviz.models import load_detector
-from sodviz.synth import SceneConfig, write_dataset
+from sodviz.synth import SceneConfig
+from sodviz.synth_datasets import write_dataset
 from sodviz.train import CocoCrops, TrainConfig, _crop_boxes, _random_flip_rotate, lr_factor, train
 
 TINY_MODEL = dict(
