@@ -233,19 +233,15 @@ def predict(args: argparse.Namespace) -> None:
 
 def coco_records(detections, entropy, *, image_id: int) -> list[dict]:
     """COCO results format (bbox = [x, y, w, h]) plus the query index and its attention entropy."""
-    records = []
-    for i in range(len(detections)):
-        x0, y0, x1, y1 = (float(v) for v in detections.xyxy[i])
-        query = int(detections.data["query_index"][i])
-        records.append(
-            {
-                "image_id": image_id,
-                "category_id": int(detections.class_id[i]),
-                "category_name": str(detections.data["class_name"][i]),
-                "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
-                "score": round(float(detections.confidence[i]), 5),
-                "query_index": query,
-                "attention_entropy": round(float(entropy[query]), 5),
-            }
-        )
-    return records
+    from sodviz.evaluation import coco_results
+
+    queries = detections.data["query_index"]
+    return coco_results(
+        detections.xyxy,
+        detections.confidence,
+        detections.class_id,
+        image_id=image_id,
+        category_name=detections.data["class_name"],
+        query_index=queries,
+        attention_entropy=entropy[queries],
+    )

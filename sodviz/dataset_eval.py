@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from sodviz.attention import attention_mass_in_box
-from sodviz.evaluation import coco_metrics, load_coco, match_detections, size_bucket
+from sodviz.evaluation import (
+    coco_metrics,
+    coco_results,
+    first_images,
+    load_coco,
+    match_detections,
+    size_bucket,
+)
 from sodviz.imageio import load_image
 from sodviz.inference import run_inference
 from sodviz.models import Detector
@@ -52,13 +59,8 @@ def evaluate_detector(
     """Detect on every image of a COCO dataset (whole image at the model's input size) and score it."""
     if frame not in ("input", "image"):
         raise ValueError(f"frame must be 'input' or 'image', got {frame!r}")
-    truth = load_coco(annotations)
-    records = truth["images"][:max_images] if max_images else truth["images"]
-    ids = {record["id"] for record in records}
-    truth = truth | {
-        "images": records,
-        "annotations": [a for a in truth["annotations"] if a["image_id"] in ids],
-    }
+    truth = first_images(load_coco(annotations), max_images)
+    records = truth["images"]
     detections, results, scale = [], {}, {}
     for done, record in enumerate(records, start=1):
         result = run_inference(
@@ -67,7 +69,13 @@ def evaluate_detector(
         results[record["id"]] = result
         scale_x, scale_y = result.transform.scale_xy
         scale[record["id"]] = math.sqrt(scale_x * scale_y) if frame == "input" else 1.0
-        detections += _coco_results(result, record["id"])
+        detections += coco_results(
+            result.boxes_xyxy,
+            result.scores,
+            result.labels,
+            image_id=record["id"],
+            query_index=np.arange(result.num_queries),
+        )
         if on_progress is not None:
             on_progress(done / len(records))
     metrics = coco_metrics(truth, detections, area_scale=scale)
@@ -92,25 +100,6 @@ def attention_medians(report: DatasetEvaluation) -> dict[str, tuple[float, int]]
     shares, buckets = report.attention_in_box, report.attention_bucket
     groups = [("all", np.ones(shares.size, bool))] + [(b, buckets == b) for b in ("vt", "t", "s", "m")]
     return {name: (float(np.median(shares[mask])), int(mask.sum())) for name, mask in groups if mask.any()}
-
-
-def _coco_results(result, image_id: int) -> list[dict]:
-    boxes, scores, labels = result.boxes_xyxy, result.scores, result.labels
-    return [
-        {
-            "image_id": image_id,
-            "category_id": int(labels[q]),
-            "score": float(scores[q]),
-            "query_index": q,
-            "bbox": [
-                float(boxes[q, 0]),
-                float(boxes[q, 1]),
-                float(boxes[q, 2] - boxes[q, 0]),
-                float(boxes[q, 3] - boxes[q, 1]),
-            ],
-        }
-        for q in range(result.num_queries)
-    ]
 
 
 def _xyxy(bbox_xywh) -> np.ndarray:

@@ -30,6 +30,35 @@ def load_coco(path: str | Path) -> dict:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
 
 
+def first_images(coco: dict, max_images: int | None) -> dict:
+    """The dataset restricted to its first `max_images` images (all when None) and their annotations."""
+    if not max_images:
+        return coco
+    images = coco["images"][:max_images]
+    ids = {image["id"] for image in images}
+    return coco | {"images": images, "annotations": [a for a in coco["annotations"] if a["image_id"] in ids]}
+
+
+def coco_results(
+    boxes_xyxy: np.ndarray, scores: np.ndarray, labels: np.ndarray, *, image_id: int, **columns: np.ndarray
+) -> list[dict]:
+    """COCO results records (`bbox` = [x, y, w, h]) for boxes `(N, 4)` xyxy; `columns` add per-row fields."""
+    records = []
+    for i, (x0, y0, x1, y1) in enumerate(np.asarray(boxes_xyxy, np.float64).tolist()):
+        record = {
+            "image_id": image_id,
+            "category_id": int(labels[i]),
+            "score": float(scores[i]),
+            "bbox": [x0, y0, x1 - x0, y1 - y0],
+        }
+        record |= {
+            name: values[i].item() if hasattr(values[i], "item") else values[i]
+            for name, values in columns.items()
+        }
+        records.append(record)
+    return records
+
+
 def coco_metrics(
     ground_truth: dict, detections: list[dict], *, area_scale: dict[int, float] | None = None
 ) -> dict[str, float]:

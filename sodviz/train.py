@@ -16,7 +16,9 @@ from PIL import Image
 from torch import nn
 from transformers import RTDetrConfig, RTDetrForObjectDetection, RTDetrImageProcessorPil, RTDetrResNetConfig
 
-from sodviz.evaluation import coco_metrics, load_coco
+from sodviz.evaluation import coco_metrics, coco_results, first_images, load_coco
+from sodviz.inference import boxes_to_image
+from sodviz.types import InputTransform
 
 
 @dataclass
@@ -298,30 +300,22 @@ def evaluate_model(
 ) -> dict:
     """COCO metrics of whole images resized to `input_size`, size buckets in model-input pixels."""
     folder = Path(folder)
-    coco = load_coco(folder / "annotations.json")
-    images = coco["images"][:max_images] if max_images else coco["images"]
-    subset = {**coco, "images": images}
-    ids = {image["id"] for image in images}
-    subset["annotations"] = [a for a in coco["annotations"] if a["image_id"] in ids]
+    subset = first_images(load_coco(folder / "annotations.json"), max_images)
     was_training = model.training
     model.eval()
     detections, scale = [], {}
-    for record in images:
+    for record in subset["images"]:
         with Image.open(folder / "images" / record["file_name"]) as picture:
             resized = np.asarray(picture.convert("RGB").resize((input_size, input_size), Image.BILINEAR))
         outputs = model(pixel_values=to_pixel_values([resized], channels_last=False))
-        scores = outputs.logits[0].sigmoid()
-        boxes = outputs.pred_boxes[0] * torch.tensor([record["width"], record["height"]] * 2)
-        best, labels = scores.max(dim=1)
-        for (cx, cy, w, h), score, label in zip(boxes.tolist(), best.tolist(), labels.tolist(), strict=True):
-            detections.append(
-                {
-                    "image_id": record["id"],
-                    "category_id": label,
-                    "bbox": [cx - w / 2, cy - h / 2, w, h],
-                    "score": score,
-                }
-            )
+        best, labels = outputs.logits[0].sigmoid().max(dim=1)
+        transform = InputTransform(
+            image_hw=(record["height"], record["width"]),
+            resized_hw=(input_size,) * 2,
+            input_hw=(input_size,) * 2,
+        )
+        boxes = boxes_to_image(outputs.pred_boxes[0].numpy(), transform)
+        detections += coco_results(boxes, best.numpy(), labels.numpy(), image_id=record["id"])
         scale[record["id"]] = input_size / max(record["width"], record["height"])
     model.train(was_training)
     return coco_metrics(subset, detections, area_scale=scale)
