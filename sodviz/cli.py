@@ -42,17 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--test", type=int, default=100, help="number of test scenes (default 100)")
     synth.add_argument("--workers", type=int, default=2)
 
-    train = commands.add_parser("train", help="train the small RT-DETR demo detector from scratch")
+    train = commands.add_parser(
+        "train", help="train the small RT-DETR demo detector from scratch (defaults: its recipe)"
+    )
     train.add_argument(
         "--data", default="data/synth/train", help="COCO folder with images/ and annotations.json"
     )
     train.add_argument("--val-data", default="data/synth/val")
     train.add_argument("--out", default="runs/demo")
-    train.add_argument("--steps", type=int, default=2400)
-    train.add_argument("--batch-size", type=int, default=4)
+    train.add_argument("--steps", type=int, default=4900)
+    train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--input-size", type=int, default=512)
     train.add_argument("--lr", type=float, default=4e-4)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1")
+    train.add_argument(
+        "--workers", type=int, default=12, help="processes making crops (the count shapes the stream)"
+    )
     train.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
 
     evaluate = commands.add_parser("evaluate", help="COCO / AI-TOD AP of a detector on a COCO-format dataset")
@@ -117,13 +123,11 @@ def synth(args: argparse.Namespace) -> None:
         print((folder / "stats.json").read_text())
 
 
-def train(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
+def train_config(args: argparse.Namespace):
+    """The `TrainConfig` a `train` command line asks for (its defaults are the demo recipe)."""
     from sodviz.train import TrainConfig
-    from sodviz.train import train as run_training
 
-    config = TrainConfig(
+    return TrainConfig(
         data=args.data,
         val_data=args.val_data or None,
         out=args.out,
@@ -132,7 +136,17 @@ def train(args: argparse.Namespace) -> None:
         input_size=args.input_size,
         lr=args.lr,
         seed=args.seed,
+        device=args.device,
+        workers=args.workers,
     )
+
+
+def train(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from sodviz.train import train as run_training
+
+    config = train_config(args)
     with tqdm(total=config.steps, desc="train") as bar, open(f"{config.out}.log.jsonl", "a") as log:
 
         def progress(step: int, record: dict) -> None:
@@ -151,7 +165,7 @@ def train(args: argparse.Namespace) -> None:
 def evaluate(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from sodviz.dataset_eval import attention_medians, evaluate_detector
+    from sodviz.dataset_eval import attention_summary, evaluate_detector
     from sodviz.models import load_detector
 
     detector = load_detector(args.model)
@@ -175,16 +189,13 @@ def evaluate(args: argparse.Namespace) -> None:
             "metrics": report.metrics,
             "score_threshold": report.score_threshold,
             "counts": report.counts,
-            "attention_in_box_2x": {
-                name: {"median": median, "matched": count}
-                for name, (median, count) in attention_medians(report).items()
-            },
+            "attention_in_box_2x": attention_summary(report),
         }
         args.out.write_text(json.dumps(figures, indent=1))
 
 
 def evaluation_text(report) -> str:
-    from sodviz.dataset_eval import attention_medians
+    from sodviz.dataset_eval import attention_summary
 
     lines = [f"AP metrics (size buckets in {report.frame} pixels):"]
     lines += [f"  {name:<8} {value:.4f}" for name, value in report.metrics.items()]
@@ -193,11 +204,12 @@ def evaluation_text(report) -> str:
         f"  {bucket:<3} tp {c['tp']:>6}  fp {c['fp']:>6}  fn {c['fn']:>6}"
         for bucket, c in report.counts.items()
     ]
-    medians = attention_medians(report)
-    if medians:
-        lines.append("attention share inside 2x the matched object's box (last layer), median:")
+    summary = attention_summary(report)
+    if summary:
+        lines.append("attention share inside 2x the matched object's box (last layer):")
         lines += [
-            f"  {name:<3} {median:.3f} over {count} matched" for name, (median, count) in medians.items()
+            f"  {name:<3} median {s['median']:.3f}  p10 {s['p10']:.3f}  over {s['matched']} matched"
+            for name, s in summary.items()
         ]
     return "\n".join(lines)
 

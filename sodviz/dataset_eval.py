@@ -31,7 +31,8 @@ class DatasetEvaluation:
         metrics: COCO / AI-TOD AP values (see `coco_metrics`).
         counts: TP / FP / FN per AI-TOD bucket at IoU 0.5 and `score_threshold`.
         attention_in_box: float `(M,)`, for each detection matched to a ground truth, the share
-            of its query's last-layer attention inside a box twice its object's size.
+            of its query's last-layer attention inside a box twice its object's size (see
+            `attention_mass_in_box`: sampling points for deformable models, grid cells for dense).
         attention_bucket: str `(M,)`, the AI-TOD size bucket of each matched object (same frame).
         score_threshold: the threshold used for counts and matches.
         frame: "input" (size buckets in model-input pixels) or "image" (original pixels).
@@ -95,11 +96,20 @@ def evaluate_detector(
     )
 
 
-def attention_medians(report: DatasetEvaluation) -> dict[str, tuple[float, int]]:
-    """Median attention-in-box share and count of matched detections, overall and per size bucket."""
+def attention_summary(report: DatasetEvaluation) -> dict[str, dict[str, float]]:
+    """Median and 10th percentile of the attention-in-box share, and the number of matched
+    detections, overall ("all") and per size bucket."""
     shares, buckets = report.attention_in_box, report.attention_bucket
     groups = [("all", np.ones(shares.size, bool))] + [(b, buckets == b) for b in ("vt", "t", "s", "m")]
-    return {name: (float(np.median(shares[mask])), int(mask.sum())) for name, mask in groups if mask.any()}
+    return {
+        name: {
+            "median": float(np.median(shares[mask])),
+            "p10": float(np.percentile(shares[mask], 10)),
+            "matched": int(mask.sum()),
+        }
+        for name, mask in groups
+        if mask.any()
+    }
 
 
 def _xyxy(bbox_xywh) -> np.ndarray:

@@ -18,6 +18,7 @@ from transformers import RTDetrConfig, RTDetrForObjectDetection, RTDetrImageProc
 
 from sodviz.evaluation import coco_metrics, coco_results, first_images, load_coco
 from sodviz.inference import boxes_to_image
+from sodviz.train_data import CropBatches
 from sodviz.types import InputTransform
 
 
@@ -29,8 +30,8 @@ class TrainConfig:
     val_data: str | None = "data/synth/val"
     out: str = "runs/demo"
     input_size: int = 512  # square model input, pixels
-    batch_size: int = 4
-    steps: int = 2400
+    batch_size: int = 16
+    steps: int = 4900
     lr: float = 4e-4
     weight_decay: float = 1e-4
     warmup_steps: int = 150
@@ -44,6 +45,8 @@ class TrainConfig:
     checkpoint_every: int = 200
     seed: int = 0
     channels_last: bool = True
+    device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
+    workers: int = 12  # DataLoader processes making crops (0: in the training process); shapes the stream
     model: dict = field(default_factory=dict)  # overrides of `demo_model_config`
 
 
@@ -79,86 +82,6 @@ def demo_model_config(class_names: list[str], **overrides) -> RTDetrConfig:
     return RTDetrConfig(**(settings | overrides))
 
 
-class CocoCrops:
-    """Random zoomed crops of a COCO dataset's images with their boxes (kept decoded in memory)."""
-
-    def __init__(
-        self, folder: str | Path, *, input_size: int, zoom_range: tuple[float, float], seed: int
-    ) -> None:
-        self.folder = Path(folder)
-        self.coco = load_coco(self.folder / "annotations.json")
-        self.boxes: dict[int, list] = {image["id"]: [] for image in self.coco["images"]}
-        for annotation in self.coco["annotations"]:
-            x, y, w, h = annotation["bbox"]
-            self.boxes[annotation["image_id"]].append([x, y, x + w, y + h, annotation["category_id"]])
-        self.input_size = input_size
-        self.zoom_range = zoom_range
-        self.rng = np.random.default_rng(seed)
-        self._images: dict[int, np.ndarray] = {}
-
-    def image(self, index: int) -> np.ndarray:
-        record = self.coco["images"][index]
-        if record["id"] not in self._images:
-            with Image.open(self.folder / "images" / record["file_name"]) as picture:
-                self._images[record["id"]] = np.asarray(picture.convert("RGB"))
-        return self._images[record["id"]]
-
-    def sample(self) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
-        """One crop `(S, S, 3)` uint8 and its target (class_labels, normalised cxcywh boxes)."""
-        index = int(self.rng.integers(len(self.coco["images"])))
-        image = self.image(index)
-        height, width = image.shape[:2]
-        zoom = math.exp(self.rng.uniform(*np.log(self.zoom_range)))
-        crop = min(round(self.input_size / zoom), height, width)
-        x0, y0 = int(self.rng.integers(0, width - crop + 1)), int(self.rng.integers(0, height - crop + 1))
-        picture = Image.fromarray(image[y0 : y0 + crop, x0 : x0 + crop]).resize(
-            (self.input_size, self.input_size), Image.BILINEAR
-        )
-        pixels = np.asarray(picture)
-        boxes = np.array(self.boxes[self.coco["images"][index]["id"]], np.float32).reshape(-1, 5)
-        boxes = _crop_boxes(boxes, x0, y0, crop) * np.array([*[self.input_size / crop] * 4, 1], np.float32)
-        pixels, boxes = _random_flip_rotate(pixels, boxes, self.rng)
-        return pixels, _target(boxes, self.input_size)
-
-
-def _crop_boxes(boxes: np.ndarray, x0: int, y0: int, crop: int, min_visible: float = 0.4) -> np.ndarray:
-    """Boxes `(N, 5)` [x0, y0, x1, y1, label] moved into a crop, clipped; mostly hidden ones dropped."""
-    moved = boxes.copy()
-    moved[:, [0, 2]] -= x0
-    moved[:, [1, 3]] -= y0
-    clipped = moved.copy()
-    clipped[:, :4] = np.clip(moved[:, :4], 0, crop)
-    area = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
-    visible = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
-    keep = (
-        (visible >= min_visible * np.maximum(area, 1e-6))
-        & (clipped[:, 2] > clipped[:, 0])
-        & (clipped[:, 3] > clipped[:, 1])
-    )
-    return clipped[keep]
-
-
-def _random_flip_rotate(pixels: np.ndarray, boxes: np.ndarray, rng: np.random.Generator):
-    """Aerial views have no up: random horizontal flip and 90-degree turns, boxes alike."""
-    size = pixels.shape[0]
-    if rng.random() < 0.5:
-        pixels = pixels[:, ::-1]
-        boxes = boxes.copy()
-        boxes[:, [0, 2]] = size - boxes[:, [2, 0]]
-    for _ in range(int(rng.integers(4))):  # rotate 90 degrees counter-clockwise
-        pixels = np.rot90(pixels)
-        boxes = np.stack(
-            [boxes[:, 1], size - boxes[:, 2], boxes[:, 3], size - boxes[:, 0], boxes[:, 4]], axis=1
-        )
-    return np.ascontiguousarray(pixels), boxes
-
-
-def _target(boxes: np.ndarray, size: int) -> dict[str, torch.Tensor]:
-    xyxy = boxes[:, :4] / size
-    cxcywh = np.concatenate([(xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-    return {"class_labels": torch.as_tensor(boxes[:, 4], dtype=torch.int64), "boxes": torch.as_tensor(cxcywh)}
-
-
 class ModelEma:
     """Exponential moving average of a model's weights (buffers copied), with a decay warm-up."""
 
@@ -189,9 +112,19 @@ def lr_factor(step: int, config: TrainConfig) -> float:
     )
 
 
-def to_pixel_values(images: list[np.ndarray], channels_last: bool) -> torch.Tensor:
-    """uint8 `(S, S, 3)` images -> float `[B, 3, S, S]` in [0, 1] (RT-DETR does not normalise)."""
-    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255)
+def resolve_device(name: str) -> torch.device:
+    """ "auto" -> cuda when available, else cpu; anything else as torch names it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def to_pixel_values(
+    images: np.ndarray, channels_last: bool, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """uint8 `(B, S, S, 3)` images -> float `[B, 3, S, S]` in [0, 1] (RT-DETR does not normalise)."""
+    batch = torch.from_numpy(np.require(images, requirements="W")).to(device, non_blocking=True)
+    batch = batch.permute(0, 3, 1, 2).float().div_(255)
     return batch.contiguous(memory_format=torch.channels_last) if channels_last else batch
 
 
@@ -218,16 +151,17 @@ def train(
     """
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
     torch.manual_seed(config.seed)
-    data = CocoCrops(
-        config.data, input_size=config.input_size, zoom_range=config.zoom_range, seed=config.seed
+    categories = sorted(
+        load_coco(Path(config.data) / "annotations.json")["categories"], key=lambda c: c["id"]
     )
-    class_names = [c["name"] for c in sorted(data.coco["categories"], key=lambda c: c["id"])]
-    model = RTDetrForObjectDetection(demo_model_config(class_names, **config.model))
+    model = RTDetrForObjectDetection(demo_model_config([c["name"] for c in categories], **config.model))
     if prepare_model is not None:
         model = prepare_model(model)
     if loss_function is not None:
         model.loss_function = loss_function
+    model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -236,19 +170,34 @@ def train(
     step, log = 0, []
     checkpoint = out / "checkpoint.pt"
     if resume and checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
+        state = torch.load(checkpoint, weights_only=False, map_location=device)
         model.load_state_dict(state["model"])
         ema.module.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step, ema.updates, log = state["step"], state["ema_updates"], state["log"]
-        data.rng = np.random.default_rng([config.seed, step])
+    batches = torch.utils.data.DataLoader(
+        CropBatches(
+            config.data,
+            batch_size=config.batch_size,
+            input_size=config.input_size,
+            zoom_range=config.zoom_range,
+            seed=config.seed,
+            start_step=step,
+        ),
+        batch_size=None,
+        num_workers=config.workers,
+        persistent_workers=config.workers > 0,
+        pin_memory=device.type == "cuda",
+    )
     model.train()
-    while step < config.steps:
-        started = time.perf_counter()
-        samples = [data.sample() for _ in range(config.batch_size)]
-        pixel_values = to_pixel_values([s[0] for s in samples], config.channels_last)
-        outputs = model(pixel_values=pixel_values, labels=[s[1] for s in samples])
+    started = time.perf_counter()
+    for images, targets in batches:
+        if step >= config.steps:
+            break
+        pixel_values = to_pixel_values(images, config.channels_last, device=device)
+        labels = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
+        outputs = model(pixel_values=pixel_values, labels=labels)
         optimizer.zero_grad(set_to_none=True)
         outputs.loss.backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
@@ -261,7 +210,7 @@ def train(
             "loss": outputs.loss.item(),
             "grad_norm": grad_norm,
             "lr": scheduler.get_last_lr()[0],
-            "seconds": time.perf_counter() - started,
+            "seconds": time.perf_counter() - started,  # the whole step, waiting for data included
         }
         record |= {
             k: v.item()
@@ -273,10 +222,13 @@ def train(
                 ema.module, config.val_data, input_size=config.input_size, max_images=config.eval_images
             )
         log.append(record)
+        if "val" in record:  # a usable model exists while training runs
+            export(ema.module, out / "model", config=config, log=log)
         if on_progress is not None:
             on_progress(step, record)
         if step % config.checkpoint_every == 0 or step == config.steps:
             _save_checkpoint(checkpoint, model, ema, optimizer, scheduler, step, log)
+        started = time.perf_counter()
     return export(ema.module, out / "model", config=config, log=log)
 
 
@@ -303,18 +255,20 @@ def evaluate_model(
     subset = first_images(load_coco(folder / "annotations.json"), max_images)
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     detections, scale = [], {}
     for record in subset["images"]:
         with Image.open(folder / "images" / record["file_name"]) as picture:
             resized = np.asarray(picture.convert("RGB").resize((input_size, input_size), Image.BILINEAR))
-        outputs = model(pixel_values=to_pixel_values([resized], channels_last=False))
+        outputs = model(pixel_values=to_pixel_values(resized[None], channels_last=False, device=device))
         best, labels = outputs.logits[0].sigmoid().max(dim=1)
+        best, labels = best.cpu(), labels.cpu()
         transform = InputTransform(
             image_hw=(record["height"], record["width"]),
             resized_hw=(input_size,) * 2,
             input_hw=(input_size,) * 2,
         )
-        boxes = boxes_to_image(outputs.pred_boxes[0].numpy(), transform)
+        boxes = boxes_to_image(outputs.pred_boxes[0].cpu().numpy(), transform)
         detections += coco_results(boxes, best.numpy(), labels.numpy(), image_id=record["id"])
         scale[record["id"]] = input_size / max(record["width"], record["height"])
     model.train(was_training)
@@ -323,7 +277,7 @@ def evaluate_model(
 
 def export(model: nn.Module, folder: Path, *, config: TrainConfig, log: list) -> Path:
     """save_pretrained layout (safetensors) with the processor at the training input size, and the log."""
-    model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    model = copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format)
     model.save_pretrained(folder)
     RTDetrImageProcessorPil(size={"height": config.input_size, "width": config.input_size}).save_pretrained(
         folder

@@ -180,24 +180,50 @@ def test_out_of_range_selection_is_refused(tiny_detectors, image, selection):
         query_attention_maps(result, [result.num_queries])
 
 
+def _in_frame(result: InferenceResult, image_hw=(32, 64)) -> InferenceResult:
+    return InferenceResult(
+        boxes_xyxy=result.boxes_xyxy,
+        class_scores=result.class_scores,
+        attention=result.attention,
+        transform=InputTransform(image_hw=image_hw, resized_hw=image_hw, input_hw=image_hw),
+        class_names=result.class_names,
+        family=result.family,
+    )
+
+
 @pytest.mark.parametrize(
     ("box", "enlarge", "expected"),
     [
-        ((16, 8, 24, 16), 1.0, 1.0),  # the point's cell (row 1, col 2 of a 4x8 grid over 64x32 px)
+        ((16, 8, 24, 16), 1.0, 1.0),  # the cell of (row 1, col 2) on a 4x8 grid over 64x32 px
         ((0, 0, 8, 8), 1.0, 0.0),  # another cell
         ((16, 8, 20, 16), 1.0, 0.5),  # half of the cell
         ((18, 10, 22, 14), 2.0, 1.0),  # a quarter-cell box enlarged 2x covers the whole cell
     ],
 )
-def test_attention_mass_in_box(box, enlarge, expected):
-    result = _single_point((2 + 0.5) / 8, (1 + 0.5) / 4)
-    result = InferenceResult(
-        boxes_xyxy=result.boxes_xyxy,
-        class_scores=result.class_scores,
-        attention=result.attention,
-        transform=InputTransform(image_hw=(32, 64), resized_hw=(32, 64), input_hw=(32, 64)),
-        class_names=result.class_names,
-        family=result.family,
-    )
+def test_dense_attention_mass_in_box_counts_cells_by_covered_area(box, enlarge, expected):
+    weights = np.zeros((1, 1, 1, 4, 8), np.float32)
+    weights[..., 1, 2] = 1.0
+    result = _in_frame(_result(DenseAttention(weights), 1))
+    share = attention_mass_in_box(result, 0, np.array(box, np.float32), enlarge=enlarge)
+    assert share == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("box", "enlarge", "expected"),
+    [
+        ((16, 8, 24, 16), 1.0, 0.75),  # around the heavy point (20, 12); the light one is at (40, 12)
+        ((36, 8, 44, 16), 1.0, 0.25),
+        ((0, 0, 8, 8), 1.0, 0.0),
+        ((19, 11, 21, 13), 1.0, 0.75),  # points count exactly, however small the box
+        ((22, 11, 24, 13), 1.0, 0.0),
+        ((25, 10, 35, 14), 4.0, 1.0),  # enlarged about its centre (30, 12) to x 10..50
+    ],
+)
+def test_deformable_attention_mass_in_box_counts_sampling_points(box, enlarge, expected):
+    locations = np.zeros((1, 1, 2, 1, 2, 2), np.float32)  # two heads, two points each
+    locations[0, 0, :, 0] = [(20 / 64, 12 / 32), (40 / 64, 12 / 32)]
+    weights = np.zeros((1, 1, 2, 1, 2), np.float32)
+    weights[0, 0, :, 0] = [[1.0, 0.0], [0.5, 0.5]]  # heads averaged: 0.75 and 0.25 of the mass
+    result = _in_frame(_result(DeformableAttention(locations, weights, np.array([[4, 8]])), 1))
     share = attention_mass_in_box(result, 0, np.array(box, np.float32), enlarge=enlarge)
     assert share == pytest.approx(expected, abs=1e-6)

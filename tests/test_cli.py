@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sodviz.attention import query_attention_entropy
-from sodviz.cli import main
+from sodviz.cli import build_parser, main, train_config
 from sodviz.families import FAMILIES
 from sodviz.imageio import load_image, save_image
 from sodviz.inference import run_inference, to_detections
@@ -65,3 +65,11 @@ def test_models_lists_families_and_presets():
     for family in FAMILIES.values():
         assert family.name in output and family.model_type in output
     assert "PekingU/rtdetr_r18vd" in output and "demo" in output
+
+
+def test_train_command_defaults_are_the_demo_recipe():
+    from sodviz.train import TrainConfig
+
+    assert train_config(build_parser().parse_args(["train"])) == TrainConfig()
+    changed = train_config(build_parser().parse_args(["train", "--steps", "7", "--workers", "0"]))
+    assert (changed.steps, changed.workers) == (7, 0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sodviz.cli import main
-from sodviz.dataset_eval import evaluate_detector
+from sodviz.dataset_eval import DatasetEvaluation, attention_summary, evaluate_detector
 from sodviz.synth import SceneConfig
 from sodviz.synth_datasets import write_dataset
 
@@ -66,3 +66,19 @@ def test_attention_shares_carry_their_size_bucket(tiny_detectors, tiny_dataset):
     counts = {bucket: c["tp"] for bucket, c in report.counts.items()}
     for bucket, matched in counts.items():
         assert int((report.attention_bucket == bucket).sum()) == matched
+
+
+def test_attention_summary_by_bucket():
+    report = DatasetEvaluation(
+        metrics={},
+        counts={},
+        attention_in_box=np.array([0.0, 0.5, 1.0, 0.2, 0.4], np.float32),
+        attention_bucket=np.array(["vt", "vt", "vt", "m", "m"]),
+        score_threshold=0.3,
+        frame="input",
+    )
+    summary = attention_summary(report)
+    assert set(summary) == {"all", "vt", "m"}
+    assert summary["vt"]["median"] == pytest.approx(0.5) and summary["vt"]["matched"] == 3
+    assert summary["vt"]["p10"] == pytest.approx(0.1)  # linear between 0.0 and 0.5
+    assert summary["m"]["median"] == pytest.approx(0.3) and summary["all"]["matched"] == 5

@@ -13,7 +13,8 @@ from sodviz.inference import run_inference
 from sodviz.models import load_detector
 from sodviz.synth import SceneConfig
 from sodviz.synth_datasets import write_dataset
-from sodviz.train import CocoCrops, TrainConfig, _crop_boxes, _random_flip_rotate, lr_factor, train
+from sodviz.train import TrainConfig, lr_factor, train
+from sodviz.train_data import CocoCrops, CropBatches, _crop_boxes, _random_flip_rotate
 
 TINY_MODEL = dict(
     backbone_config=RTDetrResNetConfig(
@@ -60,6 +61,7 @@ def _config(dataset, out, **changes) -> TrainConfig:
         checkpoint_every=20,
         zoom_range=(0.8, 1.2),
         channels_last=False,
+        workers=0,
         model=TINY_MODEL,
     )
     return TrainConfig(**(settings | changes))
@@ -156,3 +158,30 @@ def test_learning_rate_schedule():
     assert lr_factor(0, config) == pytest.approx(0.1)
     assert lr_factor(10, config) == pytest.approx(1.0)
     assert lr_factor(100, config) == pytest.approx(0.1)
+
+
+def _first_batches(dataset, workers: int, count: int = 4, start_step: int = 0) -> list[np.ndarray]:
+    stream = CropBatches(
+        dataset[0], batch_size=2, input_size=64, zoom_range=(0.5, 2.0), seed=0, start_step=start_step
+    )
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers)
+    batches = []
+    for images, targets in loader:
+        assert images.shape == (2, 64, 64, 3) and len(targets) == 2
+        batches.append(images)
+        if len(batches) == count:
+            return batches
+
+
+def test_crop_batches_repeat_with_workers_and_differ_between_workers_and_resumes(dataset):
+    first, again = _first_batches(dataset, workers=2), _first_batches(dataset, workers=2)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], first[1])  # two workers, two streams
+    resumed = _first_batches(dataset, workers=2, start_step=100)
+    assert not np.array_equal(first[0], resumed[0])
+
+
+def test_training_with_worker_processes(dataset, tmp_path):
+    folder = train(_config(dataset, tmp_path / "run", steps=3, workers=1, val_data=None))
+    assert (folder / "model.safetensors").is_file()
