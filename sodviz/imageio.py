@@ -1,15 +1,98 @@
-"""Read images from disk as uint8 RGB arrays, upright."""
+"""Read images as uint8 RGB arrays, upright, from files or uploaded bytes, saying what was changed."""
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
 
+MIN_SIDE = 8  # pixels; smaller images carry nothing a detector can use
+MAX_SIDE = 4096  # pixels; larger uploads are downscaled (with a notice) to keep the app responsive
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """uint8 `(H, W, 3)` RGB of an image file, EXIF rotation applied.
+
+@dataclass(frozen=True, slots=True)
+class DecodedImage:
+    """An image ready for the detector, and what was done to get it there.
+
+    Attributes:
+        image: uint8 `(H, W, 3)` RGB, upright (EXIF orientation applied), at most `max_side`.
+        notices: one sentence per change a user should know of (downscaled, first frame, ...).
+        scale: factor applied to the decoded size (1.0 unless downscaled); multiply boxes given
+            in the file's pixels by it.
+    """
+
+    image: np.ndarray
+    notices: tuple[str, ...]
+    scale: float
+
+
+def decode_image(data: bytes, *, name: str = "the file", max_side: int | None = MAX_SIDE) -> DecodedImage:
+    """Decode image bytes (any format PIL reads) into upright uint8 RGB.
+
+    Handles EXIF rotation, 16-bit and float images (rescaled to 8 bits), CMYK, palette,
+    grayscale, transparency (composited on white), animated images (first frame) and very
+    large images (downscaled so the longer side is `max_side`; None keeps the size).
+
+    Raises:
+        ValueError: not an image, truncated or corrupt, or smaller than `MIN_SIDE` pixels.
+    """
+    notices = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            picture = Image.open(io.BytesIO(data))
+            if getattr(picture, "n_frames", 1) > 1:
+                notices.append(f"{name} has {picture.n_frames} frames; showing the first.")
+                picture.seek(0)
+            width, height = picture.size
+            if max_side is not None and max(width, height) > max_side and picture.format == "JPEG":
+                picture.draft("RGB", (max_side, max_side))  # decode at a reduced DCT scale: fast, small
+            picture.load()
+            reduction = picture.size[0] / width  # < 1 when the JPEG draft decoded smaller
+            picture = ImageOps.exif_transpose(picture)
+            rgb = _to_rgb(picture, notices, name)
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"{name} is too large to open safely ({error}).") from error
+    except (OSError, SyntaxError, ValueError) as error:  # what PIL raises for unreadable data
+        raise ValueError(f"{name} is not a readable image ({error}).") from error
+    full_h, full_w = (round(side / reduction) for side in rgb.shape[:2])  # upright, in the file's pixels
+    if min(full_h, full_w) < MIN_SIDE:
+        raise ValueError(f"{name} is {full_w}x{full_h} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed.")
+    if max_side is not None and max(rgb.shape[:2]) > max_side:
+        factor = max_side / max(rgb.shape[:2])
+        size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
+        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.LANCZOS))
+    scale = rgb.shape[0] / full_h
+    if rgb.shape[:2] != (full_h, full_w):
+        notices.append(
+            f"{name} is {full_w}x{full_h} pixels; shown and detected at {rgb.shape[1]}x{rgb.shape[0]}."
+        )
+    return DecodedImage(image=np.ascontiguousarray(rgb, dtype=np.uint8), notices=tuple(notices), scale=scale)
+
+
+def _to_rgb(picture: Image.Image, notices: list[str], name: str) -> np.ndarray:
+    """uint8 RGB of any PIL mode; high bit depths rescaled, transparency flattened on white."""
+    if picture.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(picture, dtype=np.float64)
+        top = 65535.0 if picture.mode.startswith("I;16") or values.max() > 255 else 255.0
+        gray = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        notices.append(f"{name} has more than 8 bits per pixel; shown rescaled to 8 bits.")
+        return np.repeat(gray[..., None], 3, axis=2)
+    if picture.mode == "P" and "transparency" in picture.info:
+        picture = picture.convert("RGBA")
+    if picture.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        background = Image.new("RGBA", picture.size, (255, 255, 255, 255))
+        picture = Image.alpha_composite(background, picture.convert("RGBA"))
+        notices.append(f"{name} has transparency; shown on a white background.")
+    return np.asarray(picture.convert("RGB"), dtype=np.uint8)
+
+
+def read_image(path: str | os.PathLike, *, max_side: int | None = None) -> DecodedImage:
+    """`decode_image` of a file (full size unless `max_side`).
 
     Raises:
         FileNotFoundError: no such file.
@@ -17,14 +100,22 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such image file: {path}")
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
-    except (OSError, SyntaxError) as error:  # PIL raises these for unreadable or truncated files
-        raise ValueError(f"{path} is not a readable image: {error}") from error
+    with open(path, "rb") as file:
+        return decode_image(file.read(), name=os.path.basename(path), max_side=max_side)
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """uint8 `(H, W, 3)` RGB of an image file at full size, upright (see `decode_image`)."""
+    return read_image(path).image
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95) -> None:
     """Write a uint8 RGB array (format by extension; `quality` for JPEG)."""
     Image.fromarray(image).save(path, quality=quality)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 RGB array (for downloads)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
