@@ -1,10 +1,11 @@
-# `make test`: create .venv if missing, install both requirement files, lint and run the tests.
+# `make run`: create .venv if missing, install, start the app on 127.0.0.1 (demo detector, sample scene).
+# `make test`: the same install, plus Debian's chromium for the browser test; lint and run every test.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format bench
+.PHONY: install run browser test lint format bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,8 +23,18 @@ format: $(STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test: lint
+run: $(STAMP)
+	$(VENV)/bin/streamlit run app.py --server.address 127.0.0.1
+
+# The real-browser test drives Debian's chromium; installed here when missing (as root, or it says so).
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "could not install chromium and chromium-driver: the browser test will skip (and fail under CI)"
+
+test: lint browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_inference.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_app.py

@@ -255,3 +255,39 @@ def _linear_resize_matrix(source: int, target: int) -> np.ndarray:
     matrix[np.arange(target), low] += 1 - frac
     matrix[np.arange(target), np.minimum(low + 1, source - 1)] += frac
     return matrix
+
+
+def query_sampling_points(
+    result: InferenceResult, query_index: int, *, layer: int | None = -1, head: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A deformable query's sampling points in original-image pixels, for drawing.
+
+    Args:
+        layer / head: as in `query_attention_maps`; None takes every layer / head, and the
+            weights are divided by their number, so the weights sum to 1 as for a map.
+
+    Returns:
+        points_xy float32 `(M, 2)`, weights float32 `(M,)`, level int64 `(M,)`, head int64 `(M,)`;
+        zero-weight padding points are left out.
+
+    Raises:
+        ValueError: dense attention has no sampling points.
+    """
+    attention = result.attention
+    if not isinstance(attention, DeformableAttention):
+        raise ValueError("sampling points exist for deformable attention only; this model's is dense")
+    _query_indices(result, [query_index])
+    layers = _select(attention.num_layers, layer, "layer")
+    heads = _select(attention.num_heads, head, "head")
+    locations = attention.locations[np.ix_(layers, [query_index], heads)][:, 0]  # [L, K, levels, P, 2]
+    weights = attention.weights[np.ix_(layers, [query_index], heads)][:, 0] / (len(layers) * len(heads))
+    level = np.broadcast_to(np.arange(weights.shape[2])[None, None, :, None], weights.shape)
+    head_index = np.broadcast_to(heads[None, :, None, None], weights.shape)
+    keep = weights.ravel() > 0
+    points = result.transform.normalized_to_image(locations.reshape(-1, 2)[keep])
+    return (
+        points.astype(np.float32),
+        weights.ravel()[keep].astype(np.float32),
+        level.ravel()[keep].astype(np.int64),
+        head_index.ravel()[keep].astype(np.int64),
+    )

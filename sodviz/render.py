@@ -40,3 +40,76 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, *, opacity: float = 
         cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB
     )
     return cv2.addWeighted(image, 1.0 - opacity, colored, opacity, 0.0)
+
+
+STATUS_RGB = {"": (0, 213, 255), "TP": (44, 160, 44), "FP": (214, 39, 40), "FN": (255, 159, 28)}
+LEVEL_RGB = ((255, 59, 48), (255, 204, 0), (52, 199, 89), (10, 132, 255), (191, 90, 242))
+
+
+def draw_match(
+    image: np.ndarray,
+    detections: sv.Detections,
+    *,
+    status: np.ndarray | None = None,
+    missed_xyxy: np.ndarray | None = None,
+) -> np.ndarray:
+    """uint8 RGB copy of `image` with detections coloured by TP / FP (`status`), missed objects in orange."""
+    names = list(STATUS_RGB)
+    palette = sv.ColorPalette([sv.Color(*STATUS_RGB[name]) for name in names])  # RGB; drawn as BGR
+    thickness = max(1, round(min(image.shape[:2]) / 500))
+    scene = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    labels = np.full(len(detections), "", dtype="<U2") if status is None else np.asarray(status)
+    lookup = np.array([names.index(label) for label in labels], dtype=int)
+    scene = sv.BoxAnnotator(color=palette, thickness=thickness).annotate(
+        scene, detections, custom_color_lookup=lookup
+    )
+    if missed_xyxy is not None and len(missed_xyxy):
+        missed = sv.Detections(xyxy=np.asarray(missed_xyxy, np.float32).reshape(-1, 4))
+        scene = sv.BoxAnnotator(color=palette, thickness=thickness).annotate(
+            scene, missed, custom_color_lookup=np.full(len(missed), names.index("FN"))
+        )
+    return cv2.cvtColor(scene, cv2.COLOR_BGR2RGB)
+
+
+def draw_sampling_points(
+    image: np.ndarray, points_xy: np.ndarray, weights: np.ndarray, levels: np.ndarray
+) -> np.ndarray:
+    """uint8 RGB copy of `image` with sampling points: radius grows with sqrt(weight), colour by level."""
+    canvas = image.copy()
+    top = float(weights.max()) if len(weights) else 1.0
+    scale = max(1.0, min(image.shape[:2]) / 500)
+    for (x, y), weight, level in sorted(zip(points_xy, weights, levels, strict=True), key=lambda p: p[1]):
+        radius = max(1, round(scale * (1 + 7 * np.sqrt(weight / top))))
+        color = LEVEL_RGB[int(level) % len(LEVEL_RGB)]
+        cv2.circle(canvas, (round(float(x)), round(float(y))), radius, color, -1, cv2.LINE_AA)
+        cv2.circle(canvas, (round(float(x)), round(float(y))), radius, (0, 0, 0), 1, cv2.LINE_AA)
+    return canvas
+
+
+def crop_window(box_xyxy: np.ndarray, image_hw: tuple[int, int], *, factor: float, min_side: int) -> tuple:
+    """`(x0, y0, x1, y1)` int square window around a box: `factor` times its longer side, at least
+    `min_side`, moved inside the image (smaller only when the image is)."""
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    height, width = image_hw
+    side = min(max(min_side, factor * max(x1 - x0, y1 - y0)), height, width)
+    left = int(np.clip((x0 + x1) / 2 - side / 2, 0, width - side))
+    top = int(np.clip((y0 + y1) / 2 - side / 2, 0, height - side))
+    return left, top, left + int(side), top + int(side)
+
+
+def tile_images(
+    images: list[np.ndarray], *, columns: int, tile: int, titles: list[str] | None = None
+) -> np.ndarray:
+    """uint8 RGB mosaic of images resized to `tile` x `tile`, `columns` per row, optional titles."""
+    rows = -(-len(images) // columns)
+    mosaic = np.full((rows * (tile + 2), columns * (tile + 2), 3), 255, np.uint8)
+    for index, picture in enumerate(images):
+        row, column = divmod(index, columns)
+        cell = cv2.resize(picture, (tile, tile), interpolation=cv2.INTER_NEAREST)
+        if titles:
+            cv2.putText(
+                cell, titles[index], (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA
+            )
+        top, left = row * (tile + 2) + 1, column * (tile + 2) + 1
+        mosaic[top : top + tile, left : left + tile] = cell
+    return mosaic

@@ -1,0 +1,14 @@
+"""sodviz: see what a DETR-family detector attends to, and why it misses tiny objects."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+st.set_page_config(page_title="sodviz", page_icon=":mag:", layout="wide")
+st.navigation(
+    [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/detections.py", title="Detections", icon=":material/select_all:"),
+        st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
+    ]
+).run()

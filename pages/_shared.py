@@ -1,0 +1,185 @@
+"""The only Streamlit glue: session-state keys, cached loaders, the sidebar and the current inputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from sodviz.ground_truth import GroundTruth, parse_annotations
+from sodviz.imageio import DecodedImage, decode_image, encode_png
+from sodviz.inference import run_inference
+from sodviz.models import Detector, load_detector
+from sodviz.samples import load_sample, sample_names
+from sodviz.types import InferenceResult
+
+# Session-state keys: every choice that persists across pages.
+MODEL_KIND = "model_kind"  # "demo" | "preset" | "folder"
+MODEL_PRESET = "model_preset"
+MODEL_FOLDER = "model_folder"
+IMAGE_KIND = "image_kind"  # "sample" | "upload"
+SAMPLE_NAME = "sample_name"
+IMAGE_UPLOAD = "image_upload"  # (file name, bytes), copied from the uploader: survives page switches
+ANNOTATIONS_UPLOAD = "annotations_upload"  # bytes or None, likewise
+IMAGE_UPLOADER = "_image_uploader"  # the widgets themselves (their values cannot be set)
+ANNOTATIONS_UPLOADER = "_annotations_uploader"
+INPUT_SIZE = "input_size"  # 0: the model's default
+THRESHOLD = "threshold"
+CLASSES = "classes"
+TOP_N = "top_n"
+QUERY = "query"
+LAYER = "layer"
+HEAD = "head"
+OPACITY = "opacity"
+PRESENTATION = "presentation"
+
+DEFAULTS = {
+    MODEL_KIND: "demo",
+    MODEL_FOLDER: "",
+    IMAGE_KIND: "sample",
+    INPUT_SIZE: 0,
+    THRESHOLD: 0.3,
+    TOP_N: 300,
+    LAYER: "mean",
+    HEAD: "mean",
+    OPACITY: 0.5,
+    PRESENTATION: False,
+}
+
+
+PERSISTENT = (*DEFAULTS, SAMPLE_NAME, MODEL_PRESET, CLASSES, QUERY, IMAGE_UPLOAD, ANNOTATIONS_UPLOAD)
+
+
+def init_state() -> None:
+    """Fill in defaults once per session, and keep every choice when its widget is not on the page
+    (Streamlit forgets the value of a widget that a run does not draw)."""
+    for key, value in DEFAULTS.items():
+        st.session_state.setdefault(key, value)
+    st.session_state.setdefault(SAMPLE_NAME, sample_names()[0])
+    for key in PERSISTENT:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def store_uploads() -> None:
+    """on_change of the uploaders: copy the files into session state (None when removed)."""
+    image = st.session_state.get(IMAGE_UPLOADER)
+    st.session_state[IMAGE_UPLOAD] = None if image is None else (image.name, image.getvalue())
+    annotations = st.session_state.get(ANNOTATIONS_UPLOADER)
+    st.session_state[ANNOTATIONS_UPLOAD] = None if annotations is None else annotations.getvalue()
+
+
+@st.cache_resource(show_spinner="Loading the detector ...", max_entries=3)
+def cached_detector(source: str) -> Detector:
+    """One detector per source for the whole process."""
+    return load_detector(source)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_decode(data: bytes, name: str) -> DecodedImage:
+    return decode_image(data, name=name)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_annotations(data: bytes, file_name: str, scale: float) -> GroundTruth:
+    return parse_annotations(data, file_name=file_name, scale=scale)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_sample(name: str) -> tuple[DecodedImage, GroundTruth]:
+    return load_sample(name)
+
+
+def model_source() -> str:
+    kind = st.session_state[MODEL_KIND]
+    if kind == "preset":
+        return st.session_state.get(MODEL_PRESET) or "demo"
+    if kind == "folder":
+        return st.session_state[MODEL_FOLDER].strip()
+    return "demo"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What every analysis page starts from."""
+
+    detector: Detector
+    image: np.ndarray
+    truth: GroundTruth | None
+    result: InferenceResult
+    image_name: str
+
+
+def current_detector() -> Detector:
+    """The chosen detector, or an error box and a stopped page."""
+    source = model_source()
+    if not source:
+        st.warning("Type the path of a model folder on the Home page.")
+        st.stop()
+    try:
+        return cached_detector(source)
+    except (FileNotFoundError, ValueError, ImportError, OSError) as error:
+        st.error(f"Could not load the model {source!r}: {error}")
+        st.stop()
+
+
+def current_image() -> tuple[np.ndarray, GroundTruth | None, str]:
+    """The chosen image (notices shown as warnings) and its ground truth, or an error and a stop."""
+    if st.session_state[IMAGE_KIND] == "sample":
+        decoded, truth = cached_sample(st.session_state[SAMPLE_NAME])
+        return decoded.image, truth, st.session_state[SAMPLE_NAME]
+    upload = st.session_state.get(IMAGE_UPLOAD)
+    if upload is None:
+        st.info("Upload an image on the Home page, or pick a sample scene.")
+        st.stop()
+    name, data = upload
+    try:
+        decoded = cached_decode(data, name)
+    except ValueError as error:
+        st.error(str(error))
+        st.stop()
+    for notice in decoded.notices:
+        st.warning(notice)
+    truth = None
+    annotations = st.session_state.get(ANNOTATIONS_UPLOAD)
+    if annotations is not None:
+        try:
+            truth = cached_annotations(annotations, name, decoded.scale)
+        except ValueError as error:
+            st.warning(f"{error} Showing detections without ground truth.")
+    return decoded.image, truth, name
+
+
+def current_inputs() -> Inputs:
+    """Detector, image, ground truth and the cached forward pass (runs once per model, image, size)."""
+    detector = current_detector()
+    image, truth, name = current_image()
+    size = st.session_state[INPUT_SIZE] or None
+    with st.spinner("Running the detector ..."):
+        result = run_inference(detector, image, input_size=size)
+    return Inputs(detector=detector, image=image, truth=truth, result=result, image_name=name)
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        st.toggle("Presentation mode", key=PRESENTATION, help="Hide the controls and enlarge the figures.")
+        st.caption(f"Model: `{model_source() or '(none)'}`")
+
+
+def presenting() -> bool:
+    return bool(st.session_state.get(PRESENTATION))
+
+
+def figure_height() -> int:
+    return 900 if presenting() else 620
+
+
+def controls(label: str = "Controls"):
+    """A container for a page's widgets: inline normally, folded away in presentation mode."""
+    return st.expander(label, expanded=False) if presenting() else st.container()
+
+
+def download_png(label: str, image: np.ndarray, file_name: str, key: str) -> None:
+    """A download button for a uint8 RGB image as PNG (encoded when clicked)."""
+    st.download_button(label, data=lambda: encode_png(image), file_name=file_name, mime="image/png", key=key)

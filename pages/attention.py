@@ -1,0 +1,78 @@
+"""Attention: one detection's cross-attention (layer, head, or their mean) and the image-level map."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _shared as shared
+from sodviz.figures import detections_figure, sampling_points_figure
+from sodviz.views import aggregate_overlay, detections_view, query_attention_view
+
+shared.init_state()
+shared.sidebar()
+inputs = shared.current_inputs()
+result, attention = inputs.result, inputs.result.attention
+st.title("Attention")
+
+found = detections_view(result, score_threshold=st.session_state[shared.THRESHOLD])
+detections = found.detections
+if not len(detections):
+    st.warning("No detection above the score threshold: lower it on the Detections page.")
+    st.stop()
+queries = [int(q) for q in detections.data["query_index"]]
+if st.session_state.get(shared.QUERY) not in queries:
+    st.session_state[shared.QUERY] = queries[0]
+labels = {
+    int(q): f"q{q} · {name} · {score:.2f}"
+    for q, name, score in zip(queries, detections.data["class_name"], detections.confidence, strict=True)
+}
+with shared.controls():
+    columns = st.columns(4)
+    columns[0].selectbox("Detection", queries, key=shared.QUERY, format_func=labels.get)
+    columns[1].selectbox("Layer", ["mean", *map(str, range(attention.num_layers))], key=shared.LAYER)
+    columns[2].selectbox("Head", ["mean", *map(str, range(attention.num_heads))], key=shared.HEAD)
+    columns[3].slider("Opacity", 0.0, 1.0, step=0.05, key=shared.OPACITY)
+query = st.session_state[shared.QUERY]
+layer = None if st.session_state[shared.LAYER] == "mean" else int(st.session_state[shared.LAYER])
+head = None if st.session_state[shared.HEAD] == "mean" else int(st.session_state[shared.HEAD])
+opacity = st.session_state[shared.OPACITY]
+view = query_attention_view(result, inputs.image, query=query, layer=layer, head=head, opacity=opacity)
+height = shared.figure_height()
+
+left, right = st.columns(2)
+with left:
+    st.markdown(f"**Pick a detection** (click its centre) · {labels[query]}")
+    figure = detections_figure(inputs.image, detections, selected_query=query, height=height)
+    event = st.plotly_chart(figure, key="pick_chart", on_select="rerun", selection_mode="points")
+    picked = [p.get("customdata") for p in (event.selection.points if event else []) if "customdata" in p]
+    if picked and int(picked[0]) != query:
+        st.session_state[shared.QUERY] = int(picked[0])
+        st.rerun()
+with right:
+    st.markdown(f"**Attention of {labels[query]}** · entropy {view.entropy:.2f} nats")
+    st.image(view.heat_overlay, width="stretch")
+    shared.download_png("Download PNG", view.heat_overlay, f"{inputs.image_name}.q{query}.png", "dl_heat")
+
+if view.points is not None:
+    st.subheader("Sampling points (area ~ weight, colour = feature level)")
+    points_xy, weights, levels, _ = view.points
+    box = result.boxes_xyxy[query : query + 1]
+    st.plotly_chart(
+        sampling_points_figure(inputs.image, points_xy, weights, levels, box_xyxy=box, height=height)
+    )
+    shared.download_png(
+        "Download PNG", view.points_overlay, f"{inputs.image_name}.q{query}.points.png", "dl_pts"
+    )
+st.subheader("Each head, around the detection")
+st.image(view.heads_grid)
+shared.download_png("Download PNG", view.heads_grid, f"{inputs.image_name}.q{query}.heads.png", "dl_heads")
+
+st.subheader(f"Image-level attention of all {len(detections)} detections (score-weighted)")
+overlay = aggregate_overlay(result, inputs.image, detections, layer=layer, opacity=opacity)
+st.image(overlay, width="stretch")
+shared.download_png("Download PNG", overlay, f"{inputs.image_name}.aggregate.png", "dl_aggregate")
+
+st.subheader("Attention entropy per detection (last layer, nats; low = focused)")
+st.bar_chart(
+    {"entropy": dict(zip(map(labels.get, queries), found.entropy.tolist(), strict=True))}, height=260
+)

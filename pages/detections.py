@@ -1,0 +1,73 @@
+"""Detections: boxes over the image (TP / FP / FN with ground truth), counts by size, a table."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _shared as shared
+from sodviz.figures import detections_figure
+from sodviz.render import draw_match
+from sodviz.views import detections_view
+
+shared.init_state()
+shared.sidebar()
+inputs = shared.current_inputs()
+result = inputs.result
+st.title("Detections")
+
+with shared.controls():
+    left, middle, right = st.columns(3)
+    left.slider("Score threshold", 0.0, 1.0, step=0.01, key=shared.THRESHOLD)
+    classes = middle.multiselect(
+        "Classes (none = all)",
+        list(range(len(result.class_names))),
+        key=shared.CLASSES,
+        format_func=lambda c: result.class_names[c],
+    )
+    right.slider("Top N", 1, result.num_queries, key=shared.TOP_N)
+
+view = detections_view(
+    result,
+    score_threshold=st.session_state[shared.THRESHOLD],
+    classes=classes or None,
+    top_n=st.session_state[shared.TOP_N],
+    truth=inputs.truth,
+)
+match = view.match
+missed = None if match is None else inputs.truth.boxes_xyxy[match.missed]
+figure = detections_figure(
+    inputs.image,
+    view.detections,
+    status=None if match is None else match.status,
+    missed_xyxy=missed,
+    selected_query=st.session_state.get(shared.QUERY),
+    height=shared.figure_height(),
+)
+event = st.plotly_chart(figure, key="detections_chart", on_select="rerun", selection_mode="points")
+picked = [p.get("customdata") for p in (event.selection.points if event else []) if "customdata" in p]
+if picked:
+    st.session_state[shared.QUERY] = int(picked[0])
+    st.caption(f"Query {picked[0]} picked: open the Attention page to see where it looks.")
+shared.download_png(
+    "Download PNG",
+    draw_match(
+        inputs.image, view.detections, status=None if match is None else match.status, missed_xyxy=missed
+    ),
+    file_name=f"{inputs.image_name}.detections.png",
+    key="download_detections",
+)
+
+if match is not None:
+    st.subheader("By size (tiny < 16 px, small < 32, medium < 96, large; IoU 0.5)")
+    rows = [{"size": name} | counts for name, counts in match.counts.items()]
+    st.dataframe(rows, hide_index=True)
+    if not match.class_aware:
+        st.caption("The ground-truth classes are not the model's: any class counts as a match.")
+
+st.subheader(f"{len(view.detections)} detections")
+if not view.table:
+    st.info("No detection passes the filters: lower the score threshold or widen the classes.")
+    st.stop()
+table = st.dataframe(view.table, hide_index=True, on_select="rerun", selection_mode="single-row", key="table")
+if table and table.selection.rows:
+    st.session_state[shared.QUERY] = view.table[table.selection.rows[0]]["query"]

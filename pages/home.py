@@ -1,0 +1,76 @@
+"""Home: what sodviz shows; pick the model, the image (with optional ground truth) and the input size."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _shared as shared
+from sodviz.families import HUB_PRESETS
+from sodviz.samples import sample_names
+
+shared.init_state()
+shared.sidebar()
+st.title("sodviz")
+st.markdown(
+    "See what a DETR-family detector attends to, and why it misses tiny objects. "
+    "**Detections** shows the boxes (TP / FP / FN against ground truth, by size); "
+    "**Attention** shows each detection's decoder cross-attention: dense maps for DETR-style "
+    "models, sampling points and their weights for deformable ones (RT-DETR, D-FINE, Deformable DETR)."
+)
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Model")
+    kind = st.radio(
+        "Detector",
+        ["demo", "preset", "folder"],
+        key=shared.MODEL_KIND,
+        format_func={"demo": "Embedded demo detector", "preset": "Hub preset", "folder": "Local folder"}.get,
+        horizontal=True,
+    )
+    if kind == "preset":
+        st.selectbox(
+            "Hub id (needs the network or a local cache)",
+            [p for p, _ in HUB_PRESETS],
+            key=shared.MODEL_PRESET,
+        )
+    elif kind == "folder":
+        st.text_input(
+            "Folder in save_pretrained layout", key=shared.MODEL_FOLDER, placeholder="runs/demo/model"
+        )
+    st.number_input(
+        "Input size (pixels; 0 = the model's own)",
+        min_value=0,
+        max_value=2048,
+        step=32,
+        key=shared.INPUT_SIZE,
+    )
+    detector = shared.current_detector()
+    st.caption(
+        f"{detector.family.name} · {len(detector.class_names)} classes "
+        f"({', '.join(detector.class_names[:8])}{' ...' if len(detector.class_names) > 8 else ''}) · "
+        f"input {detector.input_size} px"
+    )
+
+with right:
+    st.subheader("Image")
+    source = st.radio(
+        "Image",
+        ["sample", "upload"],
+        key=shared.IMAGE_KIND,
+        format_func={"sample": "Sample scene (with ground truth)", "upload": "Upload"}.get,
+        horizontal=True,
+    )
+    if source == "sample":
+        st.selectbox("Sample scene", sample_names(), key=shared.SAMPLE_NAME)
+    else:
+        st.file_uploader("Image (any format)", key=shared.IMAGE_UPLOADER, on_change=shared.store_uploads)
+        st.file_uploader(
+            "COCO annotations for it (optional)",
+            type=["json"],
+            key=shared.ANNOTATIONS_UPLOADER,
+            on_change=shared.store_uploads,
+        )
+    image, truth, name = shared.current_image()
+    objects = "no ground truth" if truth is None else f"{len(truth)} annotated objects"
+    st.image(image, caption=f"{name} · {image.shape[1]}x{image.shape[0]} px · {objects}", width="stretch")

@@ -1,0 +1,153 @@
+"""Every page under Streamlit's AppTest, with the detector patched to a tiny random one."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from pages import _shared as shared
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ["pages/home.py", "pages/detections.py", "pages/attention.py"]
+
+
+class _Upload:
+    """What `st.file_uploader` hands back, as far as the app uses it."""
+
+    def __init__(self, name: str, data: bytes) -> None:
+        self.name, self._data = name, data
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+@pytest.fixture(params=["rt_detr", "detr"])
+def app(request, tiny_detectors, monkeypatch) -> AppTest:
+    """The app on a tiny detector of a deformable or a dense family, with a low threshold."""
+    detector = tiny_detectors[request.param]
+    monkeypatch.setattr(shared, "load_detector", lambda source: detector)
+    shared.cached_detector.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state[shared.THRESHOLD] = 0.0
+    at.session_state[shared.TOP_N] = 20
+    return at.run()
+
+
+def _no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_every_page_renders(app):
+    _no_errors(app)
+    assert app.title[0].value == "sodviz"
+    for page in PAGES:
+        app.switch_page(page).run()
+        _no_errors(app)
+    assert app.title[0].value == "Attention"
+    assert app.get("plotly_chart") and app.get("image")
+
+
+def test_detections_page_controls(app):
+    app.switch_page("pages/detections.py").run()
+    _no_errors(app)
+    counts = app.dataframe[0].value  # by size, against the sample's ground truth
+    assert list(counts["size"]) == ["tiny", "small", "medium", "large"]
+    table = app.dataframe[1].value
+    assert len(table) == 20 and {"query", "score", "bucket", "entropy", "match"} <= set(table.columns)
+    app.slider(key=shared.TOP_N).set_value(5).run()
+    assert len(app.dataframe[1].value) == 5
+    app.slider(key=shared.THRESHOLD).set_value(1.0).run()
+    _no_errors(app)
+    assert len(app.dataframe) == 1 and any("No detection" in i.value for i in app.info)
+    app.slider(key=shared.THRESHOLD).set_value(0.0).run()
+    app.multiselect(key=shared.CLASSES).set_value([1]).run()
+    _no_errors(app)
+    if len(app.dataframe) > 1:
+        class_names = {str(name) for name in app.dataframe[1].value["class"]}
+        assert class_names == {app.multiselect(key=shared.CLASSES).format_func(1)}
+
+
+def test_attention_page_controls_and_picking(app):
+    app.switch_page("pages/attention.py").run()
+    _no_errors(app)
+    queries = [int(label.split(" ")[0][1:]) for label in app.selectbox(key=shared.QUERY).options]
+    app.selectbox(key=shared.QUERY).set_value(queries[1]).run()
+    app.selectbox(key=shared.LAYER).select("0").run()
+    app.selectbox(key=shared.HEAD).select("1").run()
+    app.slider(key=shared.OPACITY).set_value(0.8).run()
+    _no_errors(app)
+    assert app.session_state[shared.QUERY] == queries[1]
+    assert any("entropy" in m.value for m in app.markdown)
+
+
+def test_choices_persist_across_pages(app):
+    app.switch_page("pages/detections.py").run()
+    app.slider(key=shared.THRESHOLD).set_value(0.02).run()
+    app.switch_page("pages/attention.py").run()
+    app.switch_page("pages/detections.py").run()
+    assert app.slider(key=shared.THRESHOLD).value == pytest.approx(0.02)
+
+
+def test_presentation_mode_folds_the_controls(app):
+    app.switch_page("pages/detections.py").run()
+    assert not app.expander
+    app.toggle(key=shared.PRESENTATION).set_value(True).run()
+    _no_errors(app)
+    assert app.expander and app.expander[0].label == "Controls"
+
+
+def _png(size=(64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((size[1], size[0], 3), 90, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "annotations", "kind", "message"),
+    [
+        (b"not an image", None, "error", "not a readable image"),
+        (_png((1, 1)), None, "error", "at least 8x8"),
+        (_png(), b"{broken", "warning", "not valid JSON"),
+        (_png(), json.dumps({"images": [{"id": 1}], "annotations": []}).encode(), None, None),
+    ],
+)
+def test_uploads_are_checked_without_a_traceback(app, data, annotations, kind, message):
+    app.session_state[shared.IMAGE_KIND] = "upload"
+    app.session_state[shared.IMAGE_UPLOAD] = ("upload.png", data)
+    app.session_state[shared.ANNOTATIONS_UPLOAD] = annotations
+    for page in PAGES:
+        app.switch_page(page).run()
+        assert not app.exception, [e.value for e in app.exception]
+        shown = {"error": app.error, "warning": app.warning}
+        if kind is None:
+            assert not app.error and not app.warning
+        else:
+            assert any(message in element.value for element in shown[kind])
+
+
+def test_a_model_folder_that_fails_to_load_is_an_error(app, monkeypatch, tmp_path):
+    monkeypatch.setattr(shared, "load_detector", __import__("sodviz.models").models.load_detector)
+    shared.cached_detector.clear()
+    app.session_state[shared.MODEL_KIND] = "folder"
+    app.session_state[shared.MODEL_FOLDER] = str(tmp_path / "nothing here")
+    for page in PAGES:
+        app.switch_page(page).run()
+        assert not app.exception
+        assert any("Could not load the model" in e.value for e in app.error)
+
+
+def test_the_library_never_imports_streamlit():
+    code = "import sys, sodviz, sodviz.views, sodviz.figures; print('streamlit' in sys.modules)"
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert output.stdout.strip() == "False"
