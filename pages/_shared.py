@@ -165,6 +165,11 @@ def sidebar() -> None:
     with st.sidebar:
         st.toggle("Presentation mode", key=PRESENTATION, help="Hide the controls and enlarge the figures.")
         st.caption(f"Model: `{model_source() or '(none)'}`")
+        if st.session_state.get(IMAGE_KIND) == "upload":
+            upload = st.session_state.get(IMAGE_UPLOAD)
+            st.caption(f"Image: `{upload[0] if upload else '(none yet)'}`")
+        else:
+            st.caption(f"Image: `{st.session_state.get(SAMPLE_NAME)}`")
 
 
 def presenting() -> bool:

@@ -89,6 +89,15 @@ def test_attention_page_controls_and_picking(app):
     assert any("entropy" in m.value for m in app.markdown)
 
 
+def test_input_size_reruns_the_detector_once_per_size(app):
+    app.number_input(key=shared.INPUT_SIZE).set_value(96).run()
+    _no_errors(app)
+    for page in PAGES[1:]:
+        app.switch_page(page).run()
+        _no_errors(app)
+    assert app.session_state[shared.INPUT_SIZE] == 96
+
+
 def test_choices_persist_across_pages(app):
     app.switch_page("pages/detections.py").run()
     app.slider(key=shared.THRESHOLD).set_value(0.02).run()

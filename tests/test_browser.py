@@ -49,7 +49,17 @@ def server():
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     log = open(SCREENSHOTS.parent / "streamlit.log", "w")  # noqa: SIM115 - closed after the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+        ],
         cwd=ROOT,
         env=os.environ | {"HF_HUB_OFFLINE": "1"},
         stdout=log,
@@ -151,4 +161,5 @@ def test_a_real_photograph_as_an_upload(server, browser):
         _open(browser, title)
         time.sleep(1)
         _wait_for_page(browser, PLOT)
+        assert photo.name in browser.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"]').text
         browser.save_screenshot(str(SCREENSHOTS / f"upload_{title.lower()}.png"))
