@@ -6,6 +6,7 @@ import streamlit as st
 
 from pages import _shared as shared
 from sodviz.figures import detections_figure, sampling_points_figure
+from sodviz.render import crop_window
 from sodviz.views import aggregate_overlay, detections_view, query_attention_view
 
 shared.init_state()
@@ -54,11 +55,14 @@ with right:
     shared.download_png("Download PNG", view.heat_overlay, f"{inputs.image_name}.q{query}.png", "dl_heat")
 
 if view.points is not None:
-    st.subheader("Sampling points (area ~ weight, colour = feature level)")
+    st.subheader("Sampling points (area ~ weight, colour = feature level), zoomed to the detection")
     points_xy, weights, levels, _ = view.points
     box = result.boxes_xyxy[query : query + 1]
+    zoom = crop_window(box[0], inputs.image.shape[:2], factor=12.0, min_side=192)
     st.plotly_chart(
-        sampling_points_figure(inputs.image, points_xy, weights, levels, box_xyxy=box, height=height)
+        sampling_points_figure(
+            inputs.image, points_xy, weights, levels, box_xyxy=box, view_xyxy=zoom, height=height
+        )
     )
     shared.download_png(
         "Download PNG", view.points_overlay, f"{inputs.image_name}.q{query}.points.png", "dl_pts"

@@ -14,19 +14,23 @@ SELECTED_COLOR = "#ff2bd6"  # the picked query, on every figure
 LEVEL_COLORS = ("#ff3b30", "#ffcc00", "#34c759", "#0a84ff", "#bf5af2")  # feature level 0, 1, ...
 
 
-def image_figure(image: np.ndarray, *, height: int = 640, traces: list[dict] = ()) -> go.Figure:
+def image_figure(
+    image: np.ndarray, *, height: int = 640, traces: list[dict] = (), view_xyxy: tuple | None = None
+) -> go.Figure:
     """A figure showing `image` (uint8 RGB) at its pixel coordinates, y downwards, no margins, with
-    `traces` (plotly trace dicts in image pixels) over it. Built in one constructor call: plotly's
-    update methods cost about 10 ms a figure, too much for a slider."""
+    `traces` (plotly trace dicts in image pixels) over it, zoomed to `view_xyxy` if given (plotly's
+    autoscale button shows the whole image). Built in one constructor call: plotly's update methods
+    cost about 10 ms a figure, too much for a slider."""
     image_h, image_w = image.shape[:2]
+    x0, y0, x1, y1 = (0, 0, image_w, image_h) if view_xyxy is None else view_xyxy
     layout = dict(
         height=height,
         margin=dict(l=0, r=0, t=0, b=0),
         dragmode="pan",
         showlegend=True,
         legend=dict(orientation="h", yanchor="bottom", y=0.0, x=0.0, bgcolor="rgba(255,255,255,0.7)"),
-        xaxis=dict(visible=False, range=[0, image_w]),
-        yaxis=dict(visible=False, range=[image_h, 0], scaleanchor="x"),
+        xaxis=dict(visible=False, range=[x0, x1]),
+        yaxis=dict(visible=False, range=[y1, y0], scaleanchor="x"),
     )
     background = dict(type="image", source=image_data_uri(image), hoverinfo="skip")
     return go.Figure(data=[background, *traces], layout=layout)
@@ -102,9 +106,11 @@ def sampling_points_figure(
     levels: np.ndarray,
     *,
     box_xyxy: np.ndarray | None = None,
+    view_xyxy: tuple | None = None,
     height: int = 640,
 ) -> go.Figure:
-    """Sampling points on the image: marker area proportional to weight, colour by feature level."""
+    """Sampling points on the image: marker area proportional to weight, colour by feature level;
+    zoomed to `view_xyxy` when given (small objects' points are invisible on the whole image)."""
     traces = (
         [] if box_xyxy is None else [box_trace(box_xyxy, color=SELECTED_COLOR, name="detection", width=3)]
     )
@@ -112,7 +118,7 @@ def sampling_points_figure(
     for level in np.unique(levels):
         mask = levels == level
         marker = dict(
-            size=4 + 22 * np.sqrt(weights[mask] / top),
+            size=3 + 12 * np.sqrt(weights[mask] / top),
             color=LEVEL_COLORS[int(level) % len(LEVEL_COLORS)],
             opacity=0.8,
             line=dict(width=0.5, color="black"),
@@ -129,4 +135,6 @@ def sampling_points_figure(
                 name=f"level {int(level)}",
             )
         )
-    return image_figure(image, height=height, traces=traces)
+    if box_xyxy is not None:  # on top of the points
+        traces.append(box_trace(box_xyxy, color=SELECTED_COLOR, name="detection", width=2))
+    return image_figure(image, height=height, traces=traces, view_xyxy=view_xyxy)

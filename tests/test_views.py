@@ -82,7 +82,7 @@ def test_figures_carry_queries_for_picking(tiny_detectors, image):
     points = sampling_points_figure(
         image, np.array([[5.0, 5.0], [9.0, 9.0]]), np.array([0.7, 0.3]), np.array([0, 2])
     )
-    assert [trace.name for trace in points.data[1:]] == ["level 0", "level 2"]
+    assert [trace.name for trace in points.data[1:]] == ["level 0", "level 2"]  # no box asked for
 
 
 def test_drawing_helpers(image):
@@ -103,3 +103,12 @@ def test_drawing_helpers(image):
     )
     mosaic = tile_images([image, image, image], columns=2, tile=32)
     assert mosaic.shape == (2 * 34, 2 * 34, 3)
+
+
+def test_sampling_points_figure_zooms_to_a_window(image):
+    points = sampling_points_figure(
+        image, np.array([[5.0, 5.0]]), np.array([1.0]), np.array([0]), view_xyxy=(10, 20, 60, 70)
+    )
+    assert list(points.layout.xaxis.range) == [10, 60] and list(points.layout.yaxis.range) == [70, 20]
+    whole = sampling_points_figure(image, np.array([[5.0, 5.0]]), np.array([1.0]), np.array([0]))
+    assert list(whole.layout.xaxis.range) == [0, image.shape[1]]
