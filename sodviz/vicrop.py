@@ -1,0 +1,151 @@
+"""ViCrop-Det, planning: where to look again. Window scores -> a gate -> top-K non-overlapping crops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sodviz.entropy import WindowScores, image_attention, score_windows, sliding_windows
+from sodviz.types import InferenceResult
+
+
+@dataclass(frozen=True)
+class ViCropConfig:
+    """The knobs of ViCrop-Det's planning (the app's sliders).
+
+    Attributes:
+        k: at most this many crops.
+        scales: window sides as fractions of the image's shorter side.
+        overlap: overlap of neighbouring windows of one scale, in [0, 1).
+        alpha, beta: exponents of ambiguity (SAE) and saliency (intensity) in the joint score.
+        max_overlap: chosen crops may share at most this fraction of the smaller one's area.
+        pixel_budget: optional cap on the chosen crops' total area, in multiples of the image area.
+        attention: "all" or "uncertain" queries make the image-level attention (`image_attention`).
+        score_band: the scores of "uncertain" queries, for the attention and for the gate.
+        gate_min_uncertain: skip refinement when fewer queries than this are uncertain (0: never).
+        layer: decoder layer of the attention (None: the mean).
+    """
+
+    k: int = 4
+    scales: tuple[float, ...] = (0.25, 0.5)
+    overlap: float = 0.25
+    alpha: float = 1.0
+    beta: float = 1.0
+    max_overlap: float = 0.0
+    pixel_budget: float | None = None
+    attention: str = "all"
+    score_band: tuple[float, float] = (0.1, 0.5)
+    gate_min_uncertain: int = 0
+    layer: int | None = -1
+
+
+@dataclass(frozen=True, slots=True)
+class CropPlan:
+    """Which crops to re-detect, and why.
+
+    Attributes:
+        windows: every candidate window's scores, on the attention grid.
+        windows_xyxy: float32 `(W, 4)`, the candidates in original-image pixels.
+        chosen: int64 `(K,)`, indices of the chosen windows, best first (empty when gated).
+        crops_xyxy: int64 `(K, 4)`, the chosen crops in original pixels, inside the image.
+        refine: the gate's decision; False means keep the original predictions.
+        reason: one sentence saying why.
+        uncertain_queries: how many queries scored inside `score_band`.
+    """
+
+    windows: WindowScores
+    windows_xyxy: np.ndarray
+    chosen: np.ndarray
+    crops_xyxy: np.ndarray
+    refine: bool
+    reason: str
+    uncertain_queries: int
+
+
+def plan_crops(result: InferenceResult, config: ViCropConfig = ViCropConfig()) -> CropPlan:
+    """Score windows of the image-level attention, apply the gate, pick the top-K crops."""
+    low, high = config.score_band
+    uncertain = int(((result.scores >= low) & (result.scores < high)).sum())
+    attention = image_attention(
+        result, mode=config.attention, score_band=config.score_band, layer=config.layer
+    )
+    valid_h, valid_w = _valid_grid(result, attention.shape)
+    cells, scale = sliding_windows((valid_h, valid_w), scales=config.scales, overlap=config.overlap)
+    windows = score_windows(attention[:valid_h, :valid_w], cells, scale, alpha=config.alpha, beta=config.beta)
+    windows_xyxy = cells_to_image(result, cells, attention.shape)
+    empty = np.zeros(0, np.int64)
+    if uncertain < config.gate_min_uncertain:
+        reason = f"skipped: {uncertain} uncertain queries, fewer than {config.gate_min_uncertain}"
+        return CropPlan(windows, windows_xyxy, empty, np.zeros((0, 4), np.int64), False, reason, uncertain)
+    image_h, image_w = result.transform.image_hw
+    chosen = select_windows(
+        windows.score,
+        windows_xyxy,
+        k=config.k,
+        max_overlap=config.max_overlap,
+        max_area=None if config.pixel_budget is None else config.pixel_budget * image_h * image_w,
+    )
+    crops = np.round(windows_xyxy[chosen]).astype(np.int64).reshape(-1, 4)
+    crops[:, [0, 2]] = np.clip(crops[:, [0, 2]], 0, image_w)
+    crops[:, [1, 3]] = np.clip(crops[:, [1, 3]], 0, image_h)
+    reason = f"refined: {uncertain} uncertain queries; {len(chosen)} of {len(windows)} windows chosen"
+    return CropPlan(windows, windows_xyxy, chosen, crops, True, reason, uncertain)
+
+
+def select_windows(
+    scores: np.ndarray,
+    windows_xyxy: np.ndarray,
+    *,
+    k: int,
+    max_overlap: float = 0.0,
+    max_area: float | None = None,
+) -> np.ndarray:
+    """Greedy top-K by score: a window is skipped when it shares more than `max_overlap` of the
+    smaller area with one already chosen, or would take the chosen area past `max_area`.
+    Windows with score 0 are never chosen. Returns int64 indices, best first."""
+    chosen: list[int] = []
+    area_used = 0.0
+    boxes = np.asarray(windows_xyxy, np.float64).reshape(-1, 4)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    for index in np.argsort(-np.asarray(scores), kind="stable"):
+        if len(chosen) >= k or scores[index] <= 0:
+            break
+        if max_area is not None and area_used + areas[index] > max_area:
+            continue
+        if chosen:
+            others = boxes[chosen]
+            width = np.minimum(others[:, 2], boxes[index, 2]) - np.maximum(others[:, 0], boxes[index, 0])
+            height = np.minimum(others[:, 3], boxes[index, 3]) - np.maximum(others[:, 1], boxes[index, 1])
+            shared = np.clip(width, 0, None) * np.clip(height, 0, None)
+            if (shared > max_overlap * np.minimum(areas[chosen], areas[index])).any():
+                continue
+        chosen.append(int(index))
+        area_used += areas[index]
+    return np.array(chosen, np.int64)
+
+
+def _valid_grid(result: InferenceResult, grid_hw: tuple[int, int]) -> tuple[int, int]:
+    """The part of the attention grid that covers the image (not the padding)."""
+    transform = result.transform
+    valid_h = max(1, round(grid_hw[0] * transform.resized_hw[0] / transform.input_hw[0]))
+    valid_w = max(1, round(grid_hw[1] * transform.resized_hw[1] / transform.input_hw[1]))
+    return valid_h, valid_w
+
+
+def cells_to_image(result: InferenceResult, cells: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
+    """float32 `(W, 4)` xyxy original pixels of grid windows `[row0, col0, row1, col1)`."""
+    grid_h, grid_w = grid_hw
+    input_h, input_w = result.transform.input_hw
+    corners = np.stack(
+        [
+            cells[:, 1] * input_w / grid_w,
+            cells[:, 0] * input_h / grid_h,
+            cells[:, 3] * input_w / grid_w,
+            cells[:, 2] * input_h / grid_h,
+        ],
+        axis=1,
+    ).astype(np.float64)
+    top_left = result.transform.input_to_image(corners[:, :2])
+    bottom_right = result.transform.input_to_image(corners[:, 2:])
+    return np.concatenate([top_left, bottom_right], axis=1).astype(np.float32)

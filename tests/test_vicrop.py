@@ -1,0 +1,77 @@
+"""ViCrop-Det planning: top-K selection under budgets, the gate, crops in original pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sodviz.inference import run_inference
+from sodviz.vicrop import ViCropConfig, plan_crops, select_windows
+
+WINDOWS = np.array(
+    [
+        [0, 0, 10, 10],  # best
+        [5, 5, 15, 15],  # overlaps the best
+        [20, 0, 30, 10],
+        [0, 20, 10, 30],
+        [20, 20, 40, 40],  # large
+    ],
+    np.float32,
+)
+SCORES = np.array([0.9, 0.8, 0.5, 0.0, 0.3], np.float32)
+
+
+@pytest.mark.parametrize(
+    ("k", "max_overlap", "max_area", "expected"),
+    [
+        (0, 0.0, None, []),  # K = 0
+        (1, 0.0, None, [0]),
+        (10, 0.0, None, [0, 2, 4]),  # K above the number of windows; the zero-score one never
+        (10, 0.25, None, [0, 1, 2, 4]),  # 25 of 100 px shared is allowed at 0.25
+        (10, 0.0, 250.0, [0, 2]),  # the 400 px window breaks the pixel budget
+    ],
+)
+def test_select_windows(k, max_overlap, max_area, expected):
+    chosen = select_windows(SCORES, WINDOWS, k=k, max_overlap=max_overlap, max_area=max_area)
+    assert chosen.tolist() == expected and chosen.dtype == np.int64
+
+
+def test_select_windows_with_no_windows():
+    assert select_windows(np.zeros(0), np.zeros((0, 4)), k=3).tolist() == []
+
+
+def test_plan_picks_non_overlapping_crops_inside_the_image(detector, image):
+    result = run_inference(detector, image, cache=None)
+    plan = plan_crops(result, ViCropConfig(k=3, scales=(0.3, 0.6), overlap=0.5))
+    assert plan.refine and "refined" in plan.reason
+    assert len(plan.windows) == len(plan.windows_xyxy) and 0 < len(plan.chosen) <= 3
+    height, width = image.shape[:2]
+    crops = plan.crops_xyxy
+    assert (crops[:, 0] >= 0).all() and (crops[:, 2] <= width).all()
+    assert (crops[:, 1] >= 0).all() and (crops[:, 3] <= height).all()
+    assert (crops[:, 2] > crops[:, 0]).all() and (crops[:, 3] > crops[:, 1]).all()
+    for i in range(len(crops)):
+        for j in range(i + 1, len(crops)):
+            overlap_w = min(crops[i, 2], crops[j, 2]) - max(crops[i, 0], crops[j, 0])
+            overlap_h = min(crops[i, 3], crops[j, 3]) - max(crops[i, 1], crops[j, 1])
+            assert overlap_w <= 1 or overlap_h <= 1  # rounding to pixels may touch by one
+    scores = plan.windows.score[plan.chosen]
+    assert (np.diff(scores) <= 1e-7).all()  # best first
+
+
+def test_windows_flush_with_the_border_reach_the_image_border(tiny_detectors, image):
+    result = run_inference(tiny_detectors["rt_detr"], image, cache=None)
+    plan = plan_crops(result, ViCropConfig(k=0, scales=(0.5,), overlap=0.0))
+    height, width = image.shape[:2]
+    assert plan.windows_xyxy[:, 0].min() == pytest.approx(0, abs=1e-3)
+    assert plan.windows_xyxy[:, 2].max() == pytest.approx(width, abs=1e-3)
+    assert plan.windows_xyxy[:, 3].max() == pytest.approx(height, abs=1e-3)
+    assert len(plan.chosen) == 0 and plan.refine  # K = 0: nothing to re-detect, not a gate decision
+
+
+def test_the_gate_skips_easy_images(tiny_detectors, image):
+    result = run_inference(tiny_detectors["rt_detr"], image, cache=None)
+    plan = plan_crops(result, ViCropConfig(gate_min_uncertain=result.num_queries + 1, score_band=(0.0, 1.01)))
+    assert not plan.refine and plan.reason.startswith("skipped")
+    assert plan.chosen.size == 0 and plan.crops_xyxy.shape == (0, 4)
+    assert plan.uncertain_queries == result.num_queries
