@@ -75,6 +75,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--max-images", type=int, default=None)
     evaluate.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
+
+    bench = commands.add_parser(
+        "benchmark", help="base vs ViCrop-Det vs uniform slicing at equal forward passes"
+    )
+    bench.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
+    bench.add_argument("--images", type=Path, required=True, help="folder of the images it names")
+    bench.add_argument("--model", default="demo")
+    bench.add_argument(
+        "--methods", default="base,vicrop,slicing", help="comma list of base, vicrop, vicrop_gated, slicing"
+    )
+    bench.add_argument("--budgets", default="1-8", help="forward passes per image, e.g. 1-8 or 1,3,5")
+    bench.add_argument("--k-scales", default="0.25,0.5", help="ViCrop-Det window scales")
+    bench.add_argument("--gate-min-uncertain", type=int, default=0, help="vicrop_gated: skip below this many")
+    bench.add_argument("--max-images", type=int, default=None)
+    bench.add_argument("--out", type=Path, default=Path("runs/benchmark"))
     return parser
 
 
@@ -85,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(models_text())
         elif args.command == "synth":
             synth(args)
+        elif args.command == "benchmark":
+            benchmark(args)
         elif args.command == "train":
             train(args)
         elif args.command == "evaluate":
@@ -192,6 +209,41 @@ def evaluate(args: argparse.Namespace) -> None:
             "attention_in_box_2x": attention_summary(report),
         }
         args.out.write_text(json.dumps(figures, indent=1))
+
+
+def parse_budgets(text: str) -> tuple[int, ...]:
+    """ "1-8" -> (1, ..., 8); "1,3,5" -> (1, 3, 5)."""
+    if "-" in text:
+        low, high = (int(v) for v in text.split("-", 1))
+        return tuple(range(low, high + 1))
+    return tuple(int(v) for v in text.split(","))
+
+
+def benchmark(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from sodviz.benchmark import run_benchmark, write_figure, write_tables
+    from sodviz.models import load_detector
+    from sodviz.vicrop import ViCropConfig
+
+    detector = load_detector(args.model)
+    config = ViCropConfig(
+        scales=tuple(float(v) for v in args.k_scales.split(",")), gate_min_uncertain=args.gate_min_uncertain
+    )
+    with tqdm(total=100, desc="benchmark") as bar:
+        rows = run_benchmark(
+            detector,
+            args.data,
+            args.images,
+            methods=tuple(args.methods.split(",")),
+            budgets=parse_budgets(args.budgets),
+            vicrop=config,
+            max_images=args.max_images,
+            on_progress=lambda f: bar.update(round(100 * f) - bar.n),
+        )
+    written = [*write_tables(rows, args.out), *write_figure(rows, args.out)]
+    print((args.out / "benchmark.md").read_text())
+    print("wrote " + ", ".join(str(path) for path in written))
 
 
 def evaluation_text(report) -> str:

@@ -5,6 +5,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import supervision as sv
+
+from sodviz.cache import DEFAULT_CACHE, InferenceCache
+from sodviz.crops import detect_crops
+from sodviz.fusion import fuse_detections
+from sodviz.inference import run_inference, to_detections
+from sodviz.models import Detector
 
 
 def slice_grid(image_hw: tuple[int, int], num_slices: int, *, overlap: float = 0.2) -> np.ndarray:
@@ -42,3 +49,31 @@ def slice_grid(image_hw: tuple[int, int], num_slices: int, *, overlap: float = 0
 def slices_for_budget(forward_passes: int, *, with_full_image: bool = True) -> int:
     """How many slices a budget of forward passes buys (the full-image pass counted when used)."""
     return max(0, forward_passes - int(with_full_image))
+
+
+def run_slicing(
+    detector: Detector,
+    image: np.ndarray,
+    *,
+    forward_passes: int,
+    overlap: float = 0.2,
+    with_full_image: bool = True,
+    score_threshold: float = 0.01,
+    fusion_iou: float = 0.5,
+    small_limit: float = 32.0,
+    input_size: int | None = None,
+    cache: InferenceCache | None = DEFAULT_CACHE,
+) -> sv.Detections:
+    """Uniform slicing at a budget of forward passes: the full-image pass (when used) plus a grid
+    of `forward_passes - 1` slices, fused with the same size-aware fusion as ViCrop-Det."""
+    crops = slice_grid(
+        image.shape[:2], slices_for_budget(forward_passes, with_full_image=with_full_image), overlap=overlap
+    )
+    sliced = detect_crops(
+        detector, image, crops, input_size=input_size, score_threshold=score_threshold, cache=cache
+    ).detections
+    if not with_full_image:
+        return sliced.with_nms(threshold=fusion_iou) if len(sliced) else sliced
+    result = run_inference(detector, image, input_size=input_size, cache=cache)
+    base = to_detections(result, score_threshold=score_threshold)
+    return fuse_detections(base, sliced, iou=fusion_iou, small_limit=small_limit)

@@ -5,8 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import supervision as sv
 
+from sodviz.cache import DEFAULT_CACHE, InferenceCache
+from sodviz.crops import CropDetections, detect_crops
 from sodviz.entropy import WindowScores, image_attention, score_windows, sliding_windows
+from sodviz.fusion import fuse_detections
+from sodviz.inference import run_inference, to_detections
+from sodviz.models import Detector
 from sodviz.types import InferenceResult
 
 
@@ -149,3 +155,44 @@ def cells_to_image(result: InferenceResult, cells: np.ndarray, grid_hw: tuple[in
     top_left = result.transform.input_to_image(corners[:, :2])
     bottom_right = result.transform.input_to_image(corners[:, 2:])
     return np.concatenate([top_left, bottom_right], axis=1).astype(np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class ViCropResult:
+    """ViCrop-Det on one image: the plan, the original and refined detections, and their fusion.
+
+    Attributes:
+        plan: where it looked again and why (the gate's decision included).
+        base: the original detections (score >= the threshold).
+        refined: detections of the re-detected crops, in original pixels (empty when gated).
+        fused: `fuse_detections(base, refined)`; `data["refined"]` marks the added ones.
+        forward_passes: compute-equivalent model passes: 1 + the number of crops.
+    """
+
+    plan: CropPlan
+    base: sv.Detections
+    refined: CropDetections
+    fused: sv.Detections
+    forward_passes: int
+
+
+def run_vicrop(
+    detector: Detector,
+    image: np.ndarray,
+    *,
+    config: ViCropConfig = ViCropConfig(),
+    score_threshold: float = 0.01,
+    fusion_iou: float = 0.5,
+    small_limit: float = 32.0,
+    input_size: int | None = None,
+    cache: InferenceCache | None = DEFAULT_CACHE,
+) -> ViCropResult:
+    """Detect, plan crops from the attention, re-detect them in one batch, fuse (all cached)."""
+    result = run_inference(detector, image, input_size=input_size, cache=cache)
+    base = to_detections(result, score_threshold=score_threshold)
+    plan = plan_crops(result, config)
+    refined = detect_crops(
+        detector, image, plan.crops_xyxy, input_size=input_size, score_threshold=score_threshold, cache=cache
+    )
+    fused = fuse_detections(base, refined.detections, iou=fusion_iou, small_limit=small_limit)
+    return ViCropResult(plan, base, refined, fused, forward_passes=1 + len(plan.crops_xyxy))
