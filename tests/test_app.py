@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from pages import _shared as shared
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["pages/home.py", "pages/detections.py", "pages/attention.py"]
+PAGES = ["pages/home.py", "pages/detections.py", "pages/attention.py", "pages/vicrop.py"]
 
 
 class _Upload:
@@ -52,7 +52,7 @@ def test_every_page_renders(app):
     for page in PAGES:
         app.switch_page(page).run()
         _no_errors(app)
-    assert app.title[0].value == "Attention"
+    assert app.title[0].value == "ViCrop-Det"
     assert app.get("plotly_chart") and app.get("image")
 
 
@@ -96,6 +96,31 @@ def test_input_size_reruns_the_detector_once_per_size(app):
         app.switch_page(page).run()
         _no_errors(app)
     assert app.session_state[shared.INPUT_SIZE] == 96
+
+
+def test_vicrop_page_controls_and_compare(app):
+    app.switch_page("pages/vicrop.py").run()
+    _no_errors(app)
+    assert any(s.value.startswith("Gate: refined") for s in app.success)
+    app.slider(key="vicrop_k").set_value(2).run()
+    app.slider(key="vicrop_overlap").set_value(0.5).run()
+    app.slider(key="vicrop_alpha").set_value(2.0).run()
+    app.slider(key="vicrop_beta").set_value(0.5).run()
+    app.slider(key="vicrop_iou").set_value(0.3).run()
+    app.slider(key="vicrop_threshold").set_value(0.05).run()
+    app.multiselect(key="vicrop_scales").set_value([0.125, 0.5]).run()
+    app.radio(key="vicrop_shown").set_value(0.125).run()
+    _no_errors(app)
+    sizes = app.dataframe[0].value
+    assert list(sizes["size"]) == ["tiny", "small", "medium", "large"] and "tp ViCrop" in sizes.columns
+    app.toggle(key="vicrop_compare").set_value(True).run()
+    _no_errors(app)
+    assert "tp slicing" in app.dataframe[1].value.columns
+    app.slider(key="vicrop_gate").set_value(100).run()  # more than the tiny model's uncertain queries
+    _no_errors(app)
+    assert any(i.value.startswith("Gate: skipped") for i in app.info)
+    app.multiselect(key="vicrop_scales").set_value([]).run()
+    assert any("window scale" in w.value for w in app.warning)
 
 
 def test_choices_persist_across_pages(app):

@@ -96,3 +96,36 @@ def test_run_vicrop_on_an_image_with_no_detections(tiny_detectors, image):
     )
     assert len(outcome.base) == 0 and len(outcome.fused) == 0
     assert outcome.forward_passes == 1 + len(outcome.plan.crops_xyxy)
+
+
+def test_window_heatmap_is_the_mean_over_covering_windows():
+    from sodviz.vicrop_view import window_heatmap
+
+    windows = np.array([[0, 0, 6, 4], [3, 2, 9, 8], [20, 20, 30, 30]], np.float32)  # the last is outside
+    values = np.array([1.0, 3.0, 5.0])
+    heat = window_heatmap(windows, values, (10, 12))
+    expected = np.zeros((10, 12))
+    count = np.zeros((10, 12))
+    for (x0, y0, x1, y1), value in zip(windows.astype(int), values, strict=True):
+        expected[y0:y1, x0:x1] += value
+        count[y0:y1, x0:x1] += 1
+    np.testing.assert_allclose(heat, np.divide(expected, count, out=np.zeros_like(expected), where=count > 0))
+
+
+def test_vicrop_view_with_ground_truth(tiny_detectors, image):
+    from sodviz.ground_truth import GroundTruth
+    from sodviz.vicrop import run_vicrop
+    from sodviz.vicrop_view import counts_table, vicrop_view
+
+    detector = tiny_detectors["rt_detr"]
+    outcome = run_vicrop(detector, image, config=ViCropConfig(k=2, scales=(0.5,)), cache=None)
+    truth = GroundTruth(boxes_xyxy=np.array([[10, 10, 20, 20]], np.float32), class_names=np.array(["x"]))
+    view = vicrop_view(outcome, image, scale=0.5, score_threshold=0.0, class_names=("a", "b"), truth=truth)
+    assert set(view.heatmaps) == {"intensity", "entropy", "score"}
+    assert all(h.shape == image.shape for h in view.heatmaps.values())
+    assert view.before.shape == view.after.shape == image.shape
+    assert view.crops is not None and view.added == int(outcome.fused.data["refined"].sum())
+    rows = counts_table({"original": view.before_match, "ViCrop": view.after_match})
+    assert [r["size"] for r in rows] == ["tiny", "small", "medium", "large"] and "fn ViCrop" in rows[0]
+    empty = run_vicrop(detector, image, config=ViCropConfig(k=0), cache=None)
+    assert vicrop_view(empty, image, scale=0.25, score_threshold=0.5, class_names=("a", "b")).crops is None

@@ -1,0 +1,95 @@
+"""ViCrop: attention-guided crops re-detected at native resolution, fused, and compared with slicing."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _shared as shared
+from sodviz.figures import box_trace, image_figure
+from sodviz.ground_truth import match_ground_truth
+from sodviz.slicing import run_slicing
+from sodviz.vicrop import ViCropConfig, run_vicrop
+from sodviz.vicrop_view import above, counts_table, vicrop_view
+
+shared.init_state()
+shared.sidebar()
+inputs = shared.current_inputs()
+st.title("ViCrop-Det")
+st.caption(
+    "Windows scored by ambiguity (Spatial Attention Entropy) x saliency (attention intensity); the "
+    "top-K are cut from the native-resolution image, re-detected in one batch and fused."
+)
+SCALES = [0.125, 0.25, 0.375, 0.5]
+with shared.controls():
+    columns = st.columns(4)
+    k = columns[0].slider("K crops", 0, 8, 4, key="vicrop_k")
+    scales = columns[1].multiselect("Window scales", SCALES, [0.25, 0.5], key="vicrop_scales")
+    overlap = columns[2].slider("Window overlap", 0.0, 0.75, 0.25, step=0.05, key="vicrop_overlap")
+    threshold = columns[3].slider("Score threshold", 0.05, 0.95, 0.3, step=0.05, key="vicrop_threshold")
+    alpha = columns[0].slider("Ambiguity exponent", 0.0, 3.0, 1.0, step=0.25, key="vicrop_alpha")
+    beta = columns[1].slider("Saliency exponent", 0.0, 3.0, 1.0, step=0.25, key="vicrop_beta")
+    gate = columns[2].slider("Gate: min uncertain queries", 0, 100, 0, key="vicrop_gate")
+    fusion_iou = columns[3].slider("Fusion IoU", 0.1, 0.9, 0.5, step=0.05, key="vicrop_iou")
+if not scales:
+    st.warning("Pick at least one window scale.")
+    st.stop()
+config = ViCropConfig(k=k, scales=tuple(sorted(scales)), overlap=overlap, alpha=alpha, beta=beta,
+                      gate_min_uncertain=gate)  # fmt: skip
+with st.spinner("Re-detecting the crops ..."):
+    outcome = run_vicrop(inputs.detector, inputs.image, config=config, fusion_iou=fusion_iou)
+plan = outcome.plan
+(st.success if plan.refine else st.info)(f"Gate: {plan.reason}.")
+shown_scale = st.radio(
+    "Heat maps of the windows at scale", sorted(scales), horizontal=True, key="vicrop_shown"
+)
+view = vicrop_view(
+    outcome, inputs.image, scale=shown_scale, score_threshold=threshold,
+    class_names=inputs.result.class_names, truth=inputs.truth,
+)  # fmt: skip
+for column, (name, title) in zip(
+    st.columns(3),
+    (("intensity", "Intensity (saliency)"), ("entropy", "SAE (ambiguity)"), ("score", "Joint score")),
+    strict=True,
+):
+    column.markdown(f"**{title}**")
+    column.image(view.heatmaps[name], width="stretch")
+    with column:
+        shared.download_png(
+            "Download PNG", view.heatmaps[name], f"{inputs.image_name}.{name}.png", f"dl_{name}"
+        )
+
+st.subheader(f"Candidate windows and the {len(plan.chosen)} chosen crops")
+candidates = box_trace(plan.windows_xyxy, color="rgba(255,255,255,0.35)", name="candidates", width=1)
+chosen = [
+    box_trace(
+        plan.windows_xyxy[w : w + 1], color="#ff2bd6", name=f"crop {i} ({plan.windows.score[w]:.3f})", width=3
+    )
+    for i, w in enumerate(plan.chosen)
+]
+st.plotly_chart(image_figure(inputs.image, traces=[candidates, *chosen], height=shared.figure_height()))
+if view.crops is not None:
+    st.markdown("**Each crop at native resolution, with its own detections**")
+    st.image(view.crops)
+    shared.download_png("Download PNG", view.crops, f"{inputs.image_name}.crops.png", "dl_crops")
+
+st.subheader(f"Before / after: {view.added} detections added from the crops")
+left, right = st.columns(2)
+left.image(view.before, caption="original, 1 forward pass", width="stretch")
+right.image(view.after, caption=f"ViCrop-Det, {outcome.forward_passes} forward passes", width="stretch")
+with left:
+    shared.download_png("Download PNG", view.before, f"{inputs.image_name}.before.png", "dl_before")
+with right:
+    shared.download_png("Download PNG", view.after, f"{inputs.image_name}.after.png", "dl_after")
+if view.before_match is not None:
+    st.dataframe(counts_table({"original": view.before_match, "ViCrop": view.after_match}), hide_index=True)
+
+st.subheader(f"Compare: uniform slicing at the same {outcome.forward_passes} forward passes")
+if st.toggle("Run uniform slicing", key="vicrop_compare"):
+    sliced = run_slicing(
+        inputs.detector, inputs.image, forward_passes=outcome.forward_passes, fusion_iou=fusion_iou
+    )
+    sliced = above(sliced, threshold)
+    st.markdown(f"slicing: {len(sliced)} detections · ViCrop-Det: {len(above(outcome.fused, threshold))}")
+    if inputs.truth is not None:
+        match = match_ground_truth(sliced, inputs.truth, class_names=inputs.result.class_names)
+        st.dataframe(counts_table({"ViCrop": view.after_match, "slicing": match}), hide_index=True)
