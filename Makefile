@@ -38,3 +38,4 @@ test: lint browser
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_inference.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_app.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_vicrop.py
