@@ -33,6 +33,15 @@ LAYER = "layer"
 HEAD = "head"
 OPACITY = "opacity"
 PRESENTATION = "presentation"
+VICROP_K = "vicrop_k"
+VICROP_SCALES = "vicrop_scales"
+VICROP_OVERLAP = "vicrop_overlap"
+VICROP_THRESHOLD = "vicrop_threshold"
+VICROP_ALPHA = "vicrop_alpha"
+VICROP_BETA = "vicrop_beta"
+VICROP_GATE = "vicrop_gate"
+VICROP_IOU = "vicrop_iou"
+VICROP_COMPARE = "vicrop_compare"
 
 DEFAULTS = {
     MODEL_KIND: "demo",
@@ -45,6 +54,15 @@ DEFAULTS = {
     HEAD: "mean",
     OPACITY: 0.5,
     PRESENTATION: False,
+    VICROP_K: 4,
+    VICROP_SCALES: [0.25, 0.5],
+    VICROP_OVERLAP: 0.25,
+    VICROP_THRESHOLD: 0.3,
+    VICROP_ALPHA: 1.0,
+    VICROP_BETA: 1.0,
+    VICROP_GATE: 0,
+    VICROP_IOU: 0.5,
+    VICROP_COMPARE: False,
 }
 
 

@@ -22,14 +22,14 @@ st.caption(
 SCALES = [0.125, 0.25, 0.375, 0.5]
 with shared.controls():
     columns = st.columns(4)
-    k = columns[0].slider("K crops", 0, 8, 4, key="vicrop_k")
-    scales = columns[1].multiselect("Window scales", SCALES, [0.25, 0.5], key="vicrop_scales")
-    overlap = columns[2].slider("Window overlap", 0.0, 0.75, 0.25, step=0.05, key="vicrop_overlap")
-    threshold = columns[3].slider("Score threshold", 0.05, 0.95, 0.3, step=0.05, key="vicrop_threshold")
-    alpha = columns[0].slider("Ambiguity exponent", 0.0, 3.0, 1.0, step=0.25, key="vicrop_alpha")
-    beta = columns[1].slider("Saliency exponent", 0.0, 3.0, 1.0, step=0.25, key="vicrop_beta")
-    gate = columns[2].slider("Gate: min uncertain queries", 0, 100, 0, key="vicrop_gate")
-    fusion_iou = columns[3].slider("Fusion IoU", 0.1, 0.9, 0.5, step=0.05, key="vicrop_iou")
+    k = columns[0].slider("K crops", 0, 8, key=shared.VICROP_K)
+    scales = columns[1].multiselect("Window scales", SCALES, key=shared.VICROP_SCALES)
+    overlap = columns[2].slider("Window overlap", 0.0, 0.75, step=0.05, key=shared.VICROP_OVERLAP)
+    threshold = columns[3].slider("Score threshold", 0.05, 0.95, step=0.05, key=shared.VICROP_THRESHOLD)
+    alpha = columns[0].slider("Ambiguity exponent", 0.0, 3.0, step=0.25, key=shared.VICROP_ALPHA)
+    beta = columns[1].slider("Saliency exponent", 0.0, 3.0, step=0.25, key=shared.VICROP_BETA)
+    gate = columns[2].slider("Gate: min uncertain queries", 0, 100, key=shared.VICROP_GATE)
+    fusion_iou = columns[3].slider("Fusion IoU", 0.1, 0.9, step=0.05, key=shared.VICROP_IOU)
 if not scales:
     st.warning("Pick at least one window scale.")
     st.stop()
@@ -84,7 +84,7 @@ if view.before_match is not None:
     st.dataframe(counts_table({"original": view.before_match, "ViCrop": view.after_match}), hide_index=True)
 
 st.subheader(f"Compare: uniform slicing at the same {outcome.forward_passes} forward passes")
-if st.toggle("Run uniform slicing", key="vicrop_compare"):
+if st.toggle("Run uniform slicing", key=shared.VICROP_COMPARE):
     sliced = run_slicing(
         inputs.detector, inputs.image, forward_passes=outcome.forward_passes, fusion_iou=fusion_iou
     )

@@ -19,16 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["pages/home.py", "pages/detections.py", "pages/attention.py", "pages/vicrop.py"]
 
 
-class _Upload:
-    """What `st.file_uploader` hands back, as far as the app uses it."""
-
-    def __init__(self, name: str, data: bytes) -> None:
-        self.name, self._data = name, data
-
-    def getvalue(self) -> bytes:
-        return self._data
-
-
 @pytest.fixture(params=["rt_detr", "detr"])
 def app(request, tiny_detectors, monkeypatch) -> AppTest:
     """The app on a tiny detector of a deformable or a dense family, with a low threshold."""
@@ -126,9 +116,13 @@ def test_vicrop_page_controls_and_compare(app):
 def test_choices_persist_across_pages(app):
     app.switch_page("pages/detections.py").run()
     app.slider(key=shared.THRESHOLD).set_value(0.02).run()
+    app.switch_page("pages/vicrop.py").run()
+    app.slider(key=shared.VICROP_K).set_value(1).run()
     app.switch_page("pages/attention.py").run()
     app.switch_page("pages/detections.py").run()
     assert app.slider(key=shared.THRESHOLD).value == pytest.approx(0.02)
+    app.switch_page("pages/vicrop.py").run()
+    assert app.slider(key=shared.VICROP_K).value == 1
 
 
 def test_presentation_mode_folds_the_controls(app):
