@@ -23,7 +23,8 @@ class CropDetections:
             inside the image; their confidence is multiplied by `border_factor`).
         crops_xyxy: int64 `(K, 4)`, the crops.
         results: one `InferenceResult` per crop, in the crop's own pixels.
-        model_calls: forward passes this call ran (0 when every crop came from the cache, else 1).
+        model_calls: model calls this call made: 0 when every crop came from the cache, else 1
+            (one batch), plus one per crop evicted from the cache while this call ran.
     """
 
     detections: sv.Detections
@@ -86,9 +87,17 @@ def _cached_batch(detector, pixels, *, size: int, cache: InferenceCache | None) 
     missing = [i for i, key in enumerate(keys) if key not in cache]
     batch = run_inference_batch(detector, [pixels[i] for i in missing], input_size=size)
     computed = dict(zip(missing, batch, strict=True))
-    results = [cache.get_or_compute(key, lambda i=i: computed[i]) for i, key in enumerate(keys)]
-    # a result evicted between the check and the get is recomputed alone by get_or_compute
-    return results, int(bool(missing))
+
+    calls = [int(bool(missing))]
+
+    def compute(i: int) -> InferenceResult:
+        if i in computed:
+            return computed[i]
+        calls[0] += 1  # evicted since the check: recomputed alone
+        return run_inference_batch(detector, [pixels[i]], input_size=size)[0]
+
+    results = [cache.get_or_compute(key, lambda i=i: compute(i)) for i, key in enumerate(keys)]
+    return results, calls[0]
 
 
 def _crop_detections(result, crop, index: int, *, image_hw, threshold: float, margin: float, factor: float):

@@ -141,3 +141,16 @@ def test_slice_grid_covers_the_image_with_exactly_the_budget(num_slices, overlap
 def test_budgets_count_the_full_image_pass():
     assert slices_for_budget(1) == 0 and slices_for_budget(5) == 4
     assert slices_for_budget(5, with_full_image=False) == 5
+
+
+def test_a_crop_evicted_after_the_cache_check_is_recomputed(tiny_detectors, image):
+    class ForgetfulCache(InferenceCache):
+        def __contains__(self, key) -> bool:  # claims to hold everything, then holds nothing
+            return True
+
+    crops = np.array([[0, 0, 100, 60], [100, 60, 200, 120]])
+    found = detect_crops(tiny_detectors["rt_detr"], image, crops, cache=ForgetfulCache(max_bytes=0))
+    direct = detect_crops(tiny_detectors["rt_detr"], image, crops, cache=None)
+    assert found.model_calls == 2  # nothing looked missing, so no batch: one call per crop instead
+    for mine, theirs in zip(found.results, direct.results, strict=True):
+        np.testing.assert_allclose(mine.boxes_xyxy, theirs.boxes_xyxy, atol=1e-4)
