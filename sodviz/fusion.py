@@ -5,11 +5,7 @@ from __future__ import annotations
 import numpy as np
 import supervision as sv
 
-
-def box_size(xyxy: np.ndarray) -> np.ndarray:
-    """float `(N,)`: sqrt of each box's area."""
-    boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
-    return np.sqrt(np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None))
+from sodviz.ground_truth import box_size
 
 
 def fuse_detections(

@@ -55,10 +55,15 @@ class GroundTruthMatch:
     class_aware: bool
 
 
+def box_size(boxes_xyxy: np.ndarray) -> np.ndarray:
+    """float `(N,)`: sqrt of each box's area (0 for empty boxes)."""
+    boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    return np.sqrt(np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None))
+
+
 def size_bucket(boxes_xyxy: np.ndarray) -> np.ndarray:
     """str `(N,)`: the `SIZE_BUCKETS` name of each box by sqrt of its area."""
-    boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
-    sizes = np.sqrt(np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None))
+    sizes = box_size(boxes_xyxy)
     edges = [high for _, high in SIZE_BUCKETS.values()][:-1]
     return np.array(list(SIZE_BUCKETS), dtype=object)[np.searchsorted(edges, sizes, side="right")].astype(str)
 

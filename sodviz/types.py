@@ -60,15 +60,19 @@ class InputTransform:
         input_wh = np.array(self.input_hw[::-1], dtype=np.float64)
         return self.input_to_image(np.asarray(points_xy, dtype=np.float64) * input_wh)
 
+    def valid_grid_hw(self, grid_hw: tuple[int, int]) -> tuple[int, int]:
+        """(h, w) of the top-left part of a grid spanning the input that covers the image, not padding."""
+        valid_h = max(1, round(grid_hw[0] * self.resized_hw[0] / self.input_hw[0]))
+        valid_w = max(1, round(grid_hw[1] * self.resized_hw[1] / self.input_hw[1]))
+        return valid_h, valid_w
+
     def grid_to_image(self, grid_map: np.ndarray, *, conserve_mass: bool = False) -> np.ndarray:
         """Resample a map `(h, w)` spanning the input grid onto the original image `(H, W)`.
 
         The part of the grid that covers padding is cut off first. With `conserve_mass` the result
         is rescaled to keep the sum of the cut map (a distribution stays a distribution).
         """
-        grid_h, grid_w = grid_map.shape
-        valid_h = max(1, round(grid_h * self.resized_hw[0] / self.input_hw[0]))
-        valid_w = max(1, round(grid_w * self.resized_hw[1] / self.input_hw[1]))
+        valid_h, valid_w = self.valid_grid_hw(grid_map.shape)
         valid = np.ascontiguousarray(grid_map[:valid_h, :valid_w], dtype=np.float32)
         image_h, image_w = self.image_hw
         resized = cv2.resize(valid, (image_w, image_h), interpolation=cv2.INTER_LINEAR)

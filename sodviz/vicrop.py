@@ -76,7 +76,7 @@ def plan_crops(result: InferenceResult, config: ViCropConfig = ViCropConfig()) -
     attention = image_attention(
         result, mode=config.attention, score_band=config.score_band, layer=config.layer
     )
-    valid_h, valid_w = _valid_grid(result, attention.shape)
+    valid_h, valid_w = result.transform.valid_grid_hw(attention.shape)
     cells, scale = sliding_windows((valid_h, valid_w), scales=config.scales, overlap=config.overlap)
     windows = score_windows(attention[:valid_h, :valid_w], cells, scale, alpha=config.alpha, beta=config.beta)
     windows_xyxy = cells_to_image(result, cells, attention.shape)
@@ -129,14 +129,6 @@ def select_windows(
         chosen.append(int(index))
         area_used += areas[index]
     return np.array(chosen, np.int64)
-
-
-def _valid_grid(result: InferenceResult, grid_hw: tuple[int, int]) -> tuple[int, int]:
-    """The part of the attention grid that covers the image (not the padding)."""
-    transform = result.transform
-    valid_h = max(1, round(grid_hw[0] * transform.resized_hw[0] / transform.input_hw[0]))
-    valid_w = max(1, round(grid_hw[1] * transform.resized_hw[1] / transform.input_hw[1]))
-    return valid_h, valid_w
 
 
 def cells_to_image(result: InferenceResult, cells: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:

@@ -14,7 +14,7 @@ from sodviz.attention import (
     query_attention_maps,
     query_sampling_points,
 )
-from sodviz.ground_truth import GroundTruth, GroundTruthMatch, match_ground_truth, size_bucket
+from sodviz.ground_truth import GroundTruth, GroundTruthMatch, box_size, match_ground_truth, size_bucket
 from sodviz.inference import to_detections
 from sodviz.render import crop_window, draw_sampling_points, overlay_heatmap, tile_images
 from sodviz.types import DeformableAttention, InferenceResult
@@ -52,7 +52,7 @@ def detections_view(
     queries = detections.data["query_index"]
     entropy = attention_entropy(query_attention_maps(result, queries)) if len(queries) else np.zeros(0)
     match = None if truth is None else match_ground_truth(detections, truth, class_names=result.class_names)
-    sizes = np.sqrt(np.prod(np.clip(detections.xyxy[:, 2:] - detections.xyxy[:, :2], 0, None), axis=1))
+    sizes = box_size(detections.xyxy)
     buckets = size_bucket(detections.xyxy)
     table = [
         {
