@@ -88,7 +88,10 @@ if st.toggle("Run uniform slicing", key=shared.VICROP_COMPARE):
     sliced = run_slicing(
         inputs.detector, inputs.image, forward_passes=outcome.forward_passes, fusion_iou=fusion_iou
     )
-    sliced = above(sliced, threshold)
+    st.caption(
+        f"{len(sliced.crops_xyxy)} near-square slices + the full image: {sliced.forward_passes} passes"
+    )
+    sliced = above(sliced.detections, threshold)
     st.markdown(f"slicing: {len(sliced)} detections · ViCrop-Det: {len(above(outcome.fused, threshold))}")
     if inputs.truth is not None:
         match = match_ground_truth(sliced, inputs.truth, class_names=inputs.result.class_names)

@@ -38,7 +38,8 @@ def run_benchmark(
     and latency relative to the base pass, all measured in this run with the cache off.
 
     A budget counts forward passes, the full-image pass included: ViCrop-Det gets `budget - 1`
-    crops, slicing a grid of `budget - 1` slices. "vicrop" runs with the gate off, "vicrop_gated"
+    crops, slicing the best near-square grid of at most `budget - 1` slices (`slice_grid`); the
+    table reports the passes each method actually used. "vicrop" runs with the gate off, "vicrop_gated"
     with `vicrop`'s gate, so its mean passes fall below the budget on images the gate skips.
     `vicrop` holds the other knobs (default `ViCropConfig()`). "base" is budget 1 only.
     """
@@ -87,7 +88,7 @@ def _detect(detector, image, method: str, budget: int, vicrop: ViCropConfig, thr
         return to_detections(result, score_threshold=threshold), 1
     if method == "slicing":
         sliced = run_slicing(detector, image, forward_passes=budget, score_threshold=threshold, cache=None)
-        return sliced, budget
+        return sliced.detections, sliced.forward_passes
     gate = vicrop.gate_min_uncertain if method == "vicrop_gated" else 0
     config = replace(vicrop, k=budget - 1, gate_min_uncertain=gate)
     outcome = run_vicrop(detector, image, config=config, score_threshold=threshold, cache=None)

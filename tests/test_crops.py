@@ -12,7 +12,7 @@ from sodviz.cache import InferenceCache
 from sodviz.crops import detect_crops
 from sodviz.fusion import box_size, fuse_detections
 from sodviz.inference import run_inference, to_detections
-from sodviz.slicing import slice_grid, slices_for_budget
+from sodviz.slicing import run_slicing, slice_grid, slices_for_budget
 
 
 def test_crop_boxes_map_back_to_the_image(tiny_detectors, image):
@@ -125,17 +125,40 @@ def test_fusion_of_nothing():
         fuse_detections(empty, empty, method="wbf?")
 
 
-@pytest.mark.parametrize("num_slices", [1, 2, 3, 4, 6, 7, 8])
+@pytest.mark.parametrize("max_slices", [1, 2, 3, 4, 6, 7, 8])
 @pytest.mark.parametrize("overlap", [0.0, 0.2])
-def test_slice_grid_covers_the_image_with_exactly_the_budget(num_slices, overlap):
-    crops = slice_grid((300, 500), num_slices, overlap=overlap)
-    assert len(crops) == num_slices
-    covered = np.zeros((300, 500), bool)
+@pytest.mark.parametrize("image_hw", [(300, 500), (400, 400), (120, 900)])
+def test_slice_grid_covers_the_image_within_the_budget(max_slices, overlap, image_hw):
+    crops = slice_grid(image_hw, max_slices, overlap=overlap)
+    assert 1 <= len(crops) <= max_slices
+    height, width = image_hw
+    covered = np.zeros(image_hw, bool)
     for x0, y0, x1, y1 in crops:
-        assert 0 <= x0 < x1 <= 500 and 0 <= y0 < y1 <= 300
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
         covered[y0:y1, x0:x1] = True
     assert covered.all()
-    assert slice_grid((300, 500), 0).shape == (0, 4)
+    assert slice_grid(image_hw, 0).shape == (0, 4)
+
+
+@pytest.mark.parametrize(
+    ("max_slices", "expected"), [(1, 1), (2, 1), (3, 1), (4, 4), (5, 4), (6, 6), (8, 6), (9, 9)]
+)
+def test_slice_grid_uses_only_near_square_tiles(max_slices, expected):
+    crops = slice_grid((1000, 1000), max_slices, overlap=0.2)
+    assert len(crops) == expected
+    sides = np.stack([crops[:, 2] - crops[:, 0], crops[:, 3] - crops[:, 1]], axis=1)
+    assert (sides.max(axis=1) / sides.min(axis=1) <= 1.5).all()
+
+
+def test_slicing_reports_the_passes_it_used(tiny_detectors, image):
+    detector = tiny_detectors["rt_detr"]
+    square = np.ascontiguousarray(image[:, :120])
+    below_a_grid = run_slicing(detector, square, forward_passes=3, cache=None)
+    assert below_a_grid.forward_passes == 1 and len(below_a_grid.crops_xyxy) == 0
+    grid = run_slicing(detector, square, forward_passes=5, cache=None)
+    assert grid.forward_passes == 1 + len(grid.crops_xyxy) == 5
+    halves = run_slicing(detector, image, forward_passes=3, cache=None)  # 120 x 200: two near-square halves
+    assert halves.forward_passes == 3
 
 
 def test_budgets_count_the_full_image_pass():
