@@ -13,6 +13,7 @@ from sodviz.inference import run_inference
 from sodviz.models import Detector, load_detector
 from sodviz.samples import load_sample, sample_names
 from sodviz.types import InferenceResult
+from sodviz.vicrop import ViCropConfig
 
 # Session-state keys: every choice that persists across pages.
 MODEL_KIND = "model_kind"  # "demo" | "preset" | "folder"
@@ -40,9 +41,12 @@ VICROP_THRESHOLD = "vicrop_threshold"
 VICROP_ALPHA = "vicrop_alpha"
 VICROP_BETA = "vicrop_beta"
 VICROP_GATE = "vicrop_gate"
+VICROP_MAX_OVERLAP = "vicrop_max_overlap"
+VICROP_SELECTION = "vicrop_selection"
 VICROP_IOU = "vicrop_iou"
 VICROP_COMPARE = "vicrop_compare"
 
+_VICROP = ViCropConfig()
 DEFAULTS = {
     MODEL_KIND: "demo",
     MODEL_FOLDER: "",
@@ -54,13 +58,15 @@ DEFAULTS = {
     HEAD: "mean",
     OPACITY: 0.5,
     PRESENTATION: False,
-    VICROP_K: 4,
-    VICROP_SCALES: [0.25, 0.5],
-    VICROP_OVERLAP: 0.25,
+    VICROP_K: _VICROP.k,
+    VICROP_SCALES: list(_VICROP.scales),
+    VICROP_OVERLAP: _VICROP.overlap,
     VICROP_THRESHOLD: 0.3,
-    VICROP_ALPHA: 1.0,
-    VICROP_BETA: 1.0,
-    VICROP_GATE: 0,
+    VICROP_ALPHA: _VICROP.alpha,
+    VICROP_BETA: _VICROP.beta,
+    VICROP_GATE: _VICROP.gate_min_uncertain,
+    VICROP_MAX_OVERLAP: _VICROP.max_overlap,
+    VICROP_SELECTION: _VICROP.selection,
     VICROP_IOU: 0.5,
     VICROP_COMPARE: False,
 }

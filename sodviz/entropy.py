@@ -121,6 +121,19 @@ def score_windows(
     )
 
 
+def uncovered_intensity(attention_map: np.ndarray, cells: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """float64 `(W,)`: each window's share of the attention mass not inside any `covered` window
+    (`[row0, col0, row1, col1)` on the same grid): saliency left after those crops are taken."""
+    p = np.asarray(attention_map, np.float64)
+    total = p.sum()
+    if total <= 0:
+        return np.zeros(len(cells))
+    remaining = p.copy()
+    for row0, col0, row1, col1 in np.asarray(covered, np.int64).reshape(-1, 4):
+        remaining[row0:row1, col0:col1] = 0.0
+    return np.clip(_box_sums(_summed_area(remaining), cells) / total, 0.0, 1.0)
+
+
 def _summed_area(values: np.ndarray) -> np.ndarray:
     table = np.zeros((values.shape[0] + 1, values.shape[1] + 1))
     table[1:, 1:] = values.cumsum(axis=0).cumsum(axis=1)

@@ -37,7 +37,8 @@ def slice_grid(
             tile_h = height / (rows - (rows - 1) * overlap)
             tile_w = width / (cols - (cols - 1) * overlap)
             aspect = max(tile_w / tile_h, tile_h / tile_w)
-            grids.append((aspect <= max_aspect, rows * cols if aspect <= max_aspect else 0, -aspect, rows, cols))
+            near_square = aspect <= max_aspect
+            grids.append((near_square, rows * cols if near_square else 0, -aspect, rows, cols))
     _, _, _, rows, cols = max(grids)
     tile_h = height / (rows - (rows - 1) * overlap)
     tile_w = width / (cols - (cols - 1) * overlap)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +10,7 @@ import supervision as sv
 
 from sodviz.cache import DEFAULT_CACHE, InferenceCache
 from sodviz.crops import CropDetections, detect_crops
-from sodviz.entropy import WindowScores, image_attention, score_windows, sliding_windows
+from sodviz.entropy import WindowScores, image_attention, score_windows, sliding_windows, uncovered_intensity
 from sodviz.fusion import fuse_detections
 from sodviz.inference import run_inference, to_detections
 from sodviz.models import Detector
@@ -26,6 +27,9 @@ class ViCropConfig:
         overlap: overlap of neighbouring windows of one scale, in [0, 1).
         alpha, beta: exponents of ambiguity (SAE) and saliency (intensity) in the joint score.
         max_overlap: chosen crops may share at most this fraction of the smaller one's area.
+        selection: "marginal" rescores after each pick with the attention mass not yet covered
+            (`uncovered_intensity`), so later crops go where attention is left; "fixed" keeps
+            every window's first score.
         pixel_budget: optional cap on the chosen crops' total area, in multiples of the image area.
         attention: "all" or "uncertain" queries make the image-level attention (`image_attention`).
         score_band: the scores of "uncertain" queries, for the attention and for the gate.
@@ -38,7 +42,8 @@ class ViCropConfig:
     overlap: float = 0.25
     alpha: float = 1.0
     beta: float = 1.0
-    max_overlap: float = 0.0
+    max_overlap: float = 0.5
+    selection: str = "marginal"
     pixel_budget: float | None = None
     attention: str = "all"
     score_band: tuple[float, float] = (0.1, 0.5)
@@ -85,12 +90,20 @@ def plan_crops(result: InferenceResult, config: ViCropConfig = ViCropConfig()) -
         reason = f"skipped: {uncertain} uncertain queries, fewer than {config.gate_min_uncertain}"
         return CropPlan(windows, windows_xyxy, empty, np.zeros((0, 4), np.int64), False, reason, uncertain)
     image_h, image_w = result.transform.image_hw
+    if config.selection not in ("marginal", "fixed"):
+        raise ValueError(f"selection must be 'marginal' or 'fixed', got {config.selection!r}")
+
+    def rescore(chosen: list[int]) -> np.ndarray:
+        left = uncovered_intensity(attention[:valid_h, :valid_w], cells, cells[chosen])
+        return windows.entropy.astype(np.float64) ** config.alpha * left**config.beta
+
     chosen = select_windows(
         windows.score,
         windows_xyxy,
         k=config.k,
         max_overlap=config.max_overlap,
         max_area=None if config.pixel_budget is None else config.pixel_budget * image_h * image_w,
+        rescore=rescore if config.selection == "marginal" else None,
     )
     crops = np.round(windows_xyxy[chosen]).astype(np.int64).reshape(-1, 4)
     crops[:, [0, 2]] = np.clip(crops[:, [0, 2]], 0, image_w)
@@ -106,28 +119,39 @@ def select_windows(
     k: int,
     max_overlap: float = 0.0,
     max_area: float | None = None,
+    rescore: Callable[[list[int]], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Greedy top-K by score: a window is skipped when it shares more than `max_overlap` of the
     smaller area with one already chosen, or would take the chosen area past `max_area`.
+    With `rescore`, the scores are recomputed from the chosen indices after each pick.
     Windows with score 0 are never chosen. Returns int64 indices, best first."""
     chosen: list[int] = []
     area_used = 0.0
     boxes = np.asarray(windows_xyxy, np.float64).reshape(-1, 4)
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    for index in np.argsort(-np.asarray(scores), kind="stable"):
-        if len(chosen) >= k or scores[index] <= 0:
-            break
-        if max_area is not None and area_used + areas[index] > max_area:
-            continue
-        if chosen:
-            others = boxes[chosen]
-            width = np.minimum(others[:, 2], boxes[index, 2]) - np.maximum(others[:, 0], boxes[index, 0])
-            height = np.minimum(others[:, 3], boxes[index, 3]) - np.maximum(others[:, 1], boxes[index, 1])
-            shared = np.clip(width, 0, None) * np.clip(height, 0, None)
-            if (shared > max_overlap * np.minimum(areas[chosen], areas[index])).any():
+    current = np.asarray(scores, np.float64)
+    while len(chosen) < k:
+        picked = None
+        for index in np.argsort(-current, kind="stable"):
+            if current[index] <= 0:
+                break
+            if index in chosen or (max_area is not None and area_used + areas[index] > max_area):
                 continue
-        chosen.append(int(index))
-        area_used += areas[index]
+            if chosen:
+                others = boxes[chosen]
+                width = np.minimum(others[:, 2], boxes[index, 2]) - np.maximum(others[:, 0], boxes[index, 0])
+                height = np.minimum(others[:, 3], boxes[index, 3]) - np.maximum(others[:, 1], boxes[index, 1])
+                shared = np.clip(width, 0, None) * np.clip(height, 0, None)
+                if (shared > max_overlap * np.minimum(areas[chosen], areas[index])).any():
+                    continue
+            picked = int(index)
+            break
+        if picked is None:
+            break
+        chosen.append(picked)
+        area_used += areas[picked]
+        if rescore is not None:
+            current = np.asarray(rescore(chosen), np.float64)
     return np.array(chosen, np.int64)
 
 

@@ -98,6 +98,8 @@ def test_vicrop_page_controls_and_compare(app):
     app.slider(key="vicrop_beta").set_value(0.5).run()
     app.slider(key="vicrop_iou").set_value(0.3).run()
     app.slider(key="vicrop_threshold").set_value(0.05).run()
+    app.slider(key="vicrop_max_overlap").set_value(0.0).run()
+    app.radio(key="vicrop_selection").set_value("fixed").run()
     app.multiselect(key="vicrop_scales").set_value([0.125, 0.5]).run()
     app.radio(key="vicrop_shown").set_value(0.125).run()
     _no_errors(app)
@@ -106,7 +108,8 @@ def test_vicrop_page_controls_and_compare(app):
     app.toggle(key="vicrop_compare").set_value(True).run()
     _no_errors(app)
     assert "tp slicing" in app.dataframe[1].value.columns
-    app.slider(key="vicrop_gate").set_value(100).run()  # more than the tiny model's uncertain queries
+    gate = app.slider(key="vicrop_gate")
+    gate.set_value(gate.max).run()  # every query: more than the tiny model's uncertain ones
     _no_errors(app)
     assert any(i.value.startswith("Gate: skipped") for i in app.info)
     app.multiselect(key="vicrop_scales").set_value([]).run()

@@ -30,7 +30,9 @@ def test_rows_per_method_and_budget(tiny_detectors, scenes):
     expected = [("base", 1)] + [(m, b) for m in ("vicrop", "vicrop_gated", "slicing") for b in (2, 3)]
     assert [(r["method"], r["budget"]) for r in rows] == expected
     passes = {(r["method"], r["budget"]): r["forward_passes"] for r in rows}
-    assert passes[("base", 1)] == 1 and passes[("slicing", 3)] == 1  # square scenes: no 2-slice grid is near-square
+    assert (
+        passes[("base", 1)] == 1 and passes[("slicing", 3)] == 1
+    )  # square scenes: no 2-slice grid is near-square
     assert 1 <= passes[("vicrop", 3)] <= 3  # fewer when fewer windows have any score
     assert rows[0]["latency_ratio"] == pytest.approx(1.0)
     assert all(0 < r["latency_ratio"] < float("inf") for r in rows)  # timings themselves are not asserted

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sodviz.entropy import uncovered_intensity
 from sodviz.inference import run_inference
 from sodviz.vicrop import ViCropConfig, plan_crops, select_windows
 
@@ -40,9 +41,12 @@ def test_select_windows_with_no_windows():
     assert select_windows(np.zeros(0), np.zeros((0, 4)), k=3).tolist() == []
 
 
-def test_plan_picks_non_overlapping_crops_inside_the_image(detector, image):
+@pytest.mark.parametrize("selection", ["fixed", "marginal"])
+def test_plan_picks_non_overlapping_crops_inside_the_image(detector, image, selection):
     result = run_inference(detector, image, cache=None)
-    plan = plan_crops(result, ViCropConfig(k=3, scales=(0.3, 0.6), overlap=0.5))
+    plan = plan_crops(
+        result, ViCropConfig(k=3, scales=(0.3, 0.6), overlap=0.5, max_overlap=0.0, selection=selection)
+    )
     assert plan.refine and "refined" in plan.reason
     assert len(plan.windows) == len(plan.windows_xyxy) and 0 < len(plan.chosen) <= 3
     height, width = image.shape[:2]
@@ -55,8 +59,32 @@ def test_plan_picks_non_overlapping_crops_inside_the_image(detector, image):
             overlap_w = min(crops[i, 2], crops[j, 2]) - max(crops[i, 0], crops[j, 0])
             overlap_h = min(crops[i, 3], crops[j, 3]) - max(crops[i, 1], crops[j, 1])
             assert overlap_w <= 1 or overlap_h <= 1  # rounding to pixels may touch by one
-    scores = plan.windows.score[plan.chosen]
-    assert (np.diff(scores) <= 1e-7).all()  # best first
+    if selection == "fixed":
+        assert (np.diff(plan.windows.score[plan.chosen]) <= 1e-7).all()  # best first
+    else:
+        assert plan.chosen[0] == np.argmax(plan.windows.score)  # the first pick is the same
+
+
+def test_select_windows_rescores_after_each_pick():
+    seen = []
+
+    def rescore(chosen):  # after a pick, only the large window keeps a score
+        seen.append(list(chosen))
+        return np.where(np.arange(len(SCORES)) == 4, 0.3, 0.0)
+
+    chosen = select_windows(SCORES, WINDOWS, k=10, max_overlap=1.0, rescore=rescore)
+    assert chosen.tolist() == [0, 4] and seen == [[0], [0, 4]]
+
+
+def test_marginal_selection_moves_away_from_covered_attention():
+    attention = np.zeros((8, 8))
+    attention[:4, :4] = 1.0  # two blobs, the first twice as heavy
+    attention[:4, :4] *= 2
+    attention[5:, 5:] = 1.0
+    cells = np.array([[0, 0, 4, 4], [0, 0, 3, 3], [4, 4, 8, 8]])
+    left = uncovered_intensity(attention, cells, cells[:1])
+    assert left.tolist() == [0.0, 0.0, 9 / 41]  # nested window: nothing left; the other blob kept
+    assert uncovered_intensity(attention, cells, np.zeros((0, 4))).sum() == pytest.approx((32 + 18 + 9) / 41)
 
 
 def test_windows_flush_with_the_border_reach_the_image_border(tiny_detectors, image):
