@@ -86,7 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods", default="base,vicrop,slicing", help="comma list of base, vicrop, vicrop_gated, slicing"
     )
     bench.add_argument("--budgets", default="1-8", help="forward passes per image, e.g. 1-8 or 1,3,5")
-    bench.add_argument("--k-scales", default="0.25,0.5", help="ViCrop-Det window scales")
+    bench.add_argument(
+        "--k-scales", default=None, help="ViCrop-Det window scales, e.g. 0.25,0.5 (default: the library's)"
+    )
+    bench.add_argument(
+        "--max-overlap", type=float, default=None, help="ViCrop-Det: area chosen crops may share"
+    )
     bench.add_argument("--gate-min-uncertain", type=int, default=0, help="vicrop_gated: skip below this many")
     bench.add_argument("--max-images", type=int, default=None)
     bench.add_argument("--out", type=Path, default=Path("runs/benchmark"))
@@ -220,6 +225,8 @@ def parse_budgets(text: str) -> tuple[int, ...]:
 
 
 def benchmark(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
     from tqdm import tqdm
 
     from sodviz.benchmark import run_benchmark, write_figure, write_tables
@@ -227,9 +234,11 @@ def benchmark(args: argparse.Namespace) -> None:
     from sodviz.vicrop import ViCropConfig
 
     detector = load_detector(args.model)
-    config = ViCropConfig(
-        scales=tuple(float(v) for v in args.k_scales.split(",")), gate_min_uncertain=args.gate_min_uncertain
-    )
+    config = ViCropConfig(gate_min_uncertain=args.gate_min_uncertain)
+    if args.k_scales is not None:
+        config = replace(config, scales=tuple(float(v) for v in args.k_scales.split(",")))
+    if args.max_overlap is not None:
+        config = replace(config, max_overlap=args.max_overlap)
     with tqdm(total=100, desc="benchmark") as bar:
         rows = run_benchmark(
             detector,
