@@ -1,0 +1,257 @@
+"""Effective receptive fields: |d feature / d input pixels| per stage, and a 2-D Gaussian fit.
+
+The ERF of one feature activation (channel-summed, at one point of a stage's grid) is the
+absolute gradient of that activation with respect to the model's input pixels, summed over
+colour channels (Luo et al. 2016; FINE, appendix F). Gradients come from `torch.autograd.grad`
+with the input as the only target, so no parameter gets a `.grad` and the model is not changed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import curve_fit
+
+from sodviz.inference import prepare_inputs
+from sodviz.models import Detector
+
+BACKBONE_STAGES = ("stage1", "stage2", "stage3", "stage4")
+
+
+@dataclass(frozen=True, slots=True)
+class GaussianFit:
+    """A 2-D Gaussian fitted to a map (in the map's pixels).
+
+    Attributes:
+        center_xy: float64 `(2,)`, the fitted centre.
+        sigma: the isotropic fit's sigma.
+        sigma_xy: float64 `(2,)`, the axis-aligned fit's sigma_x and sigma_y.
+        r2: coefficient of determination of the axis-aligned fit.
+    """
+
+    center_xy: np.ndarray
+    sigma: float
+    sigma_xy: np.ndarray
+    r2: float
+
+
+@dataclass(frozen=True, slots=True)
+class ErfResult:
+    """ERF maps of several stages for one image (or averaged over images).
+
+    Attributes:
+        stages: stage names, shallow to deep.
+        maps: float32 `(S, H, W)`, |grad| summed over colour channels, in model-input pixels,
+            each map normalised to sum 1.
+        strides: float64 `(S,)`, input pixels per cell of each stage's grid.
+        point_xy: float64 `(2,)`, the chosen point in model-input pixels.
+        fits: one `GaussianFit` per stage.
+        images: how many images were averaged.
+    """
+
+    stages: tuple[str, ...]
+    maps: np.ndarray
+    strides: np.ndarray
+    point_xy: np.ndarray
+    fits: tuple[GaussianFit, ...]
+    images: int = 1
+
+    @property
+    def sigmas(self) -> np.ndarray:
+        return np.array([fit.sigma for fit in self.fits])
+
+    def sigma_ratios(self) -> np.ndarray:
+        """float64 `(S - 1,)`: sigma of each stage over the one before."""
+        sigmas = self.sigmas
+        return sigmas[1:] / np.maximum(sigmas[:-1], 1e-12)
+
+    def stride_ratios(self) -> np.ndarray:
+        return self.strides[1:] / self.strides[:-1]
+
+    def table(self) -> list[dict]:
+        """One row per stage: sigma, sigma_x, sigma_y, R^2, stride, ratios to the stage before."""
+        rows = []
+        for index, (stage, fit) in enumerate(zip(self.stages, self.fits, strict=True)):
+            rows.append(
+                {
+                    "stage": stage,
+                    "sigma": fit.sigma,
+                    "sigma_x": float(fit.sigma_xy[0]),
+                    "sigma_y": float(fit.sigma_xy[1]),
+                    "r2": fit.r2,
+                    "stride": float(self.strides[index]),
+                    "sigma_ratio": float(self.sigma_ratios()[index - 1]) if index else math.nan,
+                    "stride_ratio": float(self.stride_ratios()[index - 1]) if index else math.nan,
+                }
+            )
+        return rows
+
+
+def available_stages(detector: Detector) -> tuple[str, ...]:
+    """Backbone stages for every family; plus the hybrid encoder's outputs (`encoder0`, ...,
+    shallow to deep) for families whose encoder returns feature maps (RT-DETR, D-FINE)."""
+    stages = BACKBONE_STAGES
+    if detector.family.model_type in ("rt_detr", "rt_detr_v2", "d_fine"):
+        levels = len(getattr(detector.model.config, "encoder_in_channels", ()))
+        stages += tuple(f"encoder{i}" for i in range(levels))
+    return stages
+
+
+def _backbone(model) -> torch.nn.Module:
+    outer = model.model.backbone
+    inner = getattr(outer, "model", None) or getattr(getattr(outer, "conv_encoder", None), "model", None)
+    if inner is None:
+        raise ValueError(f"no backbone found in {type(model).__name__}")
+    return inner
+
+
+def _stage_features(detector: Detector, pixels: torch.Tensor, stages: Sequence[str]) -> list[torch.Tensor]:
+    """`[1, C, h, w]` feature maps of the asked stages, on a graph back to `pixels`."""
+    features: dict[str, torch.Tensor] = {}
+    if any(s in BACKBONE_STAGES for s in stages):
+        hidden = _backbone(detector.model)(pixels, output_hidden_states=True).hidden_states
+        if hidden is None or len(hidden) < len(BACKBONE_STAGES) + 1:
+            raise ValueError("the backbone does not return its stages' hidden states")
+        for index, name in enumerate(BACKBONE_STAGES, start=1):
+            features[name] = hidden[index]
+    if any(s.startswith("encoder") for s in stages):
+        captured = {}
+
+        def keep(module, args, output) -> None:  # returns None: the output is left as it is
+            captured["maps"] = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+
+        hook = detector.model.model.encoder.register_forward_hook(keep)
+        try:
+            detector.model(pixel_values=pixels)
+        finally:
+            hook.remove()
+        for index, level in enumerate(captured["maps"]):
+            features[f"encoder{index}"] = level
+    unknown = [s for s in stages if s not in features]
+    if unknown:
+        raise ValueError(f"unknown stages {unknown}; this detector has {available_stages(detector)}")
+    return [features[s] for s in stages]
+
+
+def erf_maps(
+    detector: Detector,
+    image: np.ndarray,
+    *,
+    stages: Sequence[str] = BACKBONE_STAGES,
+    point_xy: tuple[float, float] | None = None,
+    input_size: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw ERF maps of one image: float32 `(S, H, W)` |grad| over model-input pixels, the
+    strides `(S,)`, and the point in input pixels (default: the centre)."""
+    inputs, _ = prepare_inputs(detector, [image], input_size=input_size)
+    pixels = inputs["pixel_values"]
+    height, width = pixels.shape[-2:]
+    x, y = (width / 2, height / 2) if point_xy is None else point_xy
+    if not (0 <= x < width and 0 <= y < height):
+        raise ValueError(f"point {point_xy} lies outside the {width}x{height} model input")
+    with detector.lock:
+        return gradient_maps(lambda p: _stage_features(detector, p, stages), pixels, (x, y))
+
+
+def gradient_maps(
+    forward: Callable[[torch.Tensor], list[torch.Tensor]], pixels: torch.Tensor, point_xy: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each `[1, C, h, w]` map that `forward(pixels)` returns: |d (channel sum at the cell
+    holding `point_xy`) / d pixels| summed over the input's channels. Works on any module.
+
+    Returns:
+        float32 `(S, H, W)` maps, float64 `(S,)` strides (input rows per grid row), the point.
+    """
+    pixels = pixels.detach().clone().requires_grad_(True)
+    height, width = pixels.shape[-2:]
+    x, y = point_xy
+    with torch.enable_grad():
+        features = forward(pixels)
+        maps, strides = [], []
+        for index, feature in enumerate(features):
+            grid_h, grid_w = feature.shape[-2:]
+            row = min(int(y * grid_h / height), grid_h - 1)
+            col = min(int(x * grid_w / width), grid_w - 1)
+            target = feature[0, :, row, col].sum()
+            (grad,) = torch.autograd.grad(target, pixels, retain_graph=index < len(features) - 1)
+            maps.append(grad[0].abs().sum(0).float().cpu().numpy())
+            strides.append(height / grid_h)
+    return np.stack(maps).astype(np.float32), np.array(strides), np.array([x, y], np.float64)
+
+
+def compute_erf(
+    detector: Detector,
+    images: Sequence[np.ndarray],
+    *,
+    stages: Sequence[str] = BACKBONE_STAGES,
+    point_xy: tuple[float, float] | None = None,
+    input_size: int | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> ErfResult:
+    """ERF of each stage at one point, averaged over `images` (each map normalised to sum 1
+    first), with a Gaussian fit per stage. Images must share the model-input shape; square
+    input families resize every image to the same side, so this holds for them."""
+    if not images:
+        raise ValueError("compute_erf needs at least one image")
+    total, strides, point = None, None, None
+    for done, image in enumerate(images, start=1):
+        maps, strides, point = erf_maps(
+            detector, image, stages=stages, point_xy=point_xy, input_size=input_size
+        )
+        maps = maps / np.maximum(maps.sum(axis=(1, 2), keepdims=True), 1e-30)
+        if total is not None and total.shape != maps.shape:
+            raise ValueError(f"image {done} gives a {maps.shape[1:]} input, the first {total.shape[1:]}")
+        total = maps if total is None else total + maps
+        if on_progress is not None:
+            on_progress(done / len(images))
+    mean = (total / len(images)).astype(np.float32)
+    fits = tuple(fit_gaussian(m) for m in mean)
+    return ErfResult(tuple(stages), mean, strides, point, fits, images=len(images))
+
+
+def _gaussian(coords, amplitude, x0, y0, sigma_x, sigma_y):
+    x, y = coords
+    return amplitude * np.exp(-((x - x0) ** 2) / (2 * sigma_x**2) - ((y - y0) ** 2) / (2 * sigma_y**2))
+
+
+def fit_gaussian(erf_map: np.ndarray, *, max_side: int = 160) -> GaussianFit:
+    """Least-squares 2-D Gaussian (axis-aligned, and isotropic) fitted to a non-negative map,
+    started from its moments; maps larger than `max_side` are block-averaged first."""
+    values = np.asarray(erf_map, np.float64)
+    factor = max(1, math.ceil(max(values.shape) / max_side))
+    if factor > 1:
+        h, w = (values.shape[0] // factor) * factor, (values.shape[1] // factor) * factor
+        values = values[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+    total = values.sum()
+    if total <= 0:
+        nan = float("nan")
+        return GaussianFit(np.array([nan, nan]), nan, np.array([nan, nan]), nan)
+    ys, xs = np.mgrid[0 : values.shape[0], 0 : values.shape[1]].astype(np.float64)
+    mx, my = (values * xs).sum() / total, (values * ys).sum() / total
+    sx = math.sqrt(max((values * (xs - mx) ** 2).sum() / total, 0.25))
+    sy = math.sqrt(max((values * (ys - my) ** 2).sum() / total, 0.25))
+    coords = (xs.ravel(), ys.ravel())
+    target = values.ravel() / values.max()
+    start = (1.0, mx, my, sx, sy)
+    bounds = ([0, -np.inf, -np.inf, 0.1, 0.1], [np.inf, np.inf, np.inf, np.inf, np.inf])
+    try:
+        params, _ = curve_fit(_gaussian, coords, target, p0=start, bounds=bounds, maxfev=4000)
+        iso, _ = curve_fit(
+            lambda c, a, x0, y0, s: _gaussian(c, a, x0, y0, s, s),
+            coords,
+            target,
+            p0=(1.0, mx, my, math.sqrt(sx * sy)),
+            bounds=(bounds[0][:4], bounds[1][:4]),
+            maxfev=4000,
+        )
+    except RuntimeError:  # no convergence: fall back to the moments
+        params, iso = np.array(start), np.array([1.0, mx, my, math.sqrt(sx * sy)])
+    residual = target - _gaussian(coords, *params)
+    r2 = 1.0 - (residual**2).sum() / max(((target - target.mean()) ** 2).sum(), 1e-30)
+    scale = float(factor)
+    center = (params[1:3] + 0.5) * scale - 0.5
+    return GaussianFit(center, float(iso[3] * scale), np.abs(params[3:5]) * scale, float(r2))
