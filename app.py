@@ -11,5 +11,6 @@ st.navigation(
         st.Page("pages/detections.py", title="Detections", icon=":material/select_all:"),
         st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
         st.Page("pages/vicrop.py", title="ViCrop", icon=":material/crop:"),
+        st.Page("pages/erf.py", title="ERF", icon=":material/blur_on:"),
     ]
 ).run()

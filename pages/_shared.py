@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
+from sodviz.erf import BACKBONE_STAGES
 from sodviz.ground_truth import GroundTruth, parse_annotations
 from sodviz.imageio import DecodedImage, decode_image, encode_png
 from sodviz.inference import run_inference
@@ -43,6 +44,11 @@ VICROP_BETA = "vicrop_beta"
 VICROP_GATE = "vicrop_gate"
 VICROP_MAX_OVERLAP = "vicrop_max_overlap"
 VICROP_SELECTION = "vicrop_selection"
+ERF_STAGES = "erf_stages"
+ERF_SCALE = "erf_scale"
+ERF_RANDOM = "erf_random"
+ERF_DATASET = "erf_dataset"
+ERF_POINT = "erf_point"  # [x, y] in model-input pixels, or None: the centre
 VICROP_IOU = "vicrop_iou"
 VICROP_COMPARE = "vicrop_compare"
 
@@ -67,6 +73,11 @@ DEFAULTS = {
     VICROP_GATE: _VICROP.gate_min_uncertain,
     VICROP_MAX_OVERLAP: _VICROP.max_overlap,
     VICROP_SELECTION: _VICROP.selection,
+    ERF_STAGES: list(BACKBONE_STAGES),
+    ERF_SCALE: "linear",
+    ERF_RANDOM: False,
+    ERF_DATASET: False,
+    ERF_POINT: None,
     VICROP_IOU: 0.5,
     VICROP_COMPARE: False,
 }

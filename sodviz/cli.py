@@ -95,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--gate-min-uncertain", type=int, default=0, help="vicrop_gated: skip below this many")
     bench.add_argument("--max-images", type=int, default=None)
     bench.add_argument("--out", type=Path, default=Path("runs/benchmark"))
+
+    erf = commands.add_parser("erf", help="effective receptive field per stage, with a Gaussian sigma")
+    erf.add_argument("--model", default="demo")
+    erf.add_argument("--images", type=Path, required=True, help="folder of images (png, jpg, ...)")
+    erf.add_argument("--n", type=int, default=50, help="average over the first N images (sorted by name)")
+    erf.add_argument("--stages", default=None, help="comma list, e.g. stage1,stage4 (default: every stage)")
+    erf.add_argument("--input-size", type=int, default=None)
+    erf.add_argument("--scale", choices=("linear", "log"), default="linear")
+    erf.add_argument("--out", type=Path, default=Path("runs/erf"))
     return parser
 
 
@@ -107,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             synth(args)
         elif args.command == "benchmark":
             benchmark(args)
+        elif args.command == "erf":
+            erf(args)
         elif args.command == "train":
             train(args)
         elif args.command == "evaluate":
@@ -222,6 +233,35 @@ def parse_budgets(text: str) -> tuple[int, ...]:
         low, high = (int(v) for v in text.split("-", 1))
         return tuple(range(low, high + 1))
     return tuple(int(v) for v in text.split(","))
+
+
+def erf(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from sodviz.erf import available_stages, compute_erf
+    from sodviz.erf_view import write_erf
+    from sodviz.imageio import load_image
+    from sodviz.models import load_detector
+
+    detector = load_detector(args.model)
+    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+    paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in suffixes)[: args.n]
+    if not paths:
+        raise ValueError(f"no images in {args.images}")
+    stages = tuple(args.stages.split(",")) if args.stages else available_stages(detector)
+    images = [load_image(path) for path in paths]
+    with tqdm(total=len(images), desc="erf") as bar:
+        result = compute_erf(
+            detector, images, stages=stages, input_size=args.input_size,
+            on_progress=lambda f: bar.update(round(f * len(images)) - bar.n),
+        )  # fmt: skip
+    for row in result.table():
+        print(
+            f"{row['stage']:>9}  sigma {row['sigma']:7.2f} px"
+            f"  (x {row['sigma_x']:.2f}, y {row['sigma_y']:.2f})  R2 {row['r2']:.3f}"
+            f"  stride {row['stride']:.0f}  ratio {row['sigma_ratio']:.2f}"
+        )
+    print("wrote " + ", ".join(str(p) for p in write_erf(result, args.out, scale=args.scale)))
 
 
 def benchmark(args: argparse.Namespace) -> None:

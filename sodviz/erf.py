@@ -8,13 +8,14 @@ with the input as the only target, so no parameter gets a `.grad` and the model 
 
 from __future__ import annotations
 
+import itertools
 import math
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from scipy.optimize import curve_fit
 
 from sodviz.inference import prepare_inputs
 from sodviz.models import Detector
@@ -65,12 +66,17 @@ class ErfResult:
         return np.array([fit.sigma for fit in self.fits])
 
     def sigma_ratios(self) -> np.ndarray:
-        """float64 `(S - 1,)`: sigma of each stage over the one before."""
+        """float64 `(S - 1,)`: sigma of each stage over the one before (NaN across groups, e.g.
+        from `stage4` to `encoder0`)."""
         sigmas = self.sigmas
-        return sigmas[1:] / np.maximum(sigmas[:-1], 1e-12)
+        return np.where(self._same_group(), sigmas[1:] / np.maximum(sigmas[:-1], 1e-12), np.nan)
 
     def stride_ratios(self) -> np.ndarray:
-        return self.strides[1:] / self.strides[:-1]
+        return np.where(self._same_group(), self.strides[1:] / self.strides[:-1], np.nan)
+
+    def _same_group(self) -> np.ndarray:
+        groups = [stage.rstrip("0123456789") for stage in self.stages]
+        return np.array([a == b for a, b in itertools.pairwise(groups)], bool)
 
     def table(self) -> list[dict]:
         """One row per stage: sigma, sigma_x, sigma_y, R^2, stride, ratios to the stage before."""
@@ -99,6 +105,17 @@ def available_stages(detector: Detector) -> tuple[str, ...]:
         levels = len(getattr(detector.model.config, "encoder_in_channels", ()))
         stages += tuple(f"encoder{i}" for i in range(levels))
     return stages
+
+
+def random_twin(detector: Detector, *, seed: int = 0) -> Detector:
+    """The same architecture and processor with freshly initialised weights (eval mode), to set a
+    trained ERF beside an untrained one."""
+    torch.manual_seed(seed)
+    model = type(detector.model)(detector.model.config).eval()
+    model.requires_grad_(False)
+    return replace(
+        detector, model=model, content_hash=f"{detector.content_hash}:random{seed}", lock=threading.Lock()
+    )
 
 
 def _backbone(model) -> torch.nn.Module:
@@ -221,6 +238,8 @@ def _gaussian(coords, amplitude, x0, y0, sigma_x, sigma_y):
 def fit_gaussian(erf_map: np.ndarray, *, max_side: int = 160) -> GaussianFit:
     """Least-squares 2-D Gaussian (axis-aligned, and isotropic) fitted to a non-negative map,
     started from its moments; maps larger than `max_side` are block-averaged first."""
+    from scipy.optimize import curve_fit  # imported here: scipy is slow to import and only fits need it
+
     values = np.asarray(erf_map, np.float64)
     factor = max(1, math.ceil(max(values.shape) / max_side))
     if factor > 1:

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from pages import _shared as shared
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["pages/home.py", "pages/detections.py", "pages/attention.py", "pages/vicrop.py"]
+PAGES = ["pages/home.py", "pages/detections.py", "pages/attention.py", "pages/vicrop.py", "pages/erf.py"]
 
 
 @pytest.fixture(params=["rt_detr", "detr"])
@@ -42,7 +42,7 @@ def test_every_page_renders(app):
     for page in PAGES:
         app.switch_page(page).run()
         _no_errors(app)
-    assert app.title[0].value == "ViCrop-Det"
+    assert app.title[0].value == "Effective receptive fields"
     assert app.get("plotly_chart") and app.get("image")
 
 
@@ -182,3 +182,23 @@ def test_the_library_never_imports_streamlit():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert output.stdout.strip() == "False"
+
+
+def test_erf_page_controls(app):
+    app.switch_page("pages/erf.py").run()
+    _no_errors(app)
+    assert len(app.dataframe[0].value) == 4  # one row per backbone stage
+    assert any("sigma" in c.value for c in app.caption)
+    app.radio(key=shared.ERF_SCALE).set_value("log").run()
+    app.multiselect(key=shared.ERF_STAGES).set_value(["stage2", "stage4"]).run()
+    app.toggle(key=shared.ERF_RANDOM).set_value(True).run()
+    _no_errors(app)
+    table = app.dataframe[0].value
+    assert list(table["weights"]) == ["trained", "trained", "random", "random"]
+    assert list(table["stage"]) == ["stage2", "stage4"] * 2
+    app.session_state[shared.ERF_POINT] = [1.0, 1.0]  # what a click on the image sets
+    app.toggle(key=shared.ERF_DATASET).set_value(True).run()
+    _no_errors(app)
+    assert any("mean of" in s.value for s in app.subheader)
+    app.multiselect(key=shared.ERF_STAGES).set_value([]).run()
+    assert any("stage" in w.value for w in app.warning)

@@ -134,7 +134,7 @@ def test_every_page_in_chromium(server, browser):
     browser.get(server)
     _wait_for_page(browser, IMAGE)
     browser.save_screenshot(str(SCREENSHOTS / "home.png"))
-    for title, selector in (("Detections", PLOT), ("Attention", PLOT), ("ViCrop", PLOT)):
+    for title, selector in (("Detections", PLOT), ("Attention", PLOT), ("ViCrop", PLOT), ("ERF", PLOT)):
         _open(browser, title)
         time.sleep(1)
         _wait_for_page(browser, selector)

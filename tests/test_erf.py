@@ -32,7 +32,7 @@ def _conv_stack(depths=(2, 4, 8), channels=4):
 def test_conv_stack_erf_lies_inside_the_theoretical_field_and_grows_with_depth():
     forward, depths = _conv_stack()
     pixels = torch.rand(1, 1, 48, 48)
-    maps, strides, point = gradient_maps(forward, pixels, (24.0, 24.0))
+    maps, strides, _ = gradient_maps(forward, pixels, (24.0, 24.0))
     assert maps.shape == (3, 48, 48) and (strides == 1).all()
     sigmas = []
     for erf, depth in zip(maps, depths, strict=True):
@@ -86,7 +86,7 @@ def test_hybrid_encoder_outputs(tiny_detectors, image):
 
 def test_a_point_at_the_border_of_a_non_square_input(tiny_detectors, image):
     detector = tiny_detectors["rt_detr_v2"]
-    maps, strides, point = erf_maps(detector, image, stages=("stage1",), point_xy=(0.0, 0.0))
+    maps, _, point = erf_maps(detector, image, stages=("stage1",), point_xy=(0.0, 0.0))
     assert point.tolist() == [0.0, 0.0]
     rows, cols = np.nonzero(maps[0] > 0.05 * maps[0].max())
     assert rows.mean() < maps.shape[1] / 4 and cols.mean() < maps.shape[2] / 4  # near the corner
@@ -103,3 +103,12 @@ def test_dataset_mode_averages_and_reports_progress(tiny_detectors, image):
     assert seen == pytest.approx([1 / 3, 2 / 3, 1.0]) and result.images == 3
     with pytest.raises(ValueError, match="at least one"):
         compute_erf(tiny_detectors["d_fine"], [])
+
+
+def test_ratios_stay_within_a_group_of_stages(tiny_detectors, image):
+    result = compute_erf(
+        tiny_detectors["rt_detr"], [image], stages=("stage3", "stage4", "encoder0", "encoder1")
+    )
+    ratios = result.sigma_ratios()
+    assert np.isfinite(ratios[0]) and np.isnan(ratios[1]) and np.isfinite(ratios[2])
+    assert result.stride_ratios()[0] == pytest.approx(2.0) and np.isnan(result.stride_ratios()[1])

@@ -1,0 +1,106 @@
+"""ERF: effective receptive field per stage at a clicked point, its Gaussian sigma, trained vs random."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import streamlit as st
+
+from pages import _shared as shared
+from sodviz.erf import available_stages, compute_erf, random_twin
+from sodviz.erf_view import erf_panel, ratio_figure
+from sodviz.figures import image_figure
+from sodviz.samples import load_sample, sample_names
+
+shared.init_state()
+shared.sidebar()
+inputs = shared.current_inputs()
+st.title("Effective receptive fields")
+st.caption(
+    "|d feature / d input pixel|, channel-summed at one point of each stage, summed over colour "
+    "channels, with a 2-D Gaussian fitted (ellipses at 1 and 2 sigma). Sigma is in model-input pixels."
+)
+
+
+@st.cache_resource(show_spinner="Building the random-weight twin ...", max_entries=2)
+def cached_twin(source: str, _detector):
+    return random_twin(_detector)
+
+
+detector = inputs.detector
+input_h, input_w = inputs.result.transform.input_hw
+stages_all = available_stages(detector)
+with shared.controls():
+    left, middle, right = st.columns(3)
+    stages = left.multiselect("Stages", stages_all, key=shared.ERF_STAGES)
+    scale = middle.radio("Scale", ["linear", "log"], key=shared.ERF_SCALE, horizontal=True)
+    compare = right.toggle("Random weights beside", key=shared.ERF_RANDOM)
+    dataset = right.toggle(f"Average over the {len(sample_names())} sample scenes", key=shared.ERF_DATASET)
+if not stages:
+    st.warning("Pick at least one stage.")
+    st.stop()
+stages = [s for s in stages_all if s in stages]  # shallow to deep
+
+shown = cv2.resize(inputs.image, (input_w, input_h), interpolation=cv2.INTER_AREA)
+step = max(8, min(input_h, input_w) // 32)
+ys, xs = np.mgrid[step // 2 : input_h : step, step // 2 : input_w : step]
+grid = dict(
+    type="scatter", mode="markers", x=xs.ravel().tolist(), y=ys.ravel().tolist(), name="click a point",
+    customdata=np.stack([xs.ravel(), ys.ravel()], axis=1).tolist(), hoverinfo="x+y",
+    marker=dict(size=step, color="rgba(0,0,0,0)"),
+)  # fmt: skip
+point = st.session_state.get(shared.ERF_POINT) or [input_w / 2, input_h / 2]
+point = [min(point[0], input_w - 1), min(point[1], input_h - 1)]
+marker = dict(type="scatter", mode="markers", x=[point[0]], y=[point[1]], name="point",
+              marker=dict(size=14, symbol="x", color="#00e5ff"))  # fmt: skip
+st.markdown(f"**Point** ({point[0]:.0f}, {point[1]:.0f}) of the {input_w}x{input_h} input: click to move it")
+event = st.plotly_chart(
+    image_figure(shown, traces=[grid, marker], height=360),
+    key="erf_pick",
+    on_select="rerun",
+    selection_mode="points",
+)
+picked = [p.get("customdata") for p in (event.selection.points if event else []) if "customdata" in p]
+if picked and picked[0] != point:
+    st.session_state[shared.ERF_POINT] = picked[0]
+    st.rerun()
+
+images = [inputs.image]
+if dataset:
+    images = [load_sample(name)[0].image for name in sample_names()]
+models = {"trained": detector}
+if compare:
+    models["random"] = cached_twin(detector.content_hash, detector)
+results = {}
+for name, model in models.items():
+    progress = st.progress(0.0, text=f"ERF of the {name} weights ...")
+    try:
+        results[name] = compute_erf(
+            model, images, stages=stages, point_xy=tuple(point),
+            input_size=st.session_state[shared.INPUT_SIZE] or None,
+            on_progress=lambda f, bar=progress: bar.progress(f),
+        )  # fmt: skip
+    except ValueError as error:  # e.g. scenes of different shapes for an aspect-keeping model
+        st.error(str(error))
+        st.stop()
+    progress.empty()
+
+for name, result in results.items():
+    st.subheader(
+        f"{name.capitalize()} weights" + (f", mean of {result.images} images" if result.images > 1 else "")
+    )
+    for column, stage, erf_map, fit in zip(
+        st.columns(len(stages)), result.stages, result.maps, result.fits, strict=True
+    ):
+        panel = erf_panel(erf_map, fit, scale=scale, point_xy=result.point_xy)
+        column.image(panel, caption=f"{stage}: sigma {fit.sigma:.1f} px, R² {fit.r2:.2f}", width="stretch")
+        with column:
+            shared.download_png(
+                "PNG", panel, f"{inputs.image_name}.erf.{name}.{stage}.png", f"dl_erf_{name}_{stage}"
+            )
+
+st.subheader("Sigma per stage")
+rows = [{"weights": name} | row for name, result in results.items() for row in result.table()]
+st.dataframe(rows, hide_index=True)
+if len(stages) > 1:
+    st.plotly_chart(ratio_figure(results), key="erf_ratios")
