@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     erf.add_argument("--stages", default=None, help="comma list, e.g. stage1,stage4 (default: every stage)")
     erf.add_argument("--input-size", type=int, default=None)
     erf.add_argument("--scale", choices=("linear", "log"), default="linear")
+    erf.add_argument("--random-weights", action="store_true", help="also the same architecture, untrained")
     erf.add_argument("--out", type=Path, default=Path("runs/erf"))
     return parser
 
@@ -238,7 +239,7 @@ def parse_budgets(text: str) -> tuple[int, ...]:
 def erf(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from sodviz.erf import available_stages, compute_erf
+    from sodviz.erf import available_stages, compute_erf, random_twin
     from sodviz.erf_view import write_erf
     from sodviz.imageio import load_image
     from sodviz.models import load_detector
@@ -250,18 +251,22 @@ def erf(args: argparse.Namespace) -> None:
         raise ValueError(f"no images in {args.images}")
     stages = tuple(args.stages.split(",")) if args.stages else available_stages(detector)
     images = [load_image(path) for path in paths]
-    with tqdm(total=len(images), desc="erf") as bar:
-        result = compute_erf(
-            detector, images, stages=stages, input_size=args.input_size,
-            on_progress=lambda f: bar.update(round(f * len(images)) - bar.n),
-        )  # fmt: skip
-    for row in result.table():
-        print(
-            f"{row['stage']:>9}  sigma {row['sigma']:7.2f} px"
-            f"  (x {row['sigma_x']:.2f}, y {row['sigma_y']:.2f})  R2 {row['r2']:.3f}"
-            f"  stride {row['stride']:.0f}  ratio {row['sigma_ratio']:.2f}"
-        )
-    print("wrote " + ", ".join(str(p) for p in write_erf(result, args.out, scale=args.scale)))
+    models = {"erf": detector}
+    if args.random_weights:
+        models["erf_random"] = random_twin(detector)
+    for name, model in models.items():
+        with tqdm(total=len(images), desc=name) as bar:
+            result = compute_erf(
+                model, images, stages=stages, input_size=args.input_size,
+                on_progress=lambda f, bar=bar: bar.update(round(f * len(images)) - bar.n),
+            )  # fmt: skip
+        for row in result.table():
+            print(
+                f"{row['stage']:>9}  sigma {row['sigma']:7.2f} px"
+                f"  (x {row['sigma_x']:.2f}, y {row['sigma_y']:.2f})  R2 {row['r2']:.3f}"
+                f"  stride {row['stride']:.0f}  ratio {row['sigma_ratio']:.2f}"
+            )
+        print("wrote " + ", ".join(str(p) for p in write_erf(result, args.out, name=name, scale=args.scale)))
 
 
 def benchmark(args: argparse.Namespace) -> None:

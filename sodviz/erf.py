@@ -235,24 +235,36 @@ def _gaussian(coords, amplitude, x0, y0, sigma_x, sigma_y):
     return amplitude * np.exp(-((x - x0) ** 2) / (2 * sigma_x**2) - ((y - y0) ** 2) / (2 * sigma_y**2))
 
 
-def fit_gaussian(erf_map: np.ndarray, *, max_side: int = 160) -> GaussianFit:
-    """Least-squares 2-D Gaussian (axis-aligned, and isotropic) fitted to a non-negative map,
-    started from its moments; maps larger than `max_side` are block-averaged first."""
-    from scipy.optimize import curve_fit  # imported here: scipy is slow to import and only fits need it
-
-    values = np.asarray(erf_map, np.float64)
-    factor = max(1, math.ceil(max(values.shape) / max_side))
-    if factor > 1:
-        h, w = (values.shape[0] // factor) * factor, (values.shape[1] // factor) * factor
-        values = values[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+def _moments(values: np.ndarray) -> tuple[float, float, float, float]:
     total = values.sum()
-    if total <= 0:
-        nan = float("nan")
-        return GaussianFit(np.array([nan, nan]), nan, np.array([nan, nan]), nan)
     ys, xs = np.mgrid[0 : values.shape[0], 0 : values.shape[1]].astype(np.float64)
     mx, my = (values * xs).sum() / total, (values * ys).sum() / total
     sx = math.sqrt(max((values * (xs - mx) ** 2).sum() / total, 0.25))
     sy = math.sqrt(max((values * (ys - my) ** 2).sum() / total, 0.25))
+    return mx, my, sx, sy
+
+
+def fit_gaussian(erf_map: np.ndarray, *, max_side: int = 64) -> GaussianFit:
+    """Least-squares 2-D Gaussian (axis-aligned, and isotropic) fitted to a non-negative map,
+    started from its moments. The fit sees the window of 5 moment-sigmas around the moment
+    centre, block-averaged to at most `max_side` cells a side; R^2 is over that window."""
+    from scipy.optimize import curve_fit  # imported here: scipy is slow to import and only fits need it
+
+    values = np.asarray(erf_map, np.float64)
+    if values.sum() <= 0:
+        nan = float("nan")
+        return GaussianFit(np.array([nan, nan]), nan, np.array([nan, nan]), nan)
+    mx, my, sx, sy = _moments(values)
+    x0, y0 = max(0, math.floor(mx - 5 * sx)), max(0, math.floor(my - 5 * sy))
+    x1 = min(values.shape[1], math.ceil(mx + 5 * sx) + 1)
+    y1 = min(values.shape[0], math.ceil(my + 5 * sy) + 1)
+    values = values[y0:y1, x0:x1]
+    factor = max(1, math.ceil(max(values.shape) / max_side))
+    if factor > 1:
+        h, w = (values.shape[0] // factor) * factor, (values.shape[1] // factor) * factor
+        values = values[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+    mx, my, sx, sy = _moments(values)
+    ys, xs = np.mgrid[0 : values.shape[0], 0 : values.shape[1]].astype(np.float64)
     coords = (xs.ravel(), ys.ravel())
     target = values.ravel() / values.max()
     start = (1.0, mx, my, sx, sy)
@@ -272,5 +284,5 @@ def fit_gaussian(erf_map: np.ndarray, *, max_side: int = 160) -> GaussianFit:
     residual = target - _gaussian(coords, *params)
     r2 = 1.0 - (residual**2).sum() / max(((target - target.mean()) ** 2).sum(), 1e-30)
     scale = float(factor)
-    center = (params[1:3] + 0.5) * scale - 0.5
+    center = (params[1:3] + 0.5) * scale - 0.5 + np.array([x0, y0])
     return GaussianFit(center, float(iso[3] * scale), np.abs(params[3:5]) * scale, float(r2))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from sodviz.erf import BACKBONE_STAGES, available_stages, compute_erf, erf_maps, fit_gaussian, gradient_maps
+from sodviz.erf_view import erf_panel
 
 
 def _conv_stack(depths=(2, 4, 8), channels=4):
@@ -112,3 +115,32 @@ def test_ratios_stay_within_a_group_of_stages(tiny_detectors, image):
     ratios = result.sigma_ratios()
     assert np.isfinite(ratios[0]) and np.isnan(ratios[1]) and np.isfinite(ratios[2])
     assert result.stride_ratios()[0] == pytest.approx(2.0) and np.isnan(result.stride_ratios()[1])
+
+
+def test_the_cli_writes_the_sigma_table_and_figures(tiny_model_dirs, image, tmp_path):
+    from sodviz.cli import main
+    from sodviz.imageio import encode_png
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index in range(3):
+        (folder / f"{index}.png").write_bytes(encode_png(np.roll(image, 7 * index, axis=1)))
+    out = tmp_path / "out"
+    argv = ["erf", "--model", str(tiny_model_dirs["rt_detr"]), "--images", str(folder), "--n", "2"]
+    assert main([*argv, "--stages", "stage1,stage2", "--random-weights", "--out", str(out)]) == 0
+    table = json.loads((out / "erf.json").read_text())
+    assert table["images"] == 2 and [row["stage"] for row in table["stages"]] == ["stage1", "stage2"]
+    assert (out / "erf_random.csv").is_file() and (out / "erf_random_stage2.png").stat().st_size > 100
+    assert main(["erf", "--images", str(tmp_path / "nothing"), "--model", str(tiny_model_dirs["detr"])]) != 0
+
+
+def test_panels_draw_the_fit_and_refuse_unknown_scales():
+    ys, xs = np.mgrid[0:64, 0:64].astype(float)
+    blob = np.exp(-((xs - 32) ** 2 + (ys - 32) ** 2) / (2 * 6.0**2))
+    fit = fit_gaussian(blob)
+    linear, log = erf_panel(blob, fit), erf_panel(blob, fit, scale="log", point_xy=(32, 32))
+    assert linear.shape == (64, 64, 3) and linear.dtype == np.uint8 and not np.array_equal(linear, log)
+    bare = erf_panel(blob, None)
+    assert linear[32, 32 + 6].min() > 200 and bare[32, 32 + 6].min() < 200  # the 1-sigma ellipse, white
+    with pytest.raises(ValueError, match="scale"):
+        erf_panel(blob, fit, scale="sqrt")
