@@ -29,6 +29,7 @@ def _conv_stack(depths=(2, 4, 8), channels=4):
                 out.append(x)
         return out
 
+    forward.layers = layers
     return forward, depths
 
 
@@ -44,6 +45,7 @@ def test_conv_stack_erf_lies_inside_the_theoretical_field_and_grows_with_depth()
         assert erf[24, 24] > 0
         sigmas.append(fit_gaussian(erf).sigma)
     assert sigmas[0] < sigmas[1] < sigmas[2]
+    assert all(p.requires_grad and p.grad is None for p in forward.layers.parameters())  # no .backward()
 
 
 @pytest.mark.parametrize(("sigma_x", "sigma_y"), [(6.0, 6.0), (4.0, 9.0)])
