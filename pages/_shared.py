@@ -48,6 +48,7 @@ ERF_STAGES = "erf_stages"
 ERF_SCALE = "erf_scale"
 ERF_RANDOM = "erf_random"
 ERF_DATASET = "erf_dataset"
+ERF_ZOOM = "erf_zoom"
 ERF_POINT = "erf_point"  # [x, y] in model-input pixels, or None: the centre
 VICROP_IOU = "vicrop_iou"
 VICROP_COMPARE = "vicrop_compare"
@@ -77,6 +78,7 @@ DEFAULTS = {
     ERF_SCALE: "linear",
     ERF_RANDOM: False,
     ERF_DATASET: False,
+    ERF_ZOOM: True,
     ERF_POINT: None,
     VICROP_IOU: 0.5,
     VICROP_COMPARE: False,

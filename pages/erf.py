@@ -8,7 +8,7 @@ import streamlit as st
 
 from pages import _shared as shared
 from sodviz.erf import available_stages, compute_erf, random_twin
-from sodviz.erf_view import erf_panel, ratio_figure
+from sodviz.erf_view import erf_panel, ratio_figure, zoom_window
 from sodviz.figures import image_figure
 from sodviz.samples import load_sample, sample_names
 
@@ -36,6 +36,7 @@ with shared.controls():
     scale = middle.radio("Scale", ["linear", "log"], key=shared.ERF_SCALE, horizontal=True)
     compare = right.toggle("Random weights beside", key=shared.ERF_RANDOM)
     dataset = right.toggle(f"Average over the {len(sample_names())} sample scenes", key=shared.ERF_DATASET)
+    zoom = middle.toggle("Zoom on the point (3 sigma of the widest stage)", key=shared.ERF_ZOOM)
 if not stages:
     st.warning("Pick at least one stage.")
     st.stop()
@@ -89,10 +90,11 @@ for name, result in results.items():
     st.subheader(
         f"{name.capitalize()} weights" + (f", mean of {result.images} images" if result.images > 1 else "")
     )
+    x0, y0, x1, y1 = zoom_window(result) if zoom else (0, 0, input_w, input_h)
     for column, stage, erf_map, fit in zip(
         st.columns(len(stages)), result.stages, result.maps, result.fits, strict=True
     ):
-        panel = erf_panel(erf_map, fit, scale=scale, point_xy=result.point_xy)
+        panel = erf_panel(erf_map, fit, scale=scale, point_xy=result.point_xy)[y0:y1, x0:x1]
         column.image(panel, caption=f"{stage}: sigma {fit.sigma:.1f} px, R² {fit.r2:.2f}", width="stretch")
         with column:
             shared.download_png(

@@ -269,18 +269,20 @@ def fit_gaussian(erf_map: np.ndarray, *, max_side: int = 64) -> GaussianFit:
     target = values.ravel() / values.max()
     start = (1.0, mx, my, sx, sy)
     bounds = ([0, -np.inf, -np.inf, 0.1, 0.1], [np.inf, np.inf, np.inf, np.inf, np.inf])
-    try:
-        params, _ = curve_fit(_gaussian, coords, target, p0=start, bounds=bounds, maxfev=4000)
-        iso, _ = curve_fit(
-            lambda c, a, x0, y0, s: _gaussian(c, a, x0, y0, s, s),
-            coords,
-            target,
-            p0=(1.0, mx, my, math.sqrt(sx * sy)),
-            bounds=(bounds[0][:4], bounds[1][:4]),
-            maxfev=4000,
-        )
-    except RuntimeError:  # no convergence: fall back to the moments
-        params, iso = np.array(start), np.array([1.0, mx, my, math.sqrt(sx * sy)])
+    # scipy's trust-region solver divides by ~0 on flat maps; R^2 below says how good the fit is
+    with np.errstate(divide="ignore", invalid="ignore"):
+        try:
+            params, _ = curve_fit(_gaussian, coords, target, p0=start, bounds=bounds, maxfev=4000)
+            iso, _ = curve_fit(
+                lambda c, a, cx, cy, s: _gaussian(c, a, cx, cy, s, s),
+                coords,
+                target,
+                p0=(1.0, mx, my, math.sqrt(sx * sy)),
+                bounds=(bounds[0][:4], bounds[1][:4]),
+                maxfev=4000,
+            )
+        except RuntimeError:  # no convergence: fall back to the moments
+            params, iso = np.array(start), np.array([1.0, mx, my, math.sqrt(sx * sy)])
     residual = target - _gaussian(coords, *params)
     r2 = 1.0 - (residual**2).sum() / max(((target - target.mean()) ** 2).sum(), 1e-30)
     scale = float(factor)

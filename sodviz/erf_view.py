@@ -42,6 +42,16 @@ def erf_panel(erf_map: np.ndarray, fit, *, scale: str = "linear", point_xy=None)
     return panel
 
 
+def zoom_window(result: ErfResult, *, sigmas: float = 3.0, min_half: int = 24) -> tuple[int, int, int, int]:
+    """xyxy input pixels of one square window around the point that holds `sigmas` of every
+    stage's widest fitted sigma (clipped to the input), so all panels share one zoom."""
+    height, width = result.maps.shape[1:]
+    finite = [max(f.sigma_xy) for f in result.fits if np.isfinite(f.sigma_xy).all()]
+    half = int(max(min_half, sigmas * max(finite, default=max(height, width))))
+    x, y = (int(v) for v in result.point_xy)
+    return max(0, x - half), max(0, y - half), min(width, x + half + 1), min(height, y + half + 1)
+
+
 def ratio_figure(results: dict[str, ErfResult]) -> go.Figure:
     """Sigma ratio between adjacent stages per result (e.g. trained and random weights), with
     the stride ratio for reference."""

@@ -190,6 +190,7 @@ def test_erf_page_controls(app):
     assert len(app.dataframe[0].value) == 4  # one row per backbone stage
     assert any("sigma" in c.value for c in app.caption)
     app.radio(key=shared.ERF_SCALE).set_value("log").run()
+    app.toggle(key=shared.ERF_ZOOM).set_value(False).run()
     app.multiselect(key=shared.ERF_STAGES).set_value(["stage2", "stage4"]).run()
     app.toggle(key=shared.ERF_RANDOM).set_value(True).run()
     _no_errors(app)

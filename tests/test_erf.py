@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sodviz.erf import BACKBONE_STAGES, available_stages, compute_erf, erf_maps, fit_gaussian, gradient_maps
-from sodviz.erf_view import erf_panel
+from sodviz.erf_view import erf_panel, zoom_window
 
 
 def _conv_stack(depths=(2, 4, 8), channels=4):
@@ -146,3 +146,12 @@ def test_panels_draw_the_fit_and_refuse_unknown_scales():
     assert linear[32, 32 + 6].min() > 200 and bare[32, 32 + 6].min() < 200  # the 1-sigma ellipse, white
     with pytest.raises(ValueError, match="scale"):
         erf_panel(blob, fit, scale="sqrt")
+
+
+def test_the_zoom_window_holds_every_stage_and_stays_inside(tiny_detectors, image):
+    result = compute_erf(tiny_detectors["rt_detr"], [image], point_xy=(2.0, 3.0))
+    x0, y0, x1, y1 = zoom_window(result)
+    height, width = result.maps.shape[1:]
+    assert (x0, y0) == (0, 0) and 2 < x1 <= width and 3 < y1 <= height
+    widest = max(max(f.sigma_xy) for f in result.fits)
+    assert x1 - 2 >= min(width - 2, 3 * widest)
