@@ -98,13 +98,17 @@ class ErfResult:
 
 
 def available_stages(detector: Detector) -> tuple[str, ...]:
-    """Backbone stages for every family; plus the hybrid encoder's outputs (`encoder0`, ...,
-    shallow to deep) for families whose encoder returns feature maps (RT-DETR, D-FINE)."""
-    stages = BACKBONE_STAGES
+    """Backbone stages for every family, then the encoder's outputs, shallow to deep: the hybrid
+    encoder's feature maps (RT-DETR, D-FINE), the multi-scale tokens of Deformable DETR (one
+    `encoderN` per level), or the single stride-32 token grid of DETR-style models (`encoder0`)."""
+    config = detector.model.config
     if detector.family.model_type in ("rt_detr", "rt_detr_v2", "d_fine"):
-        levels = len(getattr(detector.model.config, "encoder_in_channels", ()))
-        stages += tuple(f"encoder{i}" for i in range(levels))
-    return stages
+        levels = len(getattr(config, "encoder_in_channels", ()))
+    elif detector.family.model_type == "deformable_detr":
+        levels = int(getattr(config, "num_feature_levels", 0))
+    else:
+        levels = 1
+    return BACKBONE_STAGES + tuple(f"encoder{i}" for i in range(levels))
 
 
 def random_twin(detector: Detector, *, seed: int = 0) -> Detector:
@@ -136,22 +140,48 @@ def _stage_features(detector: Detector, pixels: torch.Tensor, stages: Sequence[s
         for index, name in enumerate(BACKBONE_STAGES, start=1):
             features[name] = hidden[index]
     if any(s.startswith("encoder") for s in stages):
-        captured = {}
-
-        def keep(module, args, output) -> None:  # returns None: the output is left as it is
-            captured["maps"] = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
-
-        hook = detector.model.model.encoder.register_forward_hook(keep)
-        try:
-            detector.model(pixel_values=pixels)
-        finally:
-            hook.remove()
-        for index, level in enumerate(captured["maps"]):
+        for index, level in enumerate(_encoder_maps(detector, pixels)):
             features[f"encoder{index}"] = level
     unknown = [s for s in stages if s not in features]
     if unknown:
         raise ValueError(f"unknown stages {unknown}; this detector has {available_stages(detector)}")
     return [features[s] for s in stages]
+
+
+def _encoder_maps(detector: Detector, pixels: torch.Tensor) -> list[torch.Tensor]:
+    """The encoder's outputs as `[1, C, h, w]` maps, from one full forward with hooks: feature
+    maps as they are; tokens cut by the deformable encoder's `spatial_shapes`, or laid on the
+    backbone's last grid for single-level DETR-style encoders."""
+    captured = {}
+
+    def keep_output(module, args, kwargs, output) -> None:  # returns None: the output is kept as is
+        captured["out"] = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+        captured["shapes"] = kwargs.get("spatial_shapes")
+
+    def keep_grid(module, args, output) -> None:
+        captured["grid"] = tuple(output.feature_maps[-1].shape[-2:])
+
+    hooks = [
+        detector.model.model.encoder.register_forward_hook(keep_output, with_kwargs=True),
+        _backbone(detector.model).register_forward_hook(keep_grid),
+    ]
+    try:
+        detector.model(pixel_values=pixels)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    out = captured["out"]
+    if isinstance(out, (list, tuple)):
+        return list(out)
+    shapes = captured["shapes"]
+    shapes = [tuple(int(v) for v in hw) for hw in shapes] if shapes is not None else [captured["grid"]]
+    if sum(h * w for h, w in shapes) != out.shape[1]:
+        raise ValueError(f"cannot lay {out.shape[1]} encoder tokens on grids {shapes}")
+    maps, start = [], 0
+    for h, w in shapes:
+        maps.append(out[:, start : start + h * w].transpose(1, 2).reshape(out.shape[0], -1, h, w))
+        start += h * w
+    return maps
 
 
 def erf_maps(

@@ -86,7 +86,17 @@ def test_hybrid_encoder_outputs(tiny_detectors, image):
     assert stages[:4] == BACKBONE_STAGES and stages[4:] == ("encoder0", "encoder1", "encoder2")
     result = compute_erf(detector, [image], stages=("stage2", "encoder0"))
     assert result.strides[0] == result.strides[1]  # the encoder's first level is the stride-8 one
-    assert available_stages(tiny_detectors["detr"]) == BACKBONE_STAGES
+
+
+@pytest.mark.parametrize("model_type", ["detr", "deformable_detr", "conditional_detr", "dab-detr", "d_fine"])
+def test_encoder_tokens_are_laid_on_their_grids(tiny_detectors, image, model_type):
+    detector = tiny_detectors[model_type]
+    encoders = [s for s in available_stages(detector) if s.startswith("encoder")]
+    assert encoders and encoders[0] == "encoder0"
+    result = compute_erf(detector, [image], stages=("stage4", *encoders))
+    assert np.isfinite(result.maps).all() and (result.maps.sum(axis=(1, 2)) > 0).all()
+    if model_type != "deformable_detr":  # the single (or finest fused) level: the stride of its stage
+        assert result.strides[1] in (result.strides[0], result.strides[0] / 4)
 
 
 def test_a_point_at_the_border_of_a_non_square_input(tiny_detectors, image):
