@@ -1,0 +1,70 @@
+"""The study commands of `python -m sodviz`: `benchmark` (ViCrop-Det vs slicing) and `erf`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def erf(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from sodviz.erf import available_stages, compute_erf, random_twin
+    from sodviz.erf_view import write_erf
+    from sodviz.imageio import load_image
+    from sodviz.models import load_detector
+
+    detector = load_detector(args.model)
+    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+    paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in suffixes)[: args.n]
+    if not paths:
+        raise ValueError(f"no images in {args.images}")
+    stages = tuple(args.stages.split(",")) if args.stages else available_stages(detector)
+    images = [load_image(path) for path in paths]
+    models = {"erf": detector}
+    if args.random_weights:
+        models["erf_random"] = random_twin(detector)
+    for name, model in models.items():
+        with tqdm(total=len(images), desc=name) as bar:
+            result = compute_erf(
+                model, images, stages=stages, input_size=args.input_size,
+                on_progress=lambda f, bar=bar: bar.update(round(f * len(images)) - bar.n),
+            )  # fmt: skip
+        for row in result.table():
+            print(
+                f"{row['stage']:>9}  sigma {row['sigma']:7.2f} px"
+                f"  (x {row['sigma_x']:.2f}, y {row['sigma_y']:.2f})  R2 {row['r2']:.3f}"
+                f"  stride {row['stride']:.0f}  ratio {row['sigma_ratio']:.2f}"
+            )
+        print("wrote " + ", ".join(str(p) for p in write_erf(result, args.out, name=name, scale=args.scale)))
+
+
+def benchmark(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from sodviz.benchmark import run_benchmark, write_figure, write_tables
+    from sodviz.cli import parse_budgets
+    from sodviz.models import load_detector
+    from sodviz.vicrop import ViCropConfig
+
+    detector = load_detector(args.model)
+    config = ViCropConfig(gate_min_uncertain=args.gate_min_uncertain)
+    if args.k_scales is not None:
+        config = replace(config, scales=tuple(float(v) for v in args.k_scales.split(",")))
+    if args.max_overlap is not None:
+        config = replace(config, max_overlap=args.max_overlap)
+    with tqdm(total=100, desc="benchmark") as bar:
+        rows = run_benchmark(
+            detector,
+            args.data,
+            args.images,
+            methods=tuple(args.methods.split(",")),
+            budgets=parse_budgets(args.budgets),
+            vicrop=config,
+            max_images=args.max_images,
+            on_progress=lambda f: bar.update(round(100 * f) - bar.n),
+        )
+    written = [*write_tables(rows, args.out), *write_figure(rows, args.out)]
+    print((args.out / "benchmark.md").read_text())
+    print("wrote " + ", ".join(str(path) for path in written))
