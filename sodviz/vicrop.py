@@ -50,6 +50,10 @@ class ViCropConfig:
     gate_min_uncertain: int = 0
     layer: int | None = -1
 
+    def __post_init__(self) -> None:
+        if self.selection not in ("marginal", "fixed"):
+            raise ValueError(f"selection must be 'marginal' or 'fixed', got {self.selection!r}")
+
 
 @dataclass(frozen=True, slots=True)
 class CropPlan:
@@ -90,8 +94,6 @@ def plan_crops(result: InferenceResult, config: ViCropConfig = ViCropConfig()) -
         reason = f"skipped: {uncertain} uncertain queries, fewer than {config.gate_min_uncertain}"
         return CropPlan(windows, windows_xyxy, empty, np.zeros((0, 4), np.int64), False, reason, uncertain)
     image_h, image_w = result.transform.image_hw
-    if config.selection not in ("marginal", "fixed"):
-        raise ValueError(f"selection must be 'marginal' or 'fixed', got {config.selection!r}")
 
     def rescore(chosen: list[int]) -> np.ndarray:
         left = uncovered_intensity(attention[:valid_h, :valid_w], cells, cells[chosen])

@@ -65,6 +65,11 @@ def test_plan_picks_non_overlapping_crops_inside_the_image(detector, image, sele
         assert plan.chosen[0] == np.argmax(plan.windows.score)  # the first pick is the same
 
 
+def test_an_unknown_selection_is_refused():
+    with pytest.raises(ValueError, match="selection"):
+        ViCropConfig(selection="random")
+
+
 def test_select_windows_rescores_after_each_pick():
     seen = []
 
