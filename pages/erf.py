@@ -7,6 +7,7 @@ import numpy as np
 import streamlit as st
 
 from pages import _shared as shared
+from sodviz.cache import DEFAULT_CACHE
 from sodviz.erf import available_stages, compute_erf, random_twin
 from sodviz.erf_view import erf_panel, ratio_figure, zoom_window
 from sodviz.figures import image_figure
@@ -79,7 +80,7 @@ for name, model in models.items():
         results[name] = compute_erf(
             model, images, stages=stages, point_xy=tuple(point),
             input_size=st.session_state[shared.INPUT_SIZE] or None,
-            on_progress=lambda f, bar=progress: bar.progress(f),
+            on_progress=lambda f, bar=progress: bar.progress(f), cache=DEFAULT_CACHE,
         )  # fmt: skip
     except ValueError as error:  # e.g. scenes of different shapes for an aspect-keeping model
         st.error(str(error))

@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from sodviz.inference import prepare_inputs
+from sodviz.cache import InferenceCache
+from sodviz.inference import image_hash, prepare_inputs
 from sodviz.models import Detector
 
 BACKBONE_STAGES = ("stage1", "stage2", "stage3", "stage4")
@@ -60,6 +61,10 @@ class ErfResult:
     point_xy: np.ndarray
     fits: tuple[GaussianFit, ...]
     images: int = 1
+
+    @property
+    def nbytes(self) -> int:  # for `InferenceCache`
+        return int(self.maps.nbytes)
 
     @property
     def sigmas(self) -> np.ndarray:
@@ -238,12 +243,32 @@ def compute_erf(
     point_xy: tuple[float, float] | None = None,
     input_size: int | None = None,
     on_progress: Callable[[float], None] | None = None,
+    cache: InferenceCache | None = None,
 ) -> ErfResult:
     """ERF of each stage at one point, averaged over `images` (each map normalised to sum 1
     first), with a Gaussian fit per stage. Images must share the model-input shape; square
-    input families resize every image to the same side, so this holds for them."""
+    input families resize every image to the same side, so this holds for them.
+
+    With a `cache`, the result is kept under (detector, images, stages, point, input size), so
+    a control that only changes how it is drawn costs no gradient (`on_progress` runs on a miss).
+    """
     if not images:
         raise ValueError("compute_erf needs at least one image")
+    if cache is not None:
+        point_key = None if point_xy is None else tuple(float(v) for v in point_xy)
+        key = ("erf", detector.content_hash, tuple(image_hash(i) for i in images), tuple(stages), point_key,
+               input_size)  # fmt: skip
+        return cache.get_or_compute(
+            key,
+            lambda: compute_erf(
+                detector,
+                images,
+                stages=stages,
+                point_xy=point_xy,
+                input_size=input_size,
+                on_progress=on_progress,
+            ),
+        )
     total, strides, point = None, None, None
     for done, image in enumerate(images, start=1):
         maps, strides, point = erf_maps(

@@ -165,3 +165,15 @@ def test_the_zoom_window_holds_every_stage_and_stays_inside(tiny_detectors, imag
     assert (x0, y0) == (0, 0) and 2 < x1 <= width and 3 < y1 <= height
     widest = max(max(f.sigma_xy) for f in result.fits)
     assert x1 - 2 >= min(width - 2, 3 * widest)
+
+
+def test_a_cached_erf_is_computed_once_per_point(tiny_detectors, image):
+    from sodviz.cache import InferenceCache
+
+    cache, calls = InferenceCache(), []
+    detector = tiny_detectors["rt_detr"]
+    first = compute_erf(detector, [image], stages=("stage2",), cache=cache, on_progress=calls.append)
+    again = compute_erf(detector, [image], stages=("stage2",), cache=cache, on_progress=calls.append)
+    assert again is first and calls == [1.0]
+    moved = compute_erf(detector, [image], stages=("stage2",), point_xy=(3.0, 4.0), cache=cache)
+    assert moved is not first and moved.point_xy.tolist() == [3.0, 4.0]
