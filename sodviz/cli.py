@@ -60,6 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=12, help="processes making crops (the count shapes the stream)"
     )
     train.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    train.add_argument(
+        "--init", default=None, help="fine-tune: start from this model folder (e.g. the demo's)"
+    )
+    train.add_argument(
+        "--modules",
+        default="",
+        help="comma list of fine, cctm, boost: insert FINE / CCTM, use the Boost loss",
+    )
+    train.add_argument("--module-lr-scale", type=float, default=10.0, help="new modules learn at lr * this")
+    train.add_argument("--warmup-steps", type=int, default=150)
+    train.add_argument("--ema-decay", type=float, default=0.999)
+    train.add_argument("--ema-warmup", type=int, default=300)
+    train.add_argument("--eval-every", type=int, default=400, help="steps between val evaluations")
 
     evaluate = commands.add_parser("evaluate", help="COCO / AI-TOD AP of a detector on a COCO-format dataset")
     evaluate.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
@@ -176,6 +189,13 @@ def train_config(args: argparse.Namespace):
         seed=args.seed,
         device=args.device,
         workers=args.workers,
+        init=args.init,
+        modules=tuple(m for m in args.modules.split(",") if m),
+        module_lr_scale=args.module_lr_scale,
+        warmup_steps=args.warmup_steps,
+        ema_decay=args.ema_decay,
+        ema_warmup=args.ema_warmup,
+        eval_every=args.eval_every,
     )
 
 

@@ -15,6 +15,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForObjectDetec
 from transformers.utils import is_timm_available
 
 from sodviz.families import Family, family_for
+from sodviz.modules import load_modules
 
 DEMO_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "models" / "sodviz-demo"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -25,7 +26,8 @@ class Detector:
     """A loaded detector, frozen: eval mode and no gradients.
 
     Attributes:
-        model: the transformers model, loaded with `attn_implementation="eager"`.
+        model: the transformers model, loaded with `attn_implementation="eager"` in float32, with
+            any CCTM / FINE modules saved beside it attached (`sodviz.modules`).
         processor: its image processor (from the checkpoint, or the family default).
         family: what kind of DETR it is.
         class_names: class names, index = class id.
@@ -67,7 +69,10 @@ def load_detector(source: str | os.PathLike, *, device: str = "cpu", allow_pickl
     family = family_for(config.model_type)
     _check_backbone(config, str(source))
     _check_weights(location, allow_pickle=allow_pickle)
-    model = _load_model(location, str(source), allow_pickle=allow_pickle).to(device).eval()
+    model = _load_model(location, str(source), allow_pickle=allow_pickle)
+    if Path(location).is_dir():
+        load_modules(model, location)  # CCTM / FINE saved beside the weights, if any
+    model = model.to(device).eval()
     model.requires_grad_(False)
     processor = _load_processor(location, family)
     class_names = tuple(str(config.id2label.get(i, f"class_{i}")) for i in range(config.num_labels))
@@ -151,6 +156,7 @@ def _load_model(location: str, source: str, *, allow_pickle: bool) -> PreTrained
         return AutoModelForObjectDetection.from_pretrained(
             location,
             attn_implementation="eager",
+            dtype=torch.float32,  # fp16 / bf16 checkpoints run in float32 (CPU kernels, stable maps)
             use_safetensors=None if allow_pickle else True,
             trust_remote_code=False,
         )

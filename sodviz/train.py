@@ -18,6 +18,9 @@ from transformers import RTDetrConfig, RTDetrForObjectDetection, RTDetrImageProc
 
 from sodviz.evaluation import coco_metrics, coco_results, first_images, load_coco
 from sodviz.inference import boxes_to_image
+from sodviz.losses import BoostConfig, boost_loss_function
+from sodviz.modules import FineConfig, ModulesConfig, attach_modules, save_modules, split_state_dict
+from sodviz.modules.attach import ATTRIBUTE
 from sodviz.train_data import CropBatches
 from sodviz.types import InputTransform
 
@@ -48,6 +51,9 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
     workers: int = 12  # DataLoader processes making crops (0: in the training process); shapes the stream
     model: dict = field(default_factory=dict)  # overrides of `demo_model_config`
+    init: str | None = None  # fine-tune: start from this model folder's weights, not random ones
+    modules: tuple[str, ...] = ()  # any of "fine", "cctm", "boost" (sodviz.modules, sodviz.losses)
+    module_lr_scale: float = 10.0  # the inserted modules learn at lr * this
 
 
 def demo_model_config(class_names: list[str], **overrides) -> RTDetrConfig:
@@ -80,6 +86,43 @@ def demo_model_config(class_names: list[str], **overrides) -> RTDetrConfig:
         label2id={name: i for i, name in enumerate(class_names)},
     )
     return RTDetrConfig(**(settings | overrides))
+
+
+def initial_model(config: TrainConfig, class_names: list[str]) -> RTDetrForObjectDetection:
+    """A random demo-sized RT-DETR, or `config.init`'s weights; with `config.modules` inserted and
+    the Boost loss set when named."""
+    unknown = set(config.modules) - {"fine", "cctm", "boost"}
+    if unknown:
+        raise ValueError(f"unknown modules {sorted(unknown)}; expected fine, cctm, boost")
+    if config.init is None:
+        model = RTDetrForObjectDetection(demo_model_config(class_names, **config.model))
+    else:
+        model = RTDetrForObjectDetection.from_pretrained(config.init, dtype=torch.float32)
+        if list(model.config.id2label.values()) != class_names:
+            raise ValueError(
+                f"{config.init} has classes {list(model.config.id2label.values())}, data has {class_names}"
+            )
+    boost = BoostConfig() if "boost" in config.modules else None
+    modules = ModulesConfig(
+        cctm="cctm" in config.modules,
+        fine=FineConfig() if "fine" in config.modules else None,
+        boost=boost.to_dict() if boost else None,
+    )
+    if modules.names:
+        attach_modules(model, modules)
+    if boost is not None:
+        model.loss_function = boost_loss_function(boost)
+    return model
+
+
+def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """The detector's parameters at `lr`, inserted modules' at `lr * module_lr_scale`."""
+    own = [p for n, p in model.named_parameters() if not n.startswith(ATTRIBUTE + ".")]
+    extra = [p for n, p in model.named_parameters() if n.startswith(ATTRIBUTE + ".")]
+    groups = [{"params": own}]
+    if extra:
+        groups.append({"params": extra, "lr": config.lr * config.module_lr_scale})
+    return groups
 
 
 class ModelEma:
@@ -156,7 +199,7 @@ def train(
     categories = sorted(
         load_coco(Path(config.data) / "annotations.json")["categories"], key=lambda c: c["id"]
     )
-    model = RTDetrForObjectDetection(demo_model_config([c["name"] for c in categories], **config.model))
+    model = initial_model(config, [c["name"] for c in categories])
     if prepare_model is not None:
         model = prepare_model(model)
     if loss_function is not None:
@@ -164,7 +207,9 @@ def train(
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, config), lr=config.lr, weight_decay=config.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
     ema = ModelEma(model, config.ema_decay, config.ema_warmup)
     step, log = 0, []
@@ -275,10 +320,17 @@ def evaluate_model(
     return coco_metrics(subset, detections, area_scale=scale)
 
 
-def export(model: nn.Module, folder: Path, *, config: TrainConfig, log: list) -> Path:
-    """save_pretrained layout (safetensors) with the processor at the training input size, and the log."""
+def export(
+    model: nn.Module, folder: Path, *, config: TrainConfig, log: list, dtype: torch.dtype | None = None
+) -> Path:
+    """save_pretrained layout (safetensors) with the processor at the training input size, the log,
+    and any inserted modules beside (`sodviz_modules.*`). `dtype=torch.float16` halves the files."""
     model = copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format)
-    model.save_pretrained(folder)
+    if dtype is not None:
+        model = model.to(dtype)
+    own, _ = split_state_dict(model)
+    model.save_pretrained(folder, state_dict=own)
+    save_modules(model, folder)
     RTDetrImageProcessorPil(size={"height": config.input_size, "width": config.input_size}).save_pretrained(
         folder
     )

@@ -11,9 +11,10 @@ from transformers import RTDetrResNetConfig
 
 from sodviz.inference import run_inference
 from sodviz.models import load_detector
+from sodviz.modules import modules_of, split_state_dict
 from sodviz.synth import SceneConfig
 from sodviz.synth_datasets import write_dataset
-from sodviz.train import TrainConfig, lr_factor, train
+from sodviz.train import TrainConfig, initial_model, lr_factor, parameter_groups, train
 from sodviz.train_data import CocoCrops, CropBatches, _crop_boxes, _random_flip_rotate
 
 TINY_MODEL = dict(
@@ -116,6 +117,23 @@ def test_extra_modules_and_a_replacement_loss_are_trained(dataset, tmp_path):
         loss_function=counting_loss,
     )
     assert len(calls) == 3
+
+
+def test_fine_tuning_with_modules_starts_from_init_and_exports_them(dataset, tmp_path):
+    base = train(_config(dataset, tmp_path / "base", steps=2, val_data=None))
+    config = _config(
+        dataset, tmp_path / "ft", steps=2, val_data=None, init=str(base), modules=("fine", "cctm", "boost")
+    )
+    model = initial_model(config, ["vehicle", "person", "boat", "truck"])
+    start = load_detector(base).model.state_dict()
+    own, _ = split_state_dict(model)
+    assert all(torch.equal(own[name], start[name]) for name in start)  # the init's weights, not random
+    groups = parameter_groups(model, config)
+    assert [g.get("lr", config.lr) for g in groups] == [config.lr, config.lr * config.module_lr_scale]
+    detector = load_detector(train(config))
+    assert modules_of(detector.model).config.names == ("fine", "cctm", "boost")
+    with pytest.raises(ValueError, match="unknown modules"):
+        initial_model(_config(dataset, tmp_path / "x", modules=("fpn",)), ["vehicle"])
 
 
 @pytest.mark.parametrize(
