@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -15,11 +14,12 @@ from sodviz.imageio import load_image
 from sodviz.inference import run_inference, to_detections
 from sodviz.models import Detector
 from sodviz.slicing import run_slicing
+from sodviz.tables import write_rows
 from sodviz.vicrop import ViCropConfig, run_vicrop
 
 METHODS = ("base", "vicrop", "vicrop_gated", "slicing")
-COLUMNS = ("method", "budget", "AP", "AP50", "AP_S", "AP_M", "AP_L", "AP_vt", "AP_t", "AP_s",
-           "forward_passes", "latency_ratio")  # fmt: skip
+COLUMNS = ["method", "budget", "AP", "AP50", "AP_S", "AP_M", "AP_L", "AP_vt", "AP_t", "AP_s",
+           "forward_passes", "latency_ratio"]  # fmt: skip
 
 
 def run_benchmark(
@@ -97,17 +97,7 @@ def _detect(detector, image, method: str, budget: int, vicrop: ViCropConfig, thr
 
 def write_tables(rows: list[dict], out: Path) -> tuple[Path, Path]:
     """`benchmark.csv` and `benchmark.md` in `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "benchmark.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for row in rows:
-        cells = [f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in COLUMNS]
-        lines.append("| " + " | ".join(cells) + " |")
-    (out / "benchmark.md").write_text("\n".join(lines) + "\n")
-    return out / "benchmark.csv", out / "benchmark.md"
+    return write_rows(rows, out, "benchmark", COLUMNS)
 
 
 def budget_figure(rows: list[dict]) -> go.Figure:

@@ -74,6 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--ema-warmup", type=int, default=300)
     train.add_argument("--eval-every", type=int, default=400, help="steps between val evaluations")
 
+    errors = commands.add_parser(
+        "errors", help="TP/FP/FN, precision, recall and F1 per size of a base vs a module detector"
+    )
+    errors.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
+    errors.add_argument("--images", type=Path, required=True, help="folder of the images it names")
+    errors.add_argument("--model", required=True, help="the detector with modules (folder or hub id)")
+    errors.add_argument("--base", default="demo", help="the detector to compare with (default: demo)")
+    errors.add_argument("--threshold", type=float, default=0.3, help="score threshold (default 0.3)")
+    errors.add_argument("--max-images", type=int, default=None)
+    errors.add_argument("--out", type=Path, default=Path("runs/errors"), help="writes errors.csv / .md")
+
     evaluate = commands.add_parser("evaluate", help="COCO / AI-TOD AP of a detector on a COCO-format dataset")
     evaluate.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
     evaluate.add_argument("--images", type=Path, required=True, help="folder of the images it names")
@@ -136,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sodviz.cli_studies import erf
 
             erf(args)
+        elif args.command == "errors":
+            from sodviz.cli_studies import errors
+
+            errors(args)
         elif args.command == "train":
             train(args)
         elif args.command == "evaluate":

@@ -1,4 +1,4 @@
-"""The study commands of `python -m sodviz`: `benchmark` (ViCrop-Det vs slicing) and `erf`."""
+"""The study commands of `python -m sodviz`: `benchmark` (ViCrop-Det vs slicing), `erf` and `errors`."""
 
 from __future__ import annotations
 
@@ -68,3 +68,26 @@ def benchmark(args: argparse.Namespace) -> None:
     written = [*write_tables(rows, args.out), *write_figure(rows, args.out)]
     print((args.out / "benchmark.md").read_text())
     print("wrote " + ", ".join(str(path) for path in written))
+
+
+def errors(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from sodviz.dataset_eval import evaluate_detector
+    from sodviz.errors import ERROR_COLUMNS, compare_errors
+    from sodviz.models import load_detector
+    from sodviz.tables import markdown_table, write_rows
+
+    reports = {}
+    for name, source in (("base", args.base), ("modules", args.model)):
+        detector = load_detector(source)
+        with tqdm(total=100, desc=name) as bar:
+            reports[name] = evaluate_detector(
+                detector, args.data, args.images, score_threshold=args.threshold, max_images=args.max_images,
+                on_progress=lambda f, bar=bar: bar.update(round(100 * f) - bar.n),
+            )  # fmt: skip
+    rows = compare_errors(reports)
+    print(f"base = {args.base}, modules = {args.model}; IoU 0.5, score >= {args.threshold}")
+    print(markdown_table(rows, ERROR_COLUMNS))
+    csv_path, _ = write_rows(rows, args.out, "errors", ERROR_COLUMNS)
+    print(f"wrote {csv_path} and errors.md")
