@@ -11,6 +11,7 @@ from sodviz.erf import BACKBONE_STAGES
 from sodviz.ground_truth import GroundTruth, parse_annotations
 from sodviz.imageio import DecodedImage, decode_image, encode_png
 from sodviz.inference import run_inference
+from sodviz.losses import BoostConfig
 from sodviz.models import Detector, load_detector
 from sodviz.samples import load_sample, sample_names
 from sodviz.types import InferenceResult
@@ -52,6 +53,15 @@ ERF_ZOOM = "erf_zoom"
 ERF_POINT = "erf_point"  # [x, y] in model-input pixels, or None: the centre
 VICROP_IOU = "vicrop_iou"
 VICROP_COMPARE = "vicrop_compare"
+FUSION_MODEL = "fusion_model"  # a name of EMBEDDED_MODELS, or a folder path
+FUSION_MODE = "fusion_mode"  # "mean" | "channel" | "pca"
+FUSION_CHANNEL = "fusion_channel"
+FUSION_LEVEL = "fusion_level"
+FUSION_STAGE = "fusion_stage"
+FUSION_THRESHOLD = "fusion_threshold"
+FUSION_BETA = "fusion_beta"
+FUSION_SCORES = "fusion_scores"
+FUSION_ERF = "fusion_erf"
 
 _VICROP = ViCropConfig()
 DEFAULTS = {
@@ -82,6 +92,15 @@ DEFAULTS = {
     ERF_POINT: None,
     VICROP_IOU: 0.5,
     VICROP_COMPARE: False,
+    FUSION_MODEL: "demo-fusion",
+    FUSION_MODE: "mean",
+    FUSION_CHANNEL: 0,
+    FUSION_LEVEL: 0,
+    FUSION_STAGE: 1,
+    FUSION_THRESHOLD: 0.3,
+    FUSION_BETA: BoostConfig().beta,
+    FUSION_SCORES: False,
+    FUSION_ERF: False,
 }
 
 
@@ -154,6 +173,11 @@ def current_detector() -> Detector:
     if not source:
         st.warning("Type the path of a model folder on the Home page.")
         st.stop()
+    return detector_or_stop(source)
+
+
+def detector_or_stop(source: str) -> Detector:
+    """The detector `source` names, or an error box and a stopped page."""
     try:
         return cached_detector(source)
     except (FileNotFoundError, ValueError, ImportError, OSError) as error:

@@ -17,7 +17,14 @@ from transformers.utils import is_timm_available
 from sodviz.families import Family, family_for
 from sodviz.modules import load_modules
 
-DEMO_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "models" / "sodviz-demo"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
+DEMO_MODEL_DIR = MODELS_DIR / "sodviz-demo"
+# Embedded detectors by name: the demo, and the demo fine-tuned with modules (issue 7's ablation).
+EMBEDDED_MODELS = {
+    "demo": DEMO_MODEL_DIR,
+    "demo-fusion": MODELS_DIR / "sodviz-fusion",  # + FINE + CCTM + Boost loss
+    "demo-boost": MODELS_DIR / "sodviz-boost",  # + Boost loss only
+}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -52,7 +59,8 @@ def load_detector(source: str | os.PathLike, *, device: str = "cpu", allow_pickl
     """Load a detector.
 
     Args:
-        source: `"demo"` (the embedded demo detector), a local folder in `save_pretrained`
+        source: `"demo"` (the embedded demo detector) or another name of `EMBEDDED_MODELS`,
+            a local folder in `save_pretrained`
             layout, or a Hugging Face hub id (e.g. `"PekingU/rtdetr_r18vd"`).
         device: torch device to put the model on.
         allow_pickle: also accept `pytorch_model.bin` checkpoints (pickle; can run code on load).
@@ -88,13 +96,14 @@ def load_detector(source: str | os.PathLike, *, device: str = "cpu", allow_pickl
 
 
 def _resolve_source(source: str) -> str:
-    if source == "demo":
-        if not (DEMO_MODEL_DIR / "config.json").is_file():
+    if source in EMBEDDED_MODELS:
+        folder = EMBEDDED_MODELS[source]
+        if not (folder / "config.json").is_file():
             raise FileNotFoundError(
-                f"the demo detector is not trained yet: {DEMO_MODEL_DIR} has no config.json. "
+                f"the embedded detector {source!r} is not trained yet: {folder} has no config.json. "
                 "Pass a local folder or a hub id instead."
             )
-        return str(DEMO_MODEL_DIR)
+        return str(folder)
     path = Path(source).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():

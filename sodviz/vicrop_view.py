@@ -89,15 +89,18 @@ def vicrop_view(
     return ViCropView(
         heatmaps=heatmaps,
         crops=crops,
-        before=_draw(image, before, before_match, truth),
-        after=_draw(image, after, after_match, truth),
+        before=draw_with_truth(image, before, before_match, truth),
+        after=draw_with_truth(image, after, after_match, truth),
         added=int(after.data["refined"].sum()),
         before_match=before_match,
         after_match=after_match,
     )
 
 
-def _draw(image, detections, match: GroundTruthMatch | None, truth: GroundTruth | None) -> np.ndarray:
+def draw_with_truth(
+    image: np.ndarray, detections: sv.Detections, match: GroundTruthMatch | None, truth: GroundTruth | None
+) -> np.ndarray:
+    """Detections coloured TP / FP with missed objects, or plain boxes without ground truth."""
     if match is None:
         return draw_detections(image, detections, labels=False)
     return draw_match(image, detections, status=match.status, missed_xyxy=truth.boxes_xyxy[match.missed])

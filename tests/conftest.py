@@ -27,6 +27,7 @@ from transformers import (
 
 from sodviz.families import FAMILIES
 from sodviz.models import Detector, load_detector
+from sodviz.modules import FineConfig, ModulesConfig, attach_modules, modules_of, save_modules
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CLASS_NAMES = {0: "vehicle", 1: "person", 2: "boat"}
@@ -163,6 +164,24 @@ def tiny_model_dirs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_detectors(tiny_model_dirs) -> dict[str, Detector]:
     return {model_type: load_detector(folder) for model_type, folder in tiny_model_dirs.items()}
+
+
+def save_tiny_module_model(folder: Path, config: ModulesConfig, *, seed: int = 0) -> Path:
+    """A tiny RT-DETR with CCTM / FINE beside it, their weights perturbed away from the identity."""
+    save_tiny_model("rt_detr", folder, seed=seed)
+    model = attach_modules(build_tiny_model("rt_detr", seed), config)
+    with torch.no_grad():
+        for parameter in modules_of(model).parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.2)
+    save_modules(model, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_module_detector(tmp_path_factory) -> Detector:
+    """A tiny RT-DETR carrying FINE and CCTM (trained with Boost, as the config records)."""
+    config = ModulesConfig(cctm=True, fine=FineConfig(), boost={"alpha": 0.75, "gamma": 2.0, "beta": 0.5})
+    return load_detector(save_tiny_module_model(tmp_path_factory.mktemp("tiny_fusion"), config))
 
 
 @pytest.fixture(params=list(FAMILIES))

@@ -16,7 +16,14 @@ from streamlit.testing.v1 import AppTest
 from pages import _shared as shared
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["pages/home.py", "pages/detections.py", "pages/attention.py", "pages/vicrop.py", "pages/erf.py"]
+PAGES = [
+    "pages/home.py",
+    "pages/detections.py",
+    "pages/attention.py",
+    "pages/vicrop.py",
+    "pages/erf.py",
+    "pages/fusion_maps.py",
+]
 
 
 @pytest.fixture(params=["rt_detr", "detr"])
@@ -42,7 +49,7 @@ def test_every_page_renders(app):
     for page in PAGES:
         app.switch_page(page).run()
         _no_errors(app)
-    assert app.title[0].value == "Effective receptive fields"
+    assert app.title[0].value == "Fusion maps"
     assert app.get("plotly_chart") and app.get("image")
 
 
@@ -203,3 +210,40 @@ def test_erf_page_controls(app):
     assert any("mean of" in s.value for s in app.subheader)
     app.multiselect(key=shared.ERF_STAGES).set_value([]).run()
     assert any("stage" in w.value for w in app.warning)
+
+
+def test_fusion_maps_page_controls(app, tiny_module_detector, monkeypatch):
+    base = shared.load_detector("demo")
+    monkeypatch.setattr(
+        shared, "load_detector", lambda source: tiny_module_detector if source == "demo-fusion" else base
+    )
+    shared.cached_detector.clear()
+    app.switch_page("pages/fusion_maps.py").run()
+    _no_errors(app)
+    assert any("fine, cctm, boost" in m.value for m in app.markdown)
+    assert len(app.get("image")) >= 4 + 4 + 2  # CCTM, FINE, then base and modules side by side
+    table = app.dataframe[0].value
+    assert {"tp base", "tp demo-fusion"} <= set(table.columns)
+    app.radio(key=shared.FUSION_MODE).set_value("pca").run()
+    app.radio(key=shared.FUSION_LEVEL).set_value(2).run()
+    app.radio(key=shared.FUSION_STAGE).set_value(0).run()
+    app.radio(key=shared.FUSION_MODE).set_value("channel").run()
+    app.slider(key=shared.FUSION_CHANNEL).set_value(5).run()
+    app.slider(key=shared.FUSION_BETA).set_value(1.0).run()
+    _no_errors(app)
+    charts = len(app.get("plotly_chart"))
+    app.toggle(key=shared.FUSION_SCORES).set_value(True).run()
+    _no_errors(app)
+    assert len(app.get("plotly_chart")) == charts + 1
+    app.toggle(key=shared.FUSION_ERF).set_value(True).run()
+    _no_errors(app)
+    captions = [i.caption for image in app.get("image") for i in image.proto.imgs]
+    assert {"aats_r1", "aats_r2", "aats_r4"} <= {c.split(":")[0] for c in captions}
+    assert "gating map B'E'" in captions and "modulation map M" in captions
+
+
+def test_fusion_maps_page_without_modules(app):
+    app.switch_page("pages/fusion_maps.py").run()  # the fixture loads the plain tiny detector for any source
+    _no_errors(app)
+    assert any("no modules" in m.value for m in app.markdown)
+    assert len(app.get("image")) == 2  # only base vs module detections

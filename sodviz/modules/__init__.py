@@ -3,6 +3,7 @@
 from sodviz.modules.attach import (
     ModulesConfig,
     attach_modules,
+    hybrid_encoder,
     load_modules,
     modules_of,
     record_maps,
@@ -20,6 +21,7 @@ __all__ = [
     "FineStack",
     "ModulesConfig",
     "attach_modules",
+    "hybrid_encoder",
     "load_modules",
     "modules_of",
     "record_maps",

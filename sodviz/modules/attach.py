@@ -56,7 +56,7 @@ class DetectorModules(nn.Module):
         self.fine = FineStack(channels, config.fine) if config.fine is not None else None
 
 
-def _hybrid_encoder(model: nn.Module) -> nn.Module:
+def hybrid_encoder(model: nn.Module) -> nn.Module:
     encoder = getattr(getattr(model, "model", None), "encoder", None)
     if encoder is None or not hasattr(encoder, "fpn_blocks"):
         raise ValueError(
@@ -74,7 +74,7 @@ def attach_modules(model: nn.Module, config: ModulesConfig) -> nn.Module:
     """
     if hasattr(model, ATTRIBUTE):
         raise ValueError("this model already carries sodviz modules")
-    encoder = _hybrid_encoder(model)
+    encoder = hybrid_encoder(model)
     channels, num_levels = model.config.encoder_hidden_dim, len(model.config.encoder_in_channels)
     parameter = next(model.parameters())
     modules = DetectorModules(config, channels=channels, num_levels=num_levels)

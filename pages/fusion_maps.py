@@ -1,0 +1,99 @@
+"""Fusion maps: what CCTM, FINE and the Boost loss change inside the demo detector fine-tuned with them."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from pages import _shared as shared
+from sodviz.erf_view import erf_panel
+from sodviz.inference import run_inference, to_detections
+from sodviz.models import EMBEDDED_MODELS
+from sodviz.module_maps import aats_erf, cs_curve, fusion_maps, score_curve
+from sodviz.module_view import (
+    CHANNEL_MODES,
+    MAP_TITLES,
+    SECTIONS,
+    compare_detections,
+    cs_figure,
+    feature_panel,
+    score_size_figure,
+)
+from sodviz.modules import modules_of
+from sodviz.samples import sample_names
+from sodviz.vicrop_view import counts_table
+
+MODULE_MODELS = [name for name in EMBEDDED_MODELS if name != "demo"]
+
+shared.init_state()
+shared.sidebar()
+inputs = shared.current_inputs()
+st.title("Fusion maps")
+st.caption(
+    "CCTM (Cross-DINO), FINE's cross-level modulation with AATS, and the Boost loss, inside the demo "
+    "detector fine-tuned with them; the base is the detector chosen on the Home page."
+)
+with shared.controls():
+    columns = st.columns(4)
+    source = columns[0].selectbox(
+        "Module detector", MODULE_MODELS, key=shared.FUSION_MODEL, accept_new_options=True,
+        help="An embedded fine-tuned detector, or type a model folder with sodviz modules.",
+    )  # fmt: skip
+    mode = columns[1].radio(
+        "Channels",
+        list(CHANNEL_MODES),
+        format_func=CHANNEL_MODES.get,
+        key=shared.FUSION_MODE,
+        horizontal=True,
+    )
+    threshold = columns[2].slider("Score threshold", 0.05, 0.95, step=0.05, key=shared.FUSION_THRESHOLD)
+    beta = columns[3].slider("Boost beta", 0.1, 2.0, step=0.1, key=shared.FUSION_BETA)
+module = shared.detector_or_stop(source)
+carried = modules_of(module.model)
+st.markdown(f"**{source}** carries: {', '.join(carried.config.names) if carried else 'no modules'}.")
+size = st.session_state[shared.INPUT_SIZE] or None
+if carried is not None and carried.config.names != ("boost",):
+    maps = fusion_maps(module, inputs.image, input_size=size)
+    channels = next(iter((maps.cctm or maps.fine)[0].values())).shape[0]
+    channel = st.slider("Channel", 0, channels - 1, key=shared.FUSION_CHANNEL, disabled=mode != "channel")
+    for section, key in zip(SECTIONS, (shared.FUSION_LEVEL, shared.FUSION_STAGE), strict=True):
+        group = getattr(maps, section.group)
+        if not group:
+            continue
+        st.subheader(section.title)
+        index = st.radio(section.title, range(len(group)), format_func=section.labels.__getitem__, key=key,
+                         horizontal=True, label_visibility="collapsed")  # fmt: skip
+        for column, name in zip(st.columns(len(section.maps)), section.maps, strict=True):
+            panel = feature_panel(group[index][name], mode=mode, channel=channel)
+            column.image(panel, caption=MAP_TITLES[name], width="stretch")
+
+st.subheader("Base vs module detections")
+found = {"base": inputs.result, source: run_inference(module, inputs.image, input_size=size)}
+comparison = compare_detections(
+    inputs.image, {name: to_detections(result) for name, result in found.items()}, threshold=threshold,
+    class_names=inputs.result.class_names, truth=inputs.truth,
+)  # fmt: skip
+for column, (name, picture) in zip(st.columns(2), comparison.images.items(), strict=True):
+    column.image(picture, caption=f"{name}: {comparison.counts[name]} detections", width="stretch")
+if comparison.matches is not None:
+    st.dataframe(counts_table(comparison.matches), hide_index=True)
+
+st.subheader("Boost: class score against object size (Cross-DINO Fig. 3)")
+sizes = np.geomspace(2, 512, 60)
+st.plotly_chart(cs_figure(cs_curve(sizes, 1024, beta), beta=beta, image_side=1024))
+if st.toggle("Average over the sample scenes", key=shared.FUSION_SCORES):
+    scenes = [shared.cached_sample(name) for name in sample_names()]
+    scenes = [(decoded.image, truth) for decoded, truth in scenes]
+    bar = st.progress(0.0, text="Detecting on the sample scenes ...")
+    curves = {name: score_curve(detector, scenes, input_size=size, on_progress=bar.progress)
+              for name, detector in (("base", inputs.detector), (source, module))}  # fmt: skip
+    bar.empty()
+    st.plotly_chart(score_size_figure(curves))
+
+st.subheader("ERF of AATS tokens, r = 1, 2, 4 (FINE Fig. 6)")
+if st.toggle("Compute (one backward pass per r)", key=shared.FUSION_ERF):
+    with st.spinner("Gradients of the tokens ..."):
+        erf = aats_erf(module, inputs.image, input_size=size)
+    for column, stage, erf_map, fit in zip(st.columns(3), erf.stages, erf.maps, erf.fits, strict=True):
+        panel = erf_panel(erf_map, fit, point_xy=erf.point_xy)
+        column.image(panel, caption=f"{stage}: sigma {fit.sigma:.1f} px", width="stretch")
