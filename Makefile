@@ -40,3 +40,4 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_app.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_vicrop.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_erf.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_modules.py

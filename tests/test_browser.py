@@ -134,11 +134,12 @@ def test_every_page_in_chromium(server, browser):
     browser.get(server)
     _wait_for_page(browser, IMAGE)
     browser.save_screenshot(str(SCREENSHOTS / "home.png"))
-    for title, selector in (("Detections", PLOT), ("Attention", PLOT), ("ViCrop", PLOT), ("ERF", PLOT)):
+    pages = ("Detections", "Attention", "ViCrop", "ERF", "Fusion maps")
+    for title in pages:
         _open(browser, title)
         time.sleep(1)
-        _wait_for_page(browser, selector)
-        browser.save_screenshot(str(SCREENSHOTS / f"{title.lower()}.png"))
+        _wait_for_page(browser, PLOT)
+        browser.save_screenshot(str(SCREENSHOTS / f"{title.lower().replace(' ', '_')}.png"))
 
 
 @pytest.mark.skipif(not shared_images(), reason="no real photograph in ../shared/data")

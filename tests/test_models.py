@@ -124,10 +124,11 @@ def test_corrupt_safetensors(tiny_model_dirs, tmp_path, damage):
         load_detector(folder)
 
 
-def test_demo_not_trained_yet(monkeypatch, tmp_path):
-    monkeypatch.setattr(sodviz.models, "DEMO_MODEL_DIR", tmp_path / "sodviz-demo")
-    with pytest.raises(FileNotFoundError, match="not trained yet"):
-        load_detector("demo")
+@pytest.mark.parametrize("name", ["demo", "demo-fusion"])
+def test_embedded_model_not_trained_yet(monkeypatch, tmp_path, name):
+    monkeypatch.setitem(sodviz.models.EMBEDDED_MODELS, name, tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match=f"embedded detector '{name}' is not trained yet"):
+        load_detector(name)
 
 
 def test_library_never_imports_streamlit():
