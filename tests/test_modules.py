@@ -171,3 +171,10 @@ def test_save_and_load_reattach_the_modules(tmp_path, dtype):
     with torch.no_grad():
         logits = detector.model(pixel_values=_pixels(128)).logits
     torch.testing.assert_close(logits, expected, rtol=0, atol=1e-5)
+
+
+def test_modules_config_round_trips_and_refuses_unknown_fields():
+    config = ModulesConfig(cctm=True, fine=FineConfig(ratio=4, kernels=(2, 2)), boost={"beta": 0.5})
+    assert ModulesConfig.from_json(config.to_json()) == config
+    with pytest.raises(ValueError, match="unknown fields"):
+        ModulesConfig.from_json('{"cctm": true, "gates": 3}')

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -28,7 +28,6 @@ class ModulesConfig:
     cctm_hidden_ratio: float = 1.0
     fine: FineConfig | None = None
     boost: dict | None = None  # BoostConfig fields when trained with the Boost loss
-    notes: dict = field(default_factory=dict)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -40,6 +39,11 @@ class ModulesConfig:
     @classmethod
     def from_json(cls, text: str) -> ModulesConfig:
         values = json.loads(text)
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(
+                f"{MODULES_CONFIG} has unknown fields {sorted(unknown)} (written by another version?)"
+            )
         fine = values.pop("fine", None)
         if fine is not None:
             fine = FineConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in fine.items()})
