@@ -101,6 +101,6 @@ def test_boost_loss_function_trains_a_detector():
             assert changed >= 0
         else:
             assert changed == pytest.approx(0, abs=1e-6)
-    assert float(boosted.loss) > float(default.loss)  # the denoising queries overlap the object
+    assert boosted.loss.item() > default.loss.item()  # the denoising queries overlap the object
     boosted.loss.backward()
     assert all(p.grad is not None for p in model.model.decoder.class_embed.parameters())
