@@ -85,6 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     errors.add_argument("--max-images", type=int, default=None)
     errors.add_argument("--out", type=Path, default=Path("runs/errors"), help="writes errors.csv / .md")
 
+    acs = commands.add_parser(
+        "acs", help="ACS: pick candidate boxes by attention entropy (free) or a learned IoU regressor"
+    )
+    acs.add_argument("--data", type=Path, required=True, help="COCO annotations JSON of the split to report")
+    acs.add_argument("--images", type=Path, required=True, help="folder of the images it names")
+    acs.add_argument("--fit-data", type=Path, required=True, help="COCO JSON of the split to fit on (val)")
+    acs.add_argument("--fit-images", type=Path, required=True)
+    acs.add_argument("--model", default="demo")
+    acs.add_argument("--max-images", type=int, default=None, help="per split")
+    acs.add_argument("--heads", type=int, default=4, help="discriminative heads ACS-Free reads")
+    acs.add_argument("--blend", type=float, default=0.5, help="rescoring: conf^(1-b) * predicted IoU^b")
+    acs.add_argument("--out", type=Path, default=Path("runs/acs"))
+
     evaluate = commands.add_parser("evaluate", help="COCO / AI-TOD AP of a detector on a COCO-format dataset")
     evaluate.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
     evaluate.add_argument("--images", type=Path, required=True, help="folder of the images it names")
@@ -147,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sodviz.cli_studies import erf
 
             erf(args)
+        elif args.command == "acs":
+            from sodviz.cli_studies import acs
+
+            acs(args)
         elif args.command == "errors":
             from sodviz.cli_studies import errors
 

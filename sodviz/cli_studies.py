@@ -1,4 +1,4 @@
-"""The study commands of `python -m sodviz`: `benchmark` (ViCrop-Det vs slicing), `erf` and `errors`."""
+"""The study commands of `python -m sodviz`: `benchmark` (ViCrop-Det vs slicing), `erf`, `errors`, `acs`."""
 
 from __future__ import annotations
 
@@ -91,3 +91,37 @@ def errors(args: argparse.Namespace) -> None:
     print(markdown_table(rows, ERROR_COLUMNS))
     csv_path, _ = write_rows(rows, args.out, "errors", ERROR_COLUMNS)
     print(f"wrote {csv_path} and errors.md")
+
+
+def acs(args: argparse.Namespace) -> None:
+    import json
+
+    from tqdm import tqdm
+
+    from sodviz.acs_study import label_split, run_study
+    from sodviz.models import load_detector
+    from sodviz.tables import markdown_table, write_rows
+
+    detector = load_detector(args.model)
+    splits = {}
+    for name, data, images in (("fit", args.fit_data, args.fit_images), ("test", args.data, args.images)):
+        with tqdm(total=100, desc=name) as bar:
+            splits[name] = label_split(
+                detector, data, images, max_images=args.max_images,
+                on_progress=lambda f, bar=bar: bar.update(round(100 * f) - bar.n),
+            )  # fmt: skip
+    study = run_study(splits["fit"], splits["test"], top_heads=args.heads, blend=args.blend)
+    count = len(splits["test"].candidates)
+    print(f"{count} candidates for {study.with_candidates} of {study.objects} test objects")
+    print(f"ACS-Free heads (layer, head), chosen on the fit split: {list(study.heads)}")
+    print(f"Pearson r with IoU on the test split: ACS-Learned {study.pearson['learned']:.3f}, "
+          f"confidence {study.pearson['confidence']:.3f}")  # fmt: skip
+    print(markdown_table(study.selection, ["method", "bucket", "objects", "mean_iou", "acc50"]))
+    print(markdown_table(study.rescoring, list(study.rescoring[0])))
+    write_rows(study.selection, args.out, "selection", ["method", "bucket", "objects", "mean_iou", "acc50"])
+    write_rows(study.rescoring, args.out, "rescoring", list(study.rescoring[0]))
+    summary = {"heads": study.heads, "pearson": study.pearson, "objects": study.objects,
+               "with_candidates": study.with_candidates,
+               "correlations": {k: v.tolist() for k, v in study.correlations.items()}}  # fmt: skip
+    (args.out / "acs.json").write_text(json.dumps(summary, indent=1))
+    print(f"wrote {args.out}/selection.csv, rescoring.csv and acs.json")
