@@ -59,9 +59,9 @@ class Candidates:
     def concatenate(parts: list[Candidates], *, renumber: bool = True) -> Candidates:
         """One set from several; with `renumber`, object and image indices are offset to stay
         distinct (without, they are kept as they are)."""
+        if not any(len(p) for p in parts):
+            return parts[0] if parts else empty_candidates(layers=0, heads=0)
         parts = [p for p in parts if len(p)]
-        if not parts:
-            return empty_candidates(layers=0, heads=0)
         objects = np.cumsum([0] + [p.num_objects for p in parts[:-1]]) * renumber
         images = np.cumsum([0] + [int(p.image_index.max()) + 1 for p in parts[:-1]]) * renumber
         return Candidates(
@@ -97,6 +97,8 @@ def query_features(result: InferenceResult, queries: np.ndarray) -> np.ndarray:
     """
     queries = np.asarray(queries, np.int64)
     attention = result.attention
+    if not len(queries):
+        return np.zeros((0, attention.num_layers, attention.num_heads, len(FEATURES)), np.float32)
     input_h, input_w = result.transform.input_hw
     boxes = result.transform.image_to_input(result.boxes_xyxy[queries].astype(np.float64))  # [N, 4]
     if isinstance(attention, DeformableAttention):

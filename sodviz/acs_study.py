@@ -78,6 +78,12 @@ class AcsStudy:
 
 def run_study(fit: LabelledSplit, test: LabelledSplit, *, top_heads: int = 4, blend: float = 0.5) -> AcsStudy:
     """Heads and regressor from `fit`, reported on `test` (see `AcsStudy`)."""
+    for name, split in (("fit", fit), ("test", test)):
+        if len(split.candidates) < 3:
+            raise ValueError(
+                f"the {name} split has {len(split.candidates)} candidate boxes: the detector's boxes "
+                "overlap almost no ground-truth object (IoU >= 0.1), so there is nothing to rank"
+            )
     correlations = feature_correlations(fit.candidates)
     heads = discriminative_heads(correlations, top=top_heads)
     regressor = IouRegressor().fit(fit.candidates)
