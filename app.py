@@ -13,5 +13,6 @@ st.navigation(
         st.Page("pages/vicrop.py", title="ViCrop", icon=":material/crop:"),
         st.Page("pages/erf.py", title="ERF", icon=":material/blur_on:"),
         st.Page("pages/fusion_maps.py", title="Fusion maps", icon=":material/layers:"),
+        st.Page("pages/candidates.py", title="Candidates", icon=":material/rule:"),
     ]
 ).run()

@@ -62,6 +62,9 @@ FUSION_THRESHOLD = "fusion_threshold"
 FUSION_BETA = "fusion_beta"
 FUSION_SCORES = "fusion_scores"
 FUSION_ERF = "fusion_erf"
+ACS_OBJECT = "acs_object"  # index of the ground-truth object (or detection cluster) picked
+ACS_HEADS = "acs_heads"
+ACS_FEATURE = "acs_feature"
 
 _VICROP = ViCropConfig()
 DEFAULTS = {
@@ -101,6 +104,8 @@ DEFAULTS = {
     FUSION_BETA: BoostConfig().beta,
     FUSION_SCORES: False,
     FUSION_ERF: False,
+    ACS_HEADS: 4,
+    ACS_FEATURE: "entropy",
 }
 
 

@@ -14,6 +14,8 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pages import _shared as shared
+from sodviz.ground_truth import GroundTruth
+from sodviz.inference import run_inference
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [
@@ -22,6 +24,7 @@ PAGES = [
     "pages/attention.py",
     "pages/vicrop.py",
     "pages/erf.py",
+    "pages/candidates.py",  # before Fusion maps: with a tiny random detector it stops at a warning
     "pages/fusion_maps.py",
 ]
 
@@ -247,3 +250,43 @@ def test_fusion_maps_page_without_modules(app):
     _no_errors(app)
     assert any("no modules" in m.value for m in app.markdown)
     assert len(app.get("image")) == 2  # only base vs module detections
+
+
+def _labelled_by(detector, monkeypatch):
+    """Sample scenes whose ground truth is the detector's own 12 best boxes, nudged by a tenth of
+    their width: a tiny random detector then has candidates for every object."""
+    original = shared.cached_sample
+
+    def sample(name):
+        decoded, _ = original(name)
+        result = run_inference(detector, decoded.image)
+        boxes = result.boxes_xyxy[np.argsort(-result.scores)[:12]].copy()
+        boxes[:, [0, 2]] += 0.1 * (boxes[:, 2:3] - boxes[:, 0:1])
+        return decoded, GroundTruth(boxes_xyxy=boxes, class_names=np.array(["vehicle"] * len(boxes)))
+
+    monkeypatch.setattr(shared, "cached_sample", sample)
+
+
+def test_candidates_page_controls(app, monkeypatch):
+    detector = shared.load_detector("demo")
+    _labelled_by(detector, monkeypatch)
+    app.switch_page("pages/candidates.py").run()
+    _no_errors(app)
+    assert not app.warning, [w.value for w in app.warning]
+    table = app.dataframe[0].value
+    assert {"query", "iou", "entropy", "predicted_iou", "rank ACS-Free", "rank ACS-Learned"} <= set(
+        table.columns
+    )
+    assert sorted(table["rank confidence"]) == list(range(1, len(table) + 1))
+    objects = app.selectbox(key=shared.ACS_OBJECT).options
+    app.selectbox(key=shared.ACS_OBJECT).set_value(int(objects[-1].split(":")[0].split()[-1])).run()
+    app.slider(key=shared.ACS_HEADS).set_value(2).run()
+    app.radio(key=shared.ACS_FEATURE).set_value("spread").run()
+    _no_errors(app)
+    assert len(app.get("plotly_chart")) == 2
+
+
+def test_candidates_page_without_candidates_warns(app):
+    app.switch_page("pages/candidates.py").run()  # tiny random boxes miss the generated objects
+    _no_errors(app)
+    assert any("nothing to fit" in w.value for w in app.warning)

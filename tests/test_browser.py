@@ -134,7 +134,7 @@ def test_every_page_in_chromium(server, browser):
     browser.get(server)
     _wait_for_page(browser, IMAGE)
     browser.save_screenshot(str(SCREENSHOTS / "home.png"))
-    pages = ("Detections", "Attention", "ViCrop", "ERF", "Fusion maps")
+    pages = ("Detections", "Attention", "ViCrop", "ERF", "Fusion maps", "Candidates")
     for title in pages:
         _open(browser, title)
         time.sleep(1)

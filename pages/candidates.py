@@ -1,0 +1,67 @@
+"""Candidates: several decoder queries propose a box for one object; pick it by confidence, by the
+attention entropy of discriminative heads (ACS-Free) or by a learned IoU regressor (ACS-Learned)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _shared as shared
+from sodviz.acs import FEATURES, candidates_for_objects
+from sodviz.acs_view import candidates_picture, correlation_figure, entropy_scatter, fit_acs, object_table
+from sodviz.samples import sample_names
+
+shared.init_state()
+shared.sidebar()
+inputs = shared.current_inputs()
+st.title("Candidates")
+st.caption(
+    "ACS for detectors: a box's attention structure tells how well it fits its object. ACS-Free ranks "
+    "candidates by the entropy of the heads whose entropy tracks IoU best; ACS-Learned by a ridge regressor "
+    "on every head's entropy, in-box mass and spread. Both are fitted on the other sample scenes."
+)
+with shared.controls():
+    left, right = st.columns(2)
+    top = left.slider("ACS-Free heads", 1, 8, key=shared.ACS_HEADS)
+    feature = right.radio("Correlation map of", FEATURES, key=shared.ACS_FEATURE, horizontal=True)
+current = (
+    shared.st.session_state.get(shared.SAMPLE_NAME)
+    if st.session_state[shared.IMAGE_KIND] == "sample"
+    else None
+)
+names = [name for name in sample_names() if name != current]
+scenes = [(decoded.image, truth) for decoded, truth in map(shared.cached_sample, names)]
+bar = st.progress(0.0, text=f"Fitting on {len(names)} labelled scenes ...")
+try:
+    fitted = fit_acs(inputs.detector, scenes, top_heads=top, on_progress=bar.progress)
+except ValueError as error:  # the detector's boxes miss the labelled objects: nothing to rank
+    bar.empty()
+    st.warning(f"{error}. ACS needs a detector that finds some of the objects.")
+    st.stop()
+bar.empty()
+truth = inputs.truth.boxes_xyxy if inputs.truth is not None else None
+candidates = candidates_for_objects(inputs.result, truth, score_threshold=st.session_state[shared.THRESHOLD])
+objects = sorted({int(o) for o in candidates.object_index},
+                 key=lambda o: candidates.object_size[candidates.object_index == o][0])  # fmt: skip
+if not objects:
+    st.info("No decoder box overlaps an object here. Lower the threshold, or pick another image.")
+    st.stop()
+
+
+def describe(index: int) -> str:
+    rows = candidates.object_index == index
+    kind = "object" if truth is not None else "cluster"
+    return f"{kind} {index}: {candidates.object_size[rows][0]:.1f} px, {rows.sum()} candidates"
+
+
+picked = st.selectbox("Object (smallest first)", objects, format_func=describe, key=shared.ACS_OBJECT)
+table = object_table(candidates, fitted, picked)
+legend = "picks: confidence cyan, ACS-Free orange, ACS-Learned violet; then each candidate's attention"
+st.image(candidates_picture(inputs.image, inputs.result, table), caption=legend)
+st.dataframe(table, hide_index=True)
+left, right = st.columns(2)
+with left:
+    st.markdown(f"**Pearson r of {feature} with IoU, per decoder layer and head**")
+    st.plotly_chart(correlation_figure(fitted, feature))
+with right:
+    st.markdown("**Entropy against IoU, by object size (fitted scenes)**")
+    st.plotly_chart(entropy_scatter(fitted))

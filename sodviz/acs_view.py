@@ -1,0 +1,136 @@
+"""What the Candidates page shows: ACS fitted on labelled scenes, one object's candidates ranked by
+confidence, ACS-Free and ACS-Learned, the layer x head correlation heat map, entropy against IoU."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import plotly.graph_objects as go
+
+from sodviz.acs import (
+    FEATURES,
+    Candidates,
+    IouRegressor,
+    candidates_for_objects,
+    discriminative_heads,
+    feature_correlations,
+    free_scores,
+)
+from sodviz.attention import query_attention_map
+from sodviz.evaluation import AITOD_BUCKETS
+from sodviz.ground_truth import GroundTruth
+from sodviz.inference import run_inference
+from sodviz.models import Detector
+from sodviz.render import crop_window, overlay_heatmap, tile_images
+from sodviz.types import InferenceResult
+
+METHOD_RGB = {"confidence": (0, 213, 255), "ACS-Free": (255, 159, 28), "ACS-Learned": (191, 90, 242)}
+
+
+@dataclass(frozen=True)
+class FittedAcs:
+    """ACS fitted on labelled scenes: ACS-Free's heads, ACS-Learned's regressor, and the data."""
+
+    heads: tuple[tuple[int, int], ...]
+    regressor: IouRegressor
+    correlations: dict[str, np.ndarray]
+    candidates: Candidates
+
+
+def fit_acs(
+    detector: Detector, scenes: Sequence[tuple[np.ndarray, GroundTruth]], *, top_heads: int = 4,
+    on_progress: Callable[[float], None] | None = None,
+) -> FittedAcs:  # fmt: skip
+    """Candidates of every labelled object in `scenes` (forward passes cached), then the heads and
+    the regressor. Raises ValueError when fewer than three candidates overlap an object."""
+    parts = []
+    for index, (image, truth) in enumerate(scenes):
+        result = run_inference(detector, image)
+        parts.append(candidates_for_objects(result, truth.boxes_xyxy, image_index=index))
+        if on_progress is not None:
+            on_progress((index + 1) / len(scenes))
+    candidates = Candidates.concatenate(parts)
+    if len(candidates) < 3:
+        raise ValueError(f"only {len(candidates)} candidate boxes overlap a labelled object: nothing to fit")
+    correlations = feature_correlations(candidates)
+    heads = discriminative_heads(correlations, top=top_heads)
+    return FittedAcs(heads, IouRegressor().fit(candidates), correlations, candidates)
+
+
+def object_table(candidates: Candidates, fitted: FittedAcs, object_index: int) -> list[dict]:
+    """One row per candidate of an object: query, confidence, IoU, ACS-Free entropy, predicted IoU
+    and its rank under each method (1 = chosen)."""
+    rows = np.flatnonzero(candidates.object_index == object_index)
+    values = {
+        "confidence": candidates.confidence[rows],
+        "ACS-Free": free_scores(candidates, fitted.heads)[rows],
+        "ACS-Learned": fitted.regressor.predict(candidates)[rows],
+    }
+    table = []
+    for position, row in enumerate(rows):
+        entry = {"query": int(candidates.query_index[row]), "confidence": float(candidates.confidence[row]),
+                 "iou": float(candidates.iou[row]), "entropy": float(-values["ACS-Free"][position]),
+                 "predicted_iou": float(values["ACS-Learned"][position])}  # fmt: skip
+        for method, scores in values.items():
+            ahead = (scores > scores[position]).sum()
+            entry[f"rank {method}"] = int(ahead) + 1
+        table.append(entry)
+    return table
+
+
+def candidates_picture(
+    image: np.ndarray, result: InferenceResult, table: list[dict], *, tile: int = 200
+) -> np.ndarray:
+    """uint8 RGB mosaic: the object's neighbourhood with every candidate box (the one each method
+    picks in its colour, the others white), then each candidate's last-layer attention there."""
+    queries = [row["query"] for row in table]
+    boxes = result.boxes_xyxy[queries]
+    union = np.concatenate([boxes[:, :2].min(0), boxes[:, 2:].max(0)])
+    x0, y0, x1, y1 = crop_window(union, image.shape[:2], factor=4.0, min_side=64)
+    scene = image[y0:y1, x0:x1].copy()
+    chosen = {method: next(r["query"] for r in table if r[f"rank {method}"] == 1) for method in METHOD_RGB}
+    for query, box in zip(queries, boxes, strict=True):
+        colors = [METHOD_RGB[m] for m, q in chosen.items() if q == query] or [(255, 255, 255)]
+        for offset, color in enumerate(colors):
+            a = (int(box[0] - x0) - offset, int(box[1] - y0) - offset)
+            b = (int(box[2] - x0) + offset, int(box[3] - y0) + offset)
+            cv2.rectangle(scene, a, b, color, 1)
+    tiles, titles = [scene], ["candidates"]
+    for row in table:
+        heat = result.transform.grid_to_image(query_attention_map(result, row["query"], layer=-1))
+        tiles.append(overlay_heatmap(image[y0:y1, x0:x1], heat[y0:y1, x0:x1], opacity=0.55))
+        titles.append(f"q{row['query']} IoU {row['iou']:.2f}")
+    return tile_images(tiles, columns=min(len(tiles), 4), tile=tile, titles=titles)
+
+
+def correlation_figure(fitted: FittedAcs, feature: str = "entropy") -> go.Figure:
+    """Pearson r of a feature with IoU per (layer, head); ACS-Free's heads marked."""
+    values = fitted.correlations["pearson"][..., FEATURES.index(feature)]
+    hover = "layer %{y}, head %{x}: r = %{z:.3f}<extra></extra>"
+    figure = go.Figure(
+        go.Heatmap(z=values, colorscale="RdBu", zmid=0, colorbar=dict(title="r"), hovertemplate=hover)
+    )
+    layers, heads = zip(*fitted.heads, strict=True)
+    figure.add_scatter(x=list(heads), y=list(layers), mode="markers", name="ACS-Free heads",
+                       marker=dict(symbol="x", size=12, color="black"))  # fmt: skip
+    figure.update_layout(xaxis=dict(title="head", dtick=1), yaxis=dict(title="decoder layer", dtick=1),
+                         height=320, template="plotly_white", margin=dict(t=30))  # fmt: skip
+    return figure
+
+
+def entropy_scatter(fitted: FittedAcs) -> go.Figure:
+    """Each fitted candidate: its mean entropy on ACS-Free's heads against its IoU, by size bucket."""
+    candidates = fitted.candidates
+    entropy = -free_scores(candidates, fitted.heads)
+    figure = go.Figure(layout=dict(xaxis=dict(title="mean attention entropy on ACS-Free's heads"),
+                                   yaxis=dict(title="IoU with the object"), height=360,
+                                   template="plotly_white", margin=dict(t=30)))  # fmt: skip
+    for bucket, (low, high) in AITOD_BUCKETS.items():
+        mask = (candidates.object_size >= low) & (candidates.object_size < high)
+        if mask.any():
+            figure.add_scattergl(x=entropy[mask], y=candidates.iou[mask], mode="markers", name=bucket,
+                                 marker=dict(size=4, opacity=0.6))  # fmt: skip
+    return figure
