@@ -49,7 +49,7 @@ def fit_acs(
     parts = []
     for index, (image, truth) in enumerate(scenes):
         result = run_inference(detector, image)
-        parts.append(candidates_for_objects(result, truth.boxes_xyxy, image_index=index))
+        parts.append(candidates_for_objects(result, truth.boxes_xyxy))  # renumbered below
         if on_progress is not None:
             on_progress((index + 1) / len(scenes))
     candidates = Candidates.concatenate(parts)

@@ -218,3 +218,17 @@ def test_acs_cli_on_a_tiny_detector(tmp_path, tiny_model_dirs, tiny_detectors, c
     assert summary["with_candidates"] == summary["objects"] == 16
     selection = (tmp_path / "acs" / "selection.csv").read_text().splitlines()
     assert selection[0] == "method,bucket,objects,mean_iou,acc50" and len(selection) == 1 + 4 * 5
+
+
+def test_concatenate_renumbers_objects_and_images():
+    truth = np.array([[10, 10, 30, 30], [60, 60, 80, 80]], np.float32)
+    part = candidates_for_objects(_scene(), truth)
+    both = Candidates.concatenate([part, part])
+    assert (
+        both.object_index.tolist() == [0, 0, 0, 1, 2, 2, 2, 3]
+        and both.image_index.tolist() == [0] * 4 + [1] * 4
+    )
+    kept = Candidates.concatenate([part, part], renumber=False)
+    assert kept.object_index.tolist() == [0, 0, 0, 1] * 2
+    empty = candidates_for_objects(_scene(), np.zeros((0, 4), np.float32))
+    assert Candidates.concatenate([empty]).features.shape == (0, 1, 2, 3)  # shapes survive
