@@ -195,7 +195,7 @@ def feature_correlations(candidates: Candidates, mask: np.ndarray | None = None)
     if mask is not None:
         features, iou = features[mask], iou[mask]
     shape = features.shape[1:]
-    flat = features.reshape(len(features), -1).astype(np.float64)
+    flat = features.reshape(len(features), int(np.prod(shape))).astype(np.float64)
     pearson, spearman = np.full(flat.shape[1], np.nan), np.full(flat.shape[1], np.nan)
     if len(iou) >= 3 and np.ptp(iou) > 0:
         for column in range(flat.shape[1]):

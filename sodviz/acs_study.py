@@ -68,6 +68,7 @@ class AcsStudy:
     """Everything the `acs` command reports."""
 
     correlations: dict[str, np.ndarray]  # on the fit split, see `feature_correlations`
+    bucket_correlations: dict[str, dict[str, np.ndarray]]  # the same per AI-TOD size bucket
     heads: tuple[tuple[int, int], ...]  # ACS-Free's heads, chosen on the fit split
     pearson: dict[str, float]  # on the test split: predicted IoU (learned) and confidence vs IoU
     selection: list[dict]  # `selection_rows` per method on the test split
@@ -99,8 +100,14 @@ def run_study(fit: LabelledSplit, test: LabelledSplit, *, top_heads: int = 4, bl
         "ACS-Learned": pick(candidates, predicted),
         "oracle": pick(candidates, candidates.iou),
     }
+    size = fit.candidates.object_size
+    by_bucket = {
+        bucket: feature_correlations(fit.candidates, mask=(size >= low) & (size < high))
+        for bucket, (low, high) in AITOD_BUCKETS.items()
+    }
     return AcsStudy(
         correlations=correlations,
+        bucket_correlations=by_bucket,
         heads=heads,
         pearson=pearson,
         selection=selection_rows(candidates, choices, AITOD_BUCKETS),

@@ -96,6 +96,7 @@ def errors(args: argparse.Namespace) -> None:
 def acs(args: argparse.Namespace) -> None:
     import json
 
+    import numpy as np
     from tqdm import tqdm
 
     from sodviz.acs_study import label_split, run_study
@@ -114,6 +115,14 @@ def acs(args: argparse.Namespace) -> None:
     count = len(splits["test"].candidates)
     print(f"{count} candidates for {study.with_candidates} of {study.objects} test objects")
     print(f"ACS-Free heads (layer, head), chosen on the fit split: {list(study.heads)}")
+    entropy = [
+        (b, c["pearson"][..., 0])
+        for b, c in [("all", study.correlations), *study.bucket_correlations.items()]
+    ]
+    cells = [f"{b} {np.nanmin(r):.3f} / {np.nanmean(r):.3f}" for b, r in entropy if np.isfinite(r).any()]
+    print(
+        "entropy vs IoU on the fit split, Pearson r (most negative head / mean of heads): " + ", ".join(cells)
+    )
     print(f"Pearson r with IoU on the test split: ACS-Learned {study.pearson['learned']:.3f}, "
           f"confidence {study.pearson['confidence']:.3f}")  # fmt: skip
     print(markdown_table(study.selection, ["method", "bucket", "objects", "mean_iou", "acc50"]))
@@ -122,6 +131,8 @@ def acs(args: argparse.Namespace) -> None:
     write_rows(study.rescoring, args.out, "rescoring", list(study.rescoring[0]))
     summary = {"heads": study.heads, "pearson": study.pearson, "objects": study.objects,
                "with_candidates": study.with_candidates,
-               "correlations": {k: v.tolist() for k, v in study.correlations.items()}}  # fmt: skip
+               "correlations": {k: v.tolist() for k, v in study.correlations.items()},
+               "bucket_correlations": {b: {k: v.tolist() for k, v in c.items()}
+                                       for b, c in study.bucket_correlations.items()}}  # fmt: skip
     (args.out / "acs.json").write_text(json.dumps(summary, indent=1))
     print(f"wrote {args.out}/selection.csv, rescoring.csv and acs.json")

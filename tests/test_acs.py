@@ -172,6 +172,8 @@ def test_correlations_match_scipy_and_find_the_discriminative_head():
     assert np.isnan(feature_correlations(flat)["pearson"]).all()  # constant features: undefined
     few = feature_correlations(candidates, mask=np.arange(len(candidates)) < 2)
     assert np.isnan(few["spearman"]).all()
+    none = feature_correlations(candidates, mask=np.zeros(len(candidates), bool))  # an empty size bucket
+    assert none["pearson"].shape == (2, 2, 3) and np.isnan(none["pearson"]).all()
 
 
 def test_regressor_is_reproducible_and_learns_the_relation():
@@ -215,6 +217,7 @@ def test_acs_cli_on_a_tiny_detector(tmp_path, tiny_model_dirs, tiny_detectors, c
     assert main(arguments) == 0
     summary = json.loads((tmp_path / "acs" / "acs.json").read_text())
     assert set(summary["pearson"]) == {"learned", "confidence"} and len(summary["heads"]) == 4
+    assert set(summary["bucket_correlations"]) == {"vt", "t", "s", "m"}
     assert summary["with_candidates"] == summary["objects"] == 16
     selection = (tmp_path / "acs" / "selection.csv").read_text().splitlines()
     assert selection[0] == "method,bucket,objects,mean_iou,acc50" and len(selection) == 1 + 4 * 5
