@@ -35,7 +35,7 @@ try:
     fitted = fit_acs(inputs.detector, scenes, top_heads=top, on_progress=bar.progress)
 except ValueError as error:  # the detector's boxes miss the labelled objects: nothing to rank
     bar.empty()
-    st.warning(f"{error}. ACS needs a detector that finds some of the objects.")
+    st.info(f"{error}. ACS needs a detector that finds some of the objects.")
     st.stop()
 bar.empty()
 truth = inputs.truth.boxes_xyxy if inputs.truth is not None else None
