@@ -250,7 +250,7 @@ class IouRegressor:
     def fit(self, candidates: Candidates) -> IouRegressor:
         if len(candidates) < 2 or np.isnan(candidates.iou).any():
             raise ValueError("fitting needs at least two candidates with ground-truth IoU")
-        self.model.fit(_design(candidates), candidates.iou)
+        self.model.fit(_design(candidates.features), candidates.iou)
         return self
 
     def predict(self, candidates: Candidates) -> np.ndarray:
@@ -261,11 +261,12 @@ class IouRegressor:
         """float64 `(N,)` predicted IoU of `(N, layers, heads, 3)` features (`query_features`)."""
         if not len(features):
             return np.zeros(0)
-        return self.model.predict(features.reshape(len(features), -1).astype(np.float64))
+        return self.model.predict(_design(features))
 
 
-def _design(candidates: Candidates) -> np.ndarray:
-    return candidates.features.reshape(len(candidates), -1).astype(np.float64)
+def _design(features: np.ndarray) -> np.ndarray:
+    """`(N, layers, heads, 3)` -> float64 `(N, layers * heads * 3)`."""
+    return features.reshape(len(features), -1).astype(np.float64)
 
 
 def selection_rows(

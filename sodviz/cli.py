@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sodviz.cli_studies import STUDIES, add_study_parsers
 from sodviz.families import FAMILIES, HUB_PRESETS
 
 
@@ -74,30 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--ema-warmup", type=int, default=300)
     train.add_argument("--eval-every", type=int, default=400, help="steps between val evaluations")
 
-    errors = commands.add_parser(
-        "errors", help="TP/FP/FN, precision, recall and F1 per size of a base vs a module detector"
-    )
-    errors.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
-    errors.add_argument("--images", type=Path, required=True, help="folder of the images it names")
-    errors.add_argument("--model", required=True, help="the detector with modules (folder or hub id)")
-    errors.add_argument("--base", default="demo", help="the detector to compare with (default: demo)")
-    errors.add_argument("--threshold", type=float, default=0.3, help="score threshold (default 0.3)")
-    errors.add_argument("--max-images", type=int, default=None)
-    errors.add_argument("--out", type=Path, default=Path("runs/errors"), help="writes errors.csv / .md")
-
-    acs = commands.add_parser(
-        "acs", help="ACS: pick candidate boxes by attention entropy (free) or a learned IoU regressor"
-    )
-    acs.add_argument("--data", type=Path, required=True, help="COCO annotations JSON of the split to report")
-    acs.add_argument("--images", type=Path, required=True, help="folder of the images it names")
-    acs.add_argument("--fit-data", type=Path, required=True, help="COCO JSON of the split to fit on (val)")
-    acs.add_argument("--fit-images", type=Path, required=True)
-    acs.add_argument("--model", default="demo")
-    acs.add_argument("--max-images", type=int, default=None, help="per split")
-    acs.add_argument("--heads", type=int, default=4, help="discriminative heads ACS-Free reads")
-    acs.add_argument("--blend", type=float, default=0.5, help="rescoring: conf^(1-b) * predicted IoU^b")
-    acs.add_argument("--out", type=Path, default=Path("runs/acs"))
-
     evaluate = commands.add_parser("evaluate", help="COCO / AI-TOD AP of a detector on a COCO-format dataset")
     evaluate.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
     evaluate.add_argument("--images", type=Path, required=True, help="folder of the images it names")
@@ -113,35 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-images", type=int, default=None)
     evaluate.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
 
-    bench = commands.add_parser(
-        "benchmark", help="base vs ViCrop-Det vs uniform slicing at equal forward passes"
-    )
-    bench.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
-    bench.add_argument("--images", type=Path, required=True, help="folder of the images it names")
-    bench.add_argument("--model", default="demo")
-    bench.add_argument(
-        "--methods", default="base,vicrop,slicing", help="comma list of base, vicrop, vicrop_gated, slicing"
-    )
-    bench.add_argument("--budgets", default="1-8", help="forward passes per image, e.g. 1-8 or 1,3,5")
-    bench.add_argument(
-        "--k-scales", default=None, help="ViCrop-Det window scales, e.g. 0.25,0.5 (default: the library's)"
-    )
-    bench.add_argument(
-        "--max-overlap", type=float, default=None, help="ViCrop-Det: area chosen crops may share"
-    )
-    bench.add_argument("--gate-min-uncertain", type=int, default=0, help="vicrop_gated: skip below this many")
-    bench.add_argument("--max-images", type=int, default=None)
-    bench.add_argument("--out", type=Path, default=Path("runs/benchmark"))
-
-    erf = commands.add_parser("erf", help="effective receptive field per stage, with a Gaussian sigma")
-    erf.add_argument("--model", default="demo")
-    erf.add_argument("--images", type=Path, required=True, help="folder of images (png, jpg, ...)")
-    erf.add_argument("--n", type=int, default=50, help="average over the first N images (sorted by name)")
-    erf.add_argument("--stages", default=None, help="comma list, e.g. stage1,stage4 (default: every stage)")
-    erf.add_argument("--input-size", type=int, default=None)
-    erf.add_argument("--scale", choices=("linear", "log"), default="linear")
-    erf.add_argument("--random-weights", action="store_true", help="also the same architecture, untrained")
-    erf.add_argument("--out", type=Path, default=Path("runs/erf"))
+    add_study_parsers(commands)
     return parser
 
 
@@ -152,22 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(models_text())
         elif args.command == "synth":
             synth(args)
-        elif args.command == "benchmark":
-            from sodviz.cli_studies import benchmark
+        elif args.command in STUDIES:
+            import sodviz.cli_studies
 
-            benchmark(args)
-        elif args.command == "erf":
-            from sodviz.cli_studies import erf
-
-            erf(args)
-        elif args.command == "acs":
-            from sodviz.cli_studies import acs
-
-            acs(args)
-        elif args.command == "errors":
-            from sodviz.cli_studies import errors
-
-            errors(args)
+            getattr(sodviz.cli_studies, args.command)(args)
         elif args.command == "train":
             train(args)
         elif args.command == "evaluate":
