@@ -165,7 +165,7 @@ def candidates_for_objects(
     queries = np.flatnonzero(owner >= 0)
     queries = queries[np.lexsort((queries, owner[queries]))]
     object_index = owner[queries]
-    scale = np.sqrt(np.prod(result.transform.scale_xy))
+    scale = result.transform.length_scale
     sizes = np.sqrt(np.maximum((objects[:, 2] - objects[:, 0]) * (objects[:, 3] - objects[:, 1]), 0)) * scale
     iou = overlap[object_index, queries] if truth else np.full(len(queries), np.nan)
     return Candidates(

@@ -134,7 +134,7 @@ def rescoring_rows(split: LabelledSplit, regressor: IouRegressor, *, blend: floa
         for record, result in zip(split.coco["images"], split.results, strict=True):
             scores = result.scores if scorer is None else rescored(result, regressor, blend=scorer)
             detections += coco_results(result.boxes_xyxy, scores, result.labels, image_id=record["id"])
-            scale[record["id"]] = float(np.sqrt(np.prod(result.transform.scale_xy)))
+            scale[record["id"]] = result.transform.length_scale
         metrics = coco_metrics(split.coco, detections, area_scale=scale)
         rows.append(
             {"scores": name} | {k: metrics[k] for k in ("AP", "AP50", "AP_S", "AP_vt", "AP_t", "AP_s")}

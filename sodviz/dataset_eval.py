@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +67,7 @@ def evaluate_detector(
             detector, load_image(Path(images) / record["file_name"]), input_size=input_size, cache=None
         )
         results[record["id"]] = result
-        scale_x, scale_y = result.transform.scale_xy
-        scale[record["id"]] = math.sqrt(scale_x * scale_y) if frame == "input" else 1.0
+        scale[record["id"]] = result.transform.length_scale if frame == "input" else 1.0
         detections += coco_results(
             result.boxes_xyxy,
             result.scores,

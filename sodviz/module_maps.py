@@ -3,7 +3,6 @@ reductions for display, the ERF of AATS tokens, class score against object size,
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -194,7 +193,7 @@ def score_curve(
         result = run_inference(detector, image, input_size=input_size)
         found.append(to_detections(result))
         truths.append(truth)
-        scales.append(math.sqrt(result.transform.scale_xy[0] * result.transform.scale_xy[1]))
+        scales.append(result.transform.length_scale)
         if on_progress is not None:
             on_progress(done / len(scenes))
     return score_by_size(found, truths, scales, detector.class_names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -44,6 +45,12 @@ class InputTransform:
     def scale_xy(self) -> tuple[float, float]:
         """Input pixels per original pixel along x and y."""
         return self.resized_hw[1] / self.image_hw[1], self.resized_hw[0] / self.image_hw[0]
+
+    @property
+    def length_scale(self) -> float:
+        """Input pixels per original pixel for lengths such as sqrt(area): sqrt(scale_x * scale_y)."""
+        scale_x, scale_y = self.scale_xy
+        return math.sqrt(scale_x * scale_y)
 
     def input_to_image(self, points_xy: np.ndarray) -> np.ndarray:
         """Map points `(..., 2)` (or xyxy boxes `(..., 4)`) from input pixels to original pixels."""
