@@ -269,6 +269,26 @@ def _design(features: np.ndarray) -> np.ndarray:
     return features.reshape(len(features), -1).astype(np.float64)
 
 
+@dataclass(frozen=True)
+class FittedAcs:
+    """ACS fitted on labelled candidates: ACS-Free's heads, ACS-Learned's regressor, and the data."""
+
+    heads: tuple[tuple[int, int], ...]
+    regressor: IouRegressor
+    correlations: dict[str, np.ndarray]  # see `feature_correlations`
+    candidates: Candidates
+
+
+def fit_selectors(candidates: Candidates, *, top_heads: int = 4) -> FittedAcs:
+    """ACS-Free's heads and ACS-Learned's regressor from candidates with ground-truth IoU. Raises
+    ValueError with fewer than three candidates."""
+    if len(candidates) < 3:
+        raise ValueError(f"only {len(candidates)} candidate boxes overlap a labelled object: nothing to fit")
+    correlations = feature_correlations(candidates)
+    heads = discriminative_heads(correlations, top=top_heads)
+    return FittedAcs(heads, IouRegressor().fit(candidates), correlations, candidates)
+
+
 def selection_rows(
     candidates: Candidates, choices: dict[str, np.ndarray], buckets: dict[str, tuple]
 ) -> list[dict]:

@@ -14,8 +14,8 @@ from sodviz.acs import (
     Candidates,
     IouRegressor,
     candidates_for_objects,
-    discriminative_heads,
     feature_correlations,
+    fit_selectors,
     free_scores,
     pick,
     query_features,
@@ -85,9 +85,8 @@ def run_study(fit: LabelledSplit, test: LabelledSplit, *, top_heads: int = 4, bl
                 f"the {name} split has {len(split.candidates)} candidate boxes: the detector's boxes "
                 "overlap almost no ground-truth object (IoU >= 0.1), so there is nothing to rank"
             )
-    correlations = feature_correlations(fit.candidates)
-    heads = discriminative_heads(correlations, top=top_heads)
-    regressor = IouRegressor().fit(fit.candidates)
+    fitted = fit_selectors(fit.candidates, top_heads=top_heads)
+    heads, regressor = fitted.heads, fitted.regressor
     candidates = test.candidates
     predicted = regressor.predict(candidates)
     pearson = {
@@ -106,7 +105,7 @@ def run_study(fit: LabelledSplit, test: LabelledSplit, *, top_heads: int = 4, bl
         for bucket, (low, high) in AITOD_BUCKETS.items()
     }
     return AcsStudy(
-        correlations=correlations,
+        correlations=fitted.correlations,
         bucket_correlations=by_bucket,
         heads=heads,
         pearson=pearson,

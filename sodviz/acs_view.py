@@ -4,7 +4,6 @@ confidence, ACS-Free and ACS-Learned, the layer x head correlation heat map, ent
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -13,10 +12,9 @@ import plotly.graph_objects as go
 from sodviz.acs import (
     FEATURES,
     Candidates,
-    IouRegressor,
+    FittedAcs,
     candidates_for_objects,
-    discriminative_heads,
-    feature_correlations,
+    fit_selectors,
     free_scores,
 )
 from sodviz.attention import query_attention_map
@@ -28,16 +26,6 @@ from sodviz.render import crop_window, overlay_heatmap, tile_images
 from sodviz.types import InferenceResult
 
 METHOD_RGB = {"confidence": (0, 213, 255), "ACS-Free": (255, 159, 28), "ACS-Learned": (191, 90, 242)}
-
-
-@dataclass(frozen=True)
-class FittedAcs:
-    """ACS fitted on labelled scenes: ACS-Free's heads, ACS-Learned's regressor, and the data."""
-
-    heads: tuple[tuple[int, int], ...]
-    regressor: IouRegressor
-    correlations: dict[str, np.ndarray]
-    candidates: Candidates
 
 
 def fit_acs(
@@ -52,12 +40,7 @@ def fit_acs(
         parts.append(candidates_for_objects(result, truth.boxes_xyxy))  # renumbered below
         if on_progress is not None:
             on_progress((index + 1) / len(scenes))
-    candidates = Candidates.concatenate(parts)
-    if len(candidates) < 3:
-        raise ValueError(f"only {len(candidates)} candidate boxes overlap a labelled object: nothing to fit")
-    correlations = feature_correlations(candidates)
-    heads = discriminative_heads(correlations, top=top_heads)
-    return FittedAcs(heads, IouRegressor().fit(candidates), correlations, candidates)
+    return fit_selectors(Candidates.concatenate(parts), top_heads=top_heads)
 
 
 def object_table(candidates: Candidates, fitted: FittedAcs, object_index: int) -> list[dict]:
