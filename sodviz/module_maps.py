@@ -103,10 +103,25 @@ def _unit(values: np.ndarray) -> np.ndarray:
 def aats_erf(
     detector: Detector, image: np.ndarray, *, fusion: int = 1, ratios: Sequence[int] = (1, 2, 4),
     point_xy: tuple[float, float] | None = None, input_size: int | None = None,
+    cache: InferenceCache | None = DEFAULT_CACHE,
 ) -> ErfResult:  # fmt: skip
     """ERF of one AATS token per ratio r (FINE Fig. 6): F_low of a top-down fusion average-pooled
     with kernel r*k (k of that fusion), the token's ERF at the point. Works on any RT-DETR-style
-    hybrid encoder, with or without FINE inserted (F_low is read before any modulation)."""
+    hybrid encoder, with or without FINE inserted (F_low is read before any modulation).
+    Kept in `cache`, so a page rerun for another control costs no gradient."""
+    if cache is not None:
+        point_key = None if point_xy is None else tuple(float(v) for v in point_xy)
+        key = (
+            "aats_erf",
+            detector.content_hash,
+            image_hash(image),
+            fusion,
+            tuple(ratios),
+            point_key,
+            input_size,
+        )
+        options = dict(fusion=fusion, ratios=ratios, point_xy=point_xy, input_size=input_size)
+        return cache.get_or_compute(key, lambda: aats_erf(detector, image, **options, cache=None))
     fpn_blocks = hybrid_encoder(detector.model).fpn_blocks
     if not 0 <= fusion < len(fpn_blocks):
         raise ValueError(f"fusion {fusion} outside 0..{len(fpn_blocks) - 1}")
