@@ -278,6 +278,10 @@ class FittedAcs:
     correlations: dict[str, np.ndarray]  # see `feature_correlations`
     candidates: Candidates
 
+    @property
+    def nbytes(self) -> int:  # for `InferenceCache`
+        return int(self.candidates.features.nbytes + self.candidates.boxes_xyxy.nbytes)
+
 
 def fit_selectors(candidates: Candidates, *, top_heads: int = 4) -> FittedAcs:
     """ACS-Free's heads and ACS-Learned's regressor from candidates with ground-truth IoU. Raises

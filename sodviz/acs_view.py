@@ -18,9 +18,10 @@ from sodviz.acs import (
     free_scores,
 )
 from sodviz.attention import query_attention_map
+from sodviz.cache import DEFAULT_CACHE, InferenceCache
 from sodviz.evaluation import AITOD_BUCKETS
 from sodviz.ground_truth import GroundTruth
-from sodviz.inference import run_inference
+from sodviz.inference import image_hash, run_inference
 from sodviz.models import Detector
 from sodviz.render import crop_window, overlay_heatmap, tile_images
 from sodviz.types import InferenceResult
@@ -30,10 +31,17 @@ METHOD_RGB = {"confidence": (0, 213, 255), "ACS-Free": (255, 159, 28), "ACS-Lear
 
 def fit_acs(
     detector: Detector, scenes: Sequence[tuple[np.ndarray, GroundTruth]], *, top_heads: int = 4,
-    on_progress: Callable[[float], None] | None = None,
+    on_progress: Callable[[float], None] | None = None, cache: InferenceCache | None = DEFAULT_CACHE,
 ) -> FittedAcs:  # fmt: skip
     """Candidates of every labelled object in `scenes` (forward passes cached), then the heads and
-    the regressor. Raises ValueError when fewer than three candidates overlap an object."""
+    the regressor, kept in `cache` so page reruns refit nothing. Raises ValueError when fewer
+    than three candidates overlap an object."""
+    if cache is not None:
+        key = ("fit_acs", detector.content_hash, tuple(image_hash(image) for image, _ in scenes), top_heads,
+               tuple(truth.boxes_xyxy.tobytes() for _, truth in scenes))  # fmt: skip
+        return cache.get_or_compute(
+            key, lambda: fit_acs(detector, scenes, top_heads=top_heads, on_progress=on_progress, cache=None)
+        )
     parts = []
     for index, (image, truth) in enumerate(scenes):
         result = run_inference(detector, image)
