@@ -65,6 +65,7 @@ FUSION_ERF = "fusion_erf"
 ACS_OBJECT = "acs_object"  # index of the ground-truth object (or detection cluster) picked
 ACS_HEADS = "acs_heads"
 ACS_FEATURE = "acs_feature"
+ACS_CROPS = "acs_crops"  # add the queries of ViCrop-Det's crops (the ViCrop-Det page's settings)
 
 _VICROP = ViCropConfig()
 DEFAULTS = {
@@ -106,6 +107,7 @@ DEFAULTS = {
     FUSION_ERF: False,
     ACS_HEADS: 4,
     ACS_FEATURE: "entropy",
+    ACS_CROPS: False,
 }
 
 
@@ -129,6 +131,16 @@ def store_uploads() -> None:
     st.session_state[IMAGE_UPLOAD] = None if image is None else (image.name, image.getvalue())
     annotations = st.session_state.get(ANNOTATIONS_UPLOADER)
     st.session_state[ANNOTATIONS_UPLOAD] = None if annotations is None else annotations.getvalue()
+
+
+def vicrop_config() -> ViCropConfig:
+    """ViCrop-Det's settings as the ViCrop-Det page's controls left them (defaults otherwise)."""
+    state = st.session_state
+    return ViCropConfig(
+        k=state[VICROP_K], scales=tuple(sorted(state[VICROP_SCALES])), overlap=state[VICROP_OVERLAP],
+        alpha=state[VICROP_ALPHA], beta=state[VICROP_BETA], max_overlap=state[VICROP_MAX_OVERLAP],
+        selection=state[VICROP_SELECTION], gate_min_uncertain=state[VICROP_GATE],
+    )  # fmt: skip
 
 
 @st.cache_resource(show_spinner="Loading the detector ...", max_entries=3)

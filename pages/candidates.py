@@ -6,9 +6,10 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _shared as shared
-from sodviz.acs import FEATURES, candidates_for_objects
 from sodviz.acs_view import candidates_picture, correlation_figure, entropy_scatter, fit_acs, object_table
+from sodviz.candidates import FEATURES, candidates_for_objects
 from sodviz.samples import sample_names
+from sodviz.vicrop import run_vicrop
 
 shared.init_state()
 shared.sidebar()
@@ -20,9 +21,14 @@ st.caption(
     "on every head's entropy, in-box mass and spread. Both are fitted on the other sample scenes."
 )
 with shared.controls():
-    left, right = st.columns(2)
+    left, middle, right = st.columns(3)
     top = left.slider("ACS-Free heads", 1, 8, key=shared.ACS_HEADS)
-    feature = right.radio("Correlation map of", FEATURES, key=shared.ACS_FEATURE, horizontal=True)
+    feature = middle.radio("Correlation map of", FEATURES, key=shared.ACS_FEATURE, horizontal=True)
+    with_crops = right.toggle(
+        "Add the boxes of ViCrop-Det's crops", key=shared.ACS_CROPS,
+        help="The queries of the crops re-detected at native resolution (the ViCrop-Det page's settings).",
+    )  # fmt: skip
+crops_config = shared.vicrop_config() if with_crops and st.session_state[shared.VICROP_SCALES] else None
 current = (
     shared.st.session_state.get(shared.SAMPLE_NAME)
     if st.session_state[shared.IMAGE_KIND] == "sample"
@@ -32,14 +38,19 @@ names = [name for name in sample_names() if name != current]
 scenes = [(decoded.image, truth) for decoded, truth in map(shared.cached_sample, names)]
 bar = st.progress(0.0, text=f"Fitting on {len(names)} labelled scenes ...")
 try:
-    fitted = fit_acs(inputs.detector, scenes, top_heads=top, on_progress=bar.progress)
+    fitted = fit_acs(inputs.detector, scenes, top_heads=top, crops=crops_config, on_progress=bar.progress)
 except ValueError as error:  # the detector's boxes miss the labelled objects: nothing to rank
     bar.empty()
     st.info(f"{error}. ACS needs a detector that finds some of the objects.")
     st.stop()
 bar.empty()
 truth = inputs.truth.boxes_xyxy if inputs.truth is not None else None
-candidates = candidates_for_objects(inputs.result, truth, score_threshold=st.session_state[shared.THRESHOLD])
+crops = (
+    None if crops_config is None else run_vicrop(inputs.detector, inputs.image, config=crops_config).refined
+)
+candidates = candidates_for_objects(
+    inputs.result, truth, crops=crops, score_threshold=st.session_state[shared.THRESHOLD]
+)
 objects = sorted({int(o) for o in candidates.object_index},
                  key=lambda o: candidates.object_size[candidates.object_index == o][0])  # fmt: skip
 if not objects:
@@ -56,7 +67,9 @@ def describe(index: int) -> str:
 picked = st.selectbox("Object (smallest first)", objects, format_func=describe, key=shared.ACS_OBJECT)
 table = object_table(candidates, fitted, picked)
 legend = "picks: confidence cyan, ACS-Free orange, ACS-Learned violet; then each candidate's attention"
-st.image(candidates_picture(inputs.image, inputs.result, table), caption=legend)
+st.image(
+    candidates_picture(inputs.image, inputs.result, candidates, picked, table, crops=crops), caption=legend
+)
 st.dataframe(table, hide_index=True)
 left, right = st.columns(2)
 with left:

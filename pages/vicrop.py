@@ -22,30 +22,29 @@ st.caption(
 SCALES = sorted({0.125, 0.25, 0.375, 0.5, 0.6, *ViCropConfig().scales})
 with shared.controls():
     columns = st.columns(4)
-    k = columns[0].slider("K crops", 0, 8, key=shared.VICROP_K)
+    columns[0].slider("K crops", 0, 8, key=shared.VICROP_K)
     scales = columns[1].multiselect("Window scales", SCALES, key=shared.VICROP_SCALES)
-    overlap = columns[2].slider("Window overlap", 0.0, 0.75, step=0.05, key=shared.VICROP_OVERLAP)
+    columns[2].slider("Window overlap", 0.0, 0.75, step=0.05, key=shared.VICROP_OVERLAP)
     threshold = columns[3].slider("Score threshold", 0.05, 0.95, step=0.05, key=shared.VICROP_THRESHOLD)
-    alpha = columns[0].slider("Ambiguity exponent", 0.0, 3.0, step=0.25, key=shared.VICROP_ALPHA)
-    beta = columns[1].slider("Saliency exponent", 0.0, 3.0, step=0.25, key=shared.VICROP_BETA)
-    gate = columns[2].slider(
+    columns[0].slider("Ambiguity exponent", 0.0, 3.0, step=0.25, key=shared.VICROP_ALPHA)
+    columns[1].slider("Saliency exponent", 0.0, 3.0, step=0.25, key=shared.VICROP_BETA)
+    columns[2].slider(
         "Gate: min uncertain queries", 0, inputs.result.num_queries, key=shared.VICROP_GATE,
         help=f"Refine only when at least this many queries score in {ViCropConfig().score_band} (0: always).",
     )  # fmt: skip
     fusion_iou = columns[3].slider("Fusion IoU", 0.1, 0.9, step=0.05, key=shared.VICROP_IOU)
-    max_overlap = columns[0].slider(
+    columns[0].slider(
         "Crop overlap allowed", 0.0, 0.75, step=0.05, key=shared.VICROP_MAX_OVERLAP,
         help="Chosen crops may share this fraction of the smaller crop's area.",
     )  # fmt: skip
-    selection = columns[1].radio(
+    columns[1].radio(
         "Selection", ["marginal", "fixed"], key=shared.VICROP_SELECTION, horizontal=True,
         help="marginal: after each crop, rescore windows by the attention not yet covered.",
     )  # fmt: skip
 if not scales:
     st.warning("Pick at least one window scale.")
     st.stop()
-config = ViCropConfig(k=k, scales=tuple(sorted(scales)), overlap=overlap, alpha=alpha, beta=beta,
-                      max_overlap=max_overlap, selection=selection, gate_min_uncertain=gate)  # fmt: skip
+config = shared.vicrop_config()
 with st.spinner("Re-detecting the crops ..."):
     outcome = run_vicrop(inputs.detector, inputs.image, config=config, fusion_iou=fusion_iou)
 plan = outcome.plan

@@ -1,5 +1,6 @@
-"""The ACS experiment on labelled splits: candidates per ground-truth object, head analysis and
-regressor fitted on one split, selection and rescoring scored on another."""
+"""The ACS experiment on labelled splits: candidates per ground-truth object (decoder queries, and
+optionally the queries of ViCrop-Det's crops), head analysis and regressor fitted on one split,
+selection and rescoring scored on another."""
 
 from __future__ import annotations
 
@@ -10,23 +11,16 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from sodviz.acs import (
-    Candidates,
-    IouRegressor,
-    candidates_for_objects,
-    feature_correlations,
-    fit_selectors,
-    free_scores,
-    pick,
-    query_features,
-    selection_rows,
-)
+from sodviz.acs import IouRegressor, feature_correlations, fit_selectors, free_scores, pick, selection_rows
+from sodviz.candidates import FULL_IMAGE, Candidates, candidates_for_objects, query_features
+from sodviz.crops import detect_crops
 from sodviz.evaluation import AITOD_BUCKETS, coco_metrics, coco_results, first_images, load_coco
 from sodviz.ground_truth import ground_truth_from_coco
 from sodviz.imageio import load_image
 from sodviz.inference import run_inference
 from sodviz.models import Detector
 from sodviz.types import InferenceResult
+from sodviz.vicrop import ViCropConfig, plan_crops
 
 
 @dataclass(frozen=True)
@@ -41,17 +35,25 @@ class LabelledSplit:
 
 def label_split(
     detector: Detector, annotations: str | Path, images: str | Path, *, max_images: int | None = None,
-    min_iou: float = 0.1, on_progress: Callable[[float], None] | None = None,
+    min_iou: float = 0.1, crops: ViCropConfig | None = None,
+    on_progress: Callable[[float], None] | None = None,
 ) -> LabelledSplit:  # fmt: skip
     """Run the detector on every image (not cached) and gather each object's candidates; object
-    indices count the split's ground-truth objects in order."""
+    indices count the split's ground-truth objects in order. With `crops`, ViCrop-Det plans crops
+    on each image, re-detects them at native resolution and their queries join the candidates."""
     coco = first_images(load_coco(annotations), max_images)
     results, parts, objects = [], [], 0
     for index, record in enumerate(coco["images"]):
         truth = ground_truth_from_coco(coco, image_id=record["id"])
-        result = run_inference(detector, load_image(Path(images) / record["file_name"]), cache=None)
+        image = load_image(Path(images) / record["file_name"])
+        result = run_inference(detector, image, cache=None)
         results.append(result)
-        part = candidates_for_objects(result, truth.boxes_xyxy, min_iou=min_iou, image_index=index)
+        refined = None
+        if crops is not None:
+            refined = detect_crops(detector, image, plan_crops(result, crops).crops_xyxy, cache=None)
+        part = candidates_for_objects(
+            result, truth.boxes_xyxy, crops=refined, min_iou=min_iou, image_index=index
+        )
         parts.append(_offset_objects(part, objects))
         objects += len(truth)
         if on_progress is not None:
@@ -70,8 +72,8 @@ class AcsStudy:
     correlations: dict[str, np.ndarray]  # on the fit split, see `feature_correlations`
     bucket_correlations: dict[str, dict[str, np.ndarray]]  # the same per AI-TOD size bucket
     heads: tuple[tuple[int, int], ...]  # ACS-Free's heads, chosen on the fit split
-    pearson: dict[str, float]  # on the test split: predicted IoU (learned) and confidence vs IoU
-    selection: list[dict]  # `selection_rows` per method on the test split
+    pearson: dict[str, dict[str, float]]  # per pool on the test split: {"learned", "confidence"} vs IoU
+    selection: list[dict]  # `selection_rows` per pool and method on the test split
     rescoring: list[dict]  # AP / AP_S / AP_vt ... of the raw and rescored detections on the test split
     objects: int  # test objects
     with_candidates: int  # test objects with at least one candidate
@@ -87,18 +89,20 @@ def run_study(fit: LabelledSplit, test: LabelledSplit, *, top_heads: int = 4, bl
             )
     fitted = fit_selectors(fit.candidates, top_heads=top_heads)
     heads, regressor = fitted.heads, fitted.regressor
-    candidates = test.candidates
-    predicted = regressor.predict(candidates)
-    pearson = {
-        "learned": float(stats.pearsonr(predicted, candidates.iou).statistic),
-        "confidence": float(stats.pearsonr(candidates.confidence, candidates.iou).statistic),
-    }
-    choices = {
-        "confidence": pick(candidates, candidates.confidence),
-        "ACS-Free": pick(candidates, free_scores(candidates, heads)),
-        "ACS-Learned": pick(candidates, predicted),
-        "oracle": pick(candidates, candidates.iou),
-    }
+    pearson, selection = {}, []
+    for pool, candidates in candidate_pools(test.candidates).items():
+        predicted = regressor.predict(candidates)
+        pearson[pool] = {
+            "learned": float(stats.pearsonr(predicted, candidates.iou).statistic),
+            "confidence": float(stats.pearsonr(candidates.confidence, candidates.iou).statistic),
+        }
+        choices = {
+            "confidence": pick(candidates, candidates.confidence),
+            "ACS-Free": pick(candidates, free_scores(candidates, heads)),
+            "ACS-Learned": pick(candidates, predicted),
+            "oracle": pick(candidates, candidates.iou),
+        }
+        selection += [{"pool": pool} | row for row in selection_rows(candidates, choices, AITOD_BUCKETS)]
     size = fit.candidates.object_size
     by_bucket = {
         bucket: feature_correlations(fit.candidates, mask=(size >= low) & (size < high))
@@ -109,11 +113,26 @@ def run_study(fit: LabelledSplit, test: LabelledSplit, *, top_heads: int = 4, bl
         bucket_correlations=by_bucket,
         heads=heads,
         pearson=pearson,
-        selection=selection_rows(candidates, choices, AITOD_BUCKETS),
+        selection=selection,
         rescoring=rescoring_rows(test, regressor, blend=blend),
         objects=test.objects,
-        with_candidates=len(np.unique(candidates.object_index)),
+        with_candidates=len(np.unique(test.candidates.object_index)),
     )
+
+
+def candidate_pools(candidates: Candidates) -> dict[str, Candidates]:
+    """The candidate sets selection is scored on: "queries" (the full-image pass); with crop
+    candidates also "queries + crops" (every object with any candidate) and "queries + crops, same
+    objects" (only the objects "queries" covers, so the two pools compare on the same objects)."""
+    queries = candidates.subset(candidates.crop_index == FULL_IMAGE)
+    if len(queries) == len(candidates):
+        return {"queries": candidates}
+    same = np.isin(candidates.object_index, queries.object_index)
+    return {
+        "queries": queries,
+        "queries + crops": candidates,
+        "queries + crops, same objects": candidates.subset(same),
+    }
 
 
 def rescored(result: InferenceResult, regressor: IouRegressor, *, blend: float) -> np.ndarray:

@@ -60,6 +60,9 @@ def add_study_parsers(commands) -> None:
     acs.add_argument("--model", default="demo")
     acs.add_argument("--max-images", type=int, default=None, help="per split")
     acs.add_argument("--heads", type=int, default=4, help="discriminative heads ACS-Free reads")
+    acs.add_argument(
+        "--crops", action="store_true", help="add the queries of ViCrop-Det's crops (default config)"
+    )
     acs.add_argument("--blend", type=float, default=0.5, help="rescoring: conf^(1-b) * predicted IoU^b")
     acs.add_argument("--out", type=Path, default=Path("runs/acs"))
 
@@ -161,6 +164,7 @@ def acs(args: argparse.Namespace) -> None:
     from sodviz.acs_study import label_split, run_study
     from sodviz.models import load_detector
     from sodviz.tables import markdown_table, write_rows
+    from sodviz.vicrop import ViCropConfig
 
     detector = load_detector(args.model)
     splits = {}
@@ -168,6 +172,7 @@ def acs(args: argparse.Namespace) -> None:
         with tqdm(total=100, desc=name) as bar:
             splits[name] = label_split(
                 detector, data, images, max_images=args.max_images,
+                crops=ViCropConfig() if args.crops else None,
                 on_progress=lambda f, bar=bar: bar.update(round(100 * f) - bar.n),
             )  # fmt: skip
     study = run_study(splits["fit"], splits["test"], top_heads=args.heads, blend=args.blend)
@@ -182,11 +187,13 @@ def acs(args: argparse.Namespace) -> None:
     print(
         "entropy vs IoU on the fit split, Pearson r (most negative head / mean of heads): " + ", ".join(cells)
     )
-    print(f"Pearson r with IoU on the test split: ACS-Learned {study.pearson['learned']:.3f}, "
-          f"confidence {study.pearson['confidence']:.3f}")  # fmt: skip
-    print(markdown_table(study.selection, ["method", "bucket", "objects", "mean_iou", "acc50"]))
+    for pool, r in study.pearson.items():
+        print(f"Pearson r with IoU on the test split ({pool}): ACS-Learned {r['learned']:.3f}, "
+              f"confidence {r['confidence']:.3f}")  # fmt: skip
+    columns = ["pool", "method", "bucket", "objects", "mean_iou", "acc50"]
+    print(markdown_table(study.selection, columns))
     print(markdown_table(study.rescoring, list(study.rescoring[0])))
-    write_rows(study.selection, args.out, "selection", ["method", "bucket", "objects", "mean_iou", "acc50"])
+    write_rows(study.selection, args.out, "selection", columns)
     write_rows(study.rescoring, args.out, "rescoring", list(study.rescoring[0]))
     summary = {"heads": study.heads, "pearson": study.pearson, "objects": study.objects,
                "with_candidates": study.with_candidates,

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
 import pytest
+import supervision as sv
 from scipy import stats
 
-from sodviz.acs import (
-    Candidates,
-    IouRegressor,
-    candidates_for_objects,
-    discriminative_heads,
-    feature_correlations,
-    free_scores,
-    pick,
-    query_features,
-)
+from sodviz.acs import IouRegressor, discriminative_heads, feature_correlations, free_scores, pick
+from sodviz.candidates import Candidates, candidates_for_objects, query_features
 from sodviz.cli import main
+from sodviz.crops import CropDetections, detect_crops
 from sodviz.imageio import load_image
 from sodviz.inference import run_inference
 from sodviz.synth import SceneConfig
 from sodviz.synth_datasets import write_dataset
 from sodviz.types import DeformableAttention, DenseAttention, InferenceResult, InputTransform
+from sodviz.vicrop import plan_crops
 
 SIDE = 100  # image = model input, 100 x 100 px
 
@@ -110,6 +106,34 @@ def test_candidates_group_queries_by_object_with_their_iou():
     assert clusters.object_index.tolist() == [0, 0, 0, 1] and np.isnan(clusters.iou).all()
 
 
+def test_crop_queries_join_the_objects_they_overlap_in_image_pixels():
+    points = _points((20, 20), (25, 25))
+    crop_boxes = [
+        [10, 10, 30, 30],
+        [0, 0, 5, 5],
+        [12, 10, 32, 30],
+    ]  # crop pixels; the crop starts at (50, 50)
+    crop_result = _result(crop_boxes, [[[1, 0], [1, 0]]] * 3, [[points, points]] * 3, scores=[0.95, 0.9, 0.3])
+    crops = CropDetections(
+        sv.Detections.empty(), np.array([[50, 50, 100, 100]]), (crop_result,), model_calls=1
+    )
+    truth = np.array([[10, 10, 30, 30], [60, 60, 80, 80]], np.float32)
+    candidates = candidates_for_objects(_scene(), truth, crops=crops)
+    assert candidates.object_index.tolist() == [0, 0, 0, 1, 1, 1]
+    assert candidates.crop_index.tolist() == [-1, -1, -1, -1, 0, 0]
+    assert candidates.query_index.tolist() == [0, 1, 2, 3, 0, 2]
+    np.testing.assert_allclose(candidates.boxes_xyxy[4], [60, 60, 80, 80])
+    assert candidates.iou[4:].tolist() == pytest.approx([1, 360 / 440])
+    assert candidates.object_size[4] == candidates.object_size[3] == pytest.approx(20)  # the image's frame
+    assert candidates.crop_index[pick(candidates, candidates.confidence)].tolist() == [-1, 0]
+    clusters = candidates_for_objects(_scene(), None, crops=crops, score_threshold=0.7)
+    assert clusters.object_index.tolist() == [0, 0, 0, 1, 1, 1] and clusters.crop_index[-2:].tolist() == [
+        0,
+        0,
+    ]
+    assert len(candidates_for_objects(_scene(), truth[:0], crops=crops)) == 0
+
+
 def test_no_candidates_and_an_object_with_one():
     scene = _scene()
     empty = candidates_for_objects(scene, np.zeros((0, 4), np.float32))
@@ -144,6 +168,7 @@ def _synthetic(count=200, seed=0) -> Candidates:
     return Candidates(
         object_index=np.arange(count) // 4,
         image_index=np.zeros(count, np.int64),
+        crop_index=np.full(count, -1),
         query_index=np.arange(count),
         boxes_xyxy=np.zeros((count, 4), np.float32),
         confidence=rng.uniform(size=count).astype(np.float32),
@@ -185,14 +210,21 @@ def test_regressor_is_reproducible_and_learns_the_relation():
         IouRegressor().fit(candidates_for_objects(_scene(), None, score_threshold=0.7))
 
 
-def _labelled_by_the_detector(detector, folder, *, shift: float = 0.1):
-    """Rewrite a dataset's boxes as the detector's 8 best boxes, shifted by `shift` of their width:
-    every object has candidates."""
+def _labelled_by_the_detector(detector, folder, *, shift: float = 0.1, crops: bool = False):
+    """Rewrite a dataset's boxes as the detector's 8 best boxes (with `crops`, plus the best box of
+    each ViCrop-Det crop's re-detection), shifted by `shift` of their width: every object has
+    candidates."""
     coco = json.loads((folder / "annotations.json").read_text())
     annotations = []
     for record in coco["images"]:
-        result = run_inference(detector, load_image(folder / "images" / record["file_name"]), cache=None)
-        for x0, y0, x1, y1 in result.boxes_xyxy[np.argsort(-result.scores)[:8]].tolist():
+        image = load_image(folder / "images" / record["file_name"])
+        result = run_inference(detector, image, cache=None)
+        boxes = result.boxes_xyxy[np.argsort(-result.scores)[:8]].tolist()
+        if crops:
+            refined = detect_crops(detector, image, plan_crops(result).crops_xyxy, cache=None)
+            for crop, (x0, y0, _, _) in zip(refined.results, refined.crops_xyxy, strict=True):
+                boxes.append((crop.boxes_xyxy[crop.scores.argmax()] + [x0, y0, x0, y0]).tolist())
+        for x0, y0, x1, y1 in boxes:
             box = [x0 + shift * (x1 - x0), y0, x1 - x0, y1 - y0]
             annotations.append({"id": len(annotations) + 1, "image_id": record["id"], "category_id": 0,
                                 "bbox": box, "area": box[2] * box[3], "iscrowd": 0})  # fmt: skip
@@ -216,11 +248,22 @@ def test_acs_cli_on_a_tiny_detector(tmp_path, tiny_model_dirs, tiny_detectors, c
         _labelled_by_the_detector(tiny_detectors["rt_detr"], folder)
     assert main(arguments) == 0
     summary = json.loads((tmp_path / "acs" / "acs.json").read_text())
-    assert set(summary["pearson"]) == {"learned", "confidence"} and len(summary["heads"]) == 4
+    assert set(summary["pearson"]) == {"queries"} and len(summary["heads"]) == 4
+    assert set(summary["pearson"]["queries"]) == {"learned", "confidence"}
     assert set(summary["bucket_correlations"]) == {"vt", "t", "s", "m"}
     assert summary["with_candidates"] == summary["objects"] == 16
     selection = (tmp_path / "acs" / "selection.csv").read_text().splitlines()
-    assert selection[0] == "method,bucket,objects,mean_iou,acc50" and len(selection) == 1 + 4 * 5
+    assert selection[0] == "pool,method,bucket,objects,mean_iou,acc50" and len(selection) == 1 + 4 * 5
+    for folder in (fit, test):  # objects found only in ViCrop-Det's crops: their queries join the candidates
+        _labelled_by_the_detector(tiny_detectors["rt_detr"], folder, crops=True)
+    assert main([*arguments[:-1], str(tmp_path / "crops"), "--crops"]) == 0
+    summary = json.loads((tmp_path / "crops" / "acs.json").read_text())
+    pools = ["queries", "queries + crops", "queries + crops, same objects"]
+    assert list(summary["pearson"]) == pools and summary["with_candidates"] == summary["objects"]
+    rows = list(csv.DictReader((tmp_path / "crops" / "selection.csv").open()))
+    assert [row["pool"] for row in rows[::20]] == pools and len(rows) == 3 * 4 * 5
+    objects = {row["pool"]: int(row["objects"]) for row in rows if row["bucket"] == "all"}
+    assert objects["queries"] == objects["queries + crops, same objects"] <= objects["queries + crops"]
 
 
 def test_concatenate_renumbers_objects_and_images():

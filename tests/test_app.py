@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from pages import _shared as shared
 from sodviz.ground_truth import GroundTruth
 from sodviz.inference import run_inference
+from sodviz.vicrop import run_vicrop
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [
@@ -252,15 +253,21 @@ def test_fusion_maps_page_without_modules(app):
     assert len(app.get("image")) == 2  # only base vs module detections
 
 
-def _labelled_by(detector, monkeypatch):
-    """Sample scenes whose ground truth is the detector's own 12 best boxes, nudged by a tenth of
-    their width: a tiny random detector then has candidates for every object."""
+def _labelled_by(detector, monkeypatch, *, crops: bool = False):
+    """Sample scenes whose ground truth is the detector's own 12 best boxes (with `crops`, plus the
+    best box of each ViCrop-Det crop), nudged by a tenth of their width: a tiny random detector
+    then has candidates for every object."""
     original = shared.cached_sample
 
     def sample(name):
         decoded, _ = original(name)
         result = run_inference(detector, decoded.image)
         boxes = result.boxes_xyxy[np.argsort(-result.scores)[:12]].copy()
+        if crops:
+            refined = run_vicrop(detector, decoded.image).refined
+            found = [r.boxes_xyxy[r.scores.argmax()] + np.tile(c[:2], 2) for r, c in
+                     zip(refined.results, refined.crops_xyxy, strict=True)]  # fmt: skip
+            boxes = np.concatenate([boxes, *[box[None] for box in found]])
         boxes[:, [0, 2]] += 0.1 * (boxes[:, 2:3] - boxes[:, 0:1])
         return decoded, GroundTruth(boxes_xyxy=boxes, class_names=np.array(["vehicle"] * len(boxes)))
 
@@ -269,7 +276,7 @@ def _labelled_by(detector, monkeypatch):
 
 def test_candidates_page_controls(app, monkeypatch):
     detector = shared.load_detector("demo")
-    _labelled_by(detector, monkeypatch)
+    _labelled_by(detector, monkeypatch, crops=True)
     app.switch_page("pages/candidates.py").run()
     _no_errors(app)
     assert not app.warning and not app.info, [m.value for m in [*app.warning, *app.info]]
@@ -284,6 +291,23 @@ def test_candidates_page_controls(app, monkeypatch):
     app.radio(key=shared.ACS_FEATURE).set_value("spread").run()
     _no_errors(app)
     assert len(app.get("plotly_chart")) == 2
+    before = _candidate_counts(app)
+    app.toggle(key=shared.ACS_CROPS).set_value(True).run()  # the queries of ViCrop-Det's crops join
+    _no_errors(app)
+    after = _candidate_counts(app)
+    grown = [o for o, count in after.items() if count > before.get(o, 0)]
+    assert grown and all(after[o] >= count for o, count in before.items())
+    app.selectbox(key=shared.ACS_OBJECT).set_value(grown[0]).run()
+    _no_errors(app)
+    sources = set(app.dataframe[0].value["source"])
+    assert any(s.startswith("crop ") for s in sources), sources
+    assert len(app.get("image")) == 1  # the mosaic, crop candidates' attention included
+
+
+def _candidate_counts(app) -> dict[int, int]:
+    """Object index -> its number of candidates, read from the object picker's labels."""
+    labels = app.selectbox(key=shared.ACS_OBJECT).options  # "object 3: 5.2 px, 4 candidates"
+    return {int(s.split(":")[0].split()[-1]): int(s.split(", ")[-1].split()[0]) for s in labels}
 
 
 def test_candidates_page_without_candidates_says_so(app):
