@@ -65,6 +65,7 @@ FUSION_ERF = "fusion_erf"
 ACS_OBJECT = "acs_object"  # index of the ground-truth object (or detection cluster) picked
 ACS_HEADS = "acs_heads"
 ACS_FEATURE = "acs_feature"
+ACS_REGRESSOR = "acs_regressor"  # "ridge" | "boosting": ACS-Learned's regressor
 ACS_CROPS = "acs_crops"  # add the queries of ViCrop-Det's crops (the ViCrop-Det page's settings)
 
 _VICROP = ViCropConfig()
@@ -108,6 +109,7 @@ DEFAULTS = {
     ACS_HEADS: 4,
     ACS_FEATURE: "entropy",
     ACS_CROPS: False,
+    ACS_REGRESSOR: "boosting",
 }
 
 

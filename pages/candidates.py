@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _shared as shared
+from sodviz.acs import REGRESSORS
 from sodviz.acs_view import candidates_picture, correlation_figure, entropy_scatter, fit_acs, object_table
 from sodviz.candidates import FEATURES, candidates_for_objects
 from sodviz.samples import sample_names
@@ -17,13 +18,15 @@ inputs = shared.current_inputs()
 st.title("Candidates")
 st.caption(
     "ACS for detectors: a box's attention structure tells how well it fits its object. ACS-Free ranks "
-    "candidates by the entropy of the heads whose entropy tracks IoU best; ACS-Learned by a ridge regressor "
-    "on every head's entropy, in-box mass and spread. Both are fitted on the other sample scenes."
+    "candidates by the entropy of the heads whose entropy tracks IoU best; ACS-Learned by a regressor "
+    "(ridge or boosted trees) on every head's entropy, in-box mass and spread. Both are fitted on the "
+    "other sample scenes."
 )
 with shared.controls():
     left, middle, right = st.columns(3)
     top = left.slider("ACS-Free heads", 1, 8, key=shared.ACS_HEADS)
     feature = middle.radio("Correlation map of", FEATURES, key=shared.ACS_FEATURE, horizontal=True)
+    kind = middle.radio("ACS-Learned regressor", REGRESSORS, key=shared.ACS_REGRESSOR, horizontal=True)
     with_crops = right.toggle(
         "Add the boxes of ViCrop-Det's crops", key=shared.ACS_CROPS,
         help="The queries of the crops re-detected at native resolution (the ViCrop-Det page's settings).",
@@ -38,7 +41,9 @@ names = [name for name in sample_names() if name != current]
 scenes = [(decoded.image, truth) for decoded, truth in map(shared.cached_sample, names)]
 bar = st.progress(0.0, text=f"Fitting on {len(names)} labelled scenes ...")
 try:
-    fitted = fit_acs(inputs.detector, scenes, top_heads=top, crops=crops_config, on_progress=bar.progress)
+    fitted = fit_acs(
+        inputs.detector, scenes, top_heads=top, regressor=kind, crops=crops_config, on_progress=bar.progress
+    )
 except ValueError as error:  # the detector's boxes miss the labelled objects: nothing to rank
     bar.empty()
     st.info(f"{error}. ACS needs a detector that finds some of the objects.")

@@ -11,7 +11,15 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from sodviz.acs import IouRegressor, feature_correlations, fit_selectors, free_scores, pick, selection_rows
+from sodviz.acs import (
+    REGRESSORS,
+    IouRegressor,
+    feature_correlations,
+    fit_selectors,
+    free_scores,
+    pick,
+    selection_rows,
+)
 from sodviz.candidates import FULL_IMAGE, Candidates, candidates_for_objects, query_features
 from sodviz.crops import detect_crops
 from sodviz.evaluation import AITOD_BUCKETS, coco_metrics, coco_results, first_images, load_coco
@@ -72,7 +80,7 @@ class AcsStudy:
     correlations: dict[str, np.ndarray]  # on the fit split, see `feature_correlations`
     bucket_correlations: dict[str, dict[str, np.ndarray]]  # the same per AI-TOD size bucket
     heads: tuple[tuple[int, int], ...]  # ACS-Free's heads, chosen on the fit split
-    pearson: dict[str, dict[str, float]]  # per pool on the test split: {"learned", "confidence"} vs IoU
+    pearson: dict[str, dict[str, float]]  # per pool on the test split: {*REGRESSORS, "confidence"} vs IoU
     selection: list[dict]  # `selection_rows` per pool and method on the test split
     rescoring: list[dict]  # AP / AP_S / AP_vt ... of the raw and rescored detections on the test split
     objects: int  # test objects
@@ -88,18 +96,22 @@ def run_study(fit: LabelledSplit, test: LabelledSplit, *, top_heads: int = 4, bl
                 "overlap almost no ground-truth object (IoU >= 0.1), so there is nothing to rank"
             )
     fitted = fit_selectors(fit.candidates, top_heads=top_heads)
-    heads, regressor = fitted.heads, fitted.regressor
+    regressors = {
+        kind: fitted.regressor if kind == fitted.regressor.kind else IouRegressor(kind).fit(fit.candidates)
+        for kind in REGRESSORS
+    }
     pearson, selection = {}, []
     for pool, candidates in candidate_pools(test.candidates).items():
-        predicted = regressor.predict(candidates)
-        pearson[pool] = {
-            "learned": float(stats.pearsonr(predicted, candidates.iou).statistic),
-            "confidence": float(stats.pearsonr(candidates.confidence, candidates.iou).statistic),
-        }
+        predicted = {kind: regressor.predict(candidates) for kind, regressor in regressors.items()}
+        scores = predicted | {"confidence": candidates.confidence}
+        pearson[pool] = {kind: _pearson(values, candidates.iou) for kind, values in scores.items()}
         choices = {
             "confidence": pick(candidates, candidates.confidence),
-            "ACS-Free": pick(candidates, free_scores(candidates, heads)),
-            "ACS-Learned": pick(candidates, predicted),
+            "ACS-Free": pick(candidates, free_scores(candidates, fitted.heads)),
+            **{f"ACS-Learned ({kind})": pick(candidates, p) for kind, p in predicted.items()},
+            f"confidence x boosting (blend {blend:g})": pick(
+                candidates, blended(candidates.confidence, predicted["boosting"], blend=blend)
+            ),
             "oracle": pick(candidates, candidates.iou),
         }
         selection += [{"pool": pool} | row for row in selection_rows(candidates, choices, AITOD_BUCKETS)]
@@ -111,13 +123,20 @@ def run_study(fit: LabelledSplit, test: LabelledSplit, *, top_heads: int = 4, bl
     return AcsStudy(
         correlations=fitted.correlations,
         bucket_correlations=by_bucket,
-        heads=heads,
+        heads=fitted.heads,
         pearson=pearson,
         selection=selection,
-        rescoring=rescoring_rows(test, regressor, blend=blend),
+        rescoring=rescoring_rows(test, regressors, blend=blend),
         objects=test.objects,
         with_candidates=len(np.unique(test.candidates.object_index)),
     )
+
+
+def _pearson(values: np.ndarray, iou: np.ndarray) -> float:
+    """Pearson r, NaN where either side is constant (a regressor fitted on too few candidates)."""
+    if np.ptp(values) == 0 or np.ptp(iou) == 0:
+        return float("nan")
+    return float(stats.pearsonr(values, iou).statistic)
 
 
 def candidate_pools(candidates: Candidates) -> dict[str, Candidates]:
@@ -135,25 +154,32 @@ def candidate_pools(candidates: Candidates) -> dict[str, Candidates]:
     }
 
 
-def rescored(result: InferenceResult, regressor: IouRegressor, *, blend: float) -> np.ndarray:
-    """float32 `(queries,)`: confidence^(1 - blend) * predicted IoU^blend (IoU clipped to [0, 1])."""
+def blended(confidence: np.ndarray, iou: np.ndarray, *, blend: float) -> np.ndarray:
+    """float32: confidence^(1 - blend) * predicted IoU^blend (IoU clipped to [1e-6, 1])."""
     if not 0 <= blend <= 1:
         raise ValueError(f"blend must lie in [0, 1], got {blend}")
+    iou = np.clip(np.asarray(iou, np.float64), 1e-6, 1)
+    return (np.asarray(confidence, np.float64) ** (1 - blend) * iou**blend).astype(np.float32)
+
+
+def rescored(result: InferenceResult, regressor: IouRegressor, *, blend: float) -> np.ndarray:
+    """float32 `(queries,)`: every query's confidence blended with its predicted IoU (`blended`)."""
     iou = regressor.predict_features(query_features(result, np.arange(result.num_queries)))
-    iou = np.clip(iou, 1e-6, 1)
-    return (result.scores.astype(np.float64) ** (1 - blend) * iou**blend).astype(np.float32)
+    return blended(result.scores, iou, blend=blend)
 
 
-def rescoring_rows(split: LabelledSplit, regressor: IouRegressor, *, blend: float) -> list[dict]:
-    """COCO / AI-TOD AP of the split's detections with their own scores and rescored."""
+def rescoring_rows(split: LabelledSplit, regressors: dict[str, IouRegressor], *, blend: float) -> list[dict]:
+    """COCO / AI-TOD AP of the split's detections with their own scores, and rescored with each
+    regressor's predicted IoU."""
     rows = []
-    for name, scorer in (("confidence", None), (f"rescored (blend {blend:g})", blend)):
+    for name, regressor in {"confidence": None, **regressors}.items():
         detections, scale = [], {}
         for record, result in zip(split.coco["images"], split.results, strict=True):
-            scores = result.scores if scorer is None else rescored(result, regressor, blend=scorer)
+            scores = result.scores if regressor is None else rescored(result, regressor, blend=blend)
             detections += coco_results(result.boxes_xyxy, scores, result.labels, image_id=record["id"])
             scale[record["id"]] = result.transform.length_scale
         metrics = coco_metrics(split.coco, detections, area_scale=scale)
+        name = name if regressor is None else f"rescored, {name} (blend {blend:g})"
         rows.append(
             {"scores": name} | {k: metrics[k] for k in ("AP", "AP50", "AP_S", "AP_vt", "AP_t", "AP_s")}
         )

@@ -27,20 +27,26 @@ METHOD_RGB = {"confidence": (0, 213, 255), "ACS-Free": (255, 159, 28), "ACS-Lear
 
 def fit_acs(
     detector: Detector, scenes: Sequence[tuple[np.ndarray, GroundTruth]], *, top_heads: int = 4,
-    crops: ViCropConfig | None = None, on_progress: Callable[[float], None] | None = None,
-    cache: InferenceCache | None = DEFAULT_CACHE,
+    regressor: str = "ridge", crops: ViCropConfig | None = None,
+    on_progress: Callable[[float], None] | None = None, cache: InferenceCache | None = DEFAULT_CACHE,
 ) -> FittedAcs:  # fmt: skip
     """Candidates of every labelled object in `scenes` (with `crops`, also the queries of
-    ViCrop-Det's crops; forward passes cached), then the heads and the regressor, kept in `cache`
+    ViCrop-Det's crops; forward passes cached), then the heads and the `regressor`, kept in `cache`
     so page reruns refit nothing. Raises ValueError when fewer than three candidates overlap an
     object."""
     if cache is not None:
         key = ("fit_acs", detector.content_hash, tuple(image_hash(image) for image, _ in scenes), top_heads,
-               crops, tuple(truth.boxes_xyxy.tobytes() for _, truth in scenes))  # fmt: skip
+               regressor, crops, tuple(truth.boxes_xyxy.tobytes() for _, truth in scenes))  # fmt: skip
         return cache.get_or_compute(
             key,
             lambda: fit_acs(
-                detector, scenes, top_heads=top_heads, crops=crops, on_progress=on_progress, cache=None
+                detector,
+                scenes,
+                top_heads=top_heads,
+                regressor=regressor,
+                crops=crops,
+                on_progress=on_progress,
+                cache=None,
             ),
         )
     parts = []
@@ -50,7 +56,7 @@ def fit_acs(
         parts.append(candidates_for_objects(result, truth.boxes_xyxy, crops=refined))  # renumbered below
         if on_progress is not None:
             on_progress((index + 1) / len(scenes))
-    return fit_selectors(Candidates.concatenate(parts), top_heads=top_heads)
+    return fit_selectors(Candidates.concatenate(parts), top_heads=top_heads, regressor=regressor)
 
 
 def object_table(candidates: Candidates, fitted: FittedAcs, object_index: int) -> list[dict]:

@@ -188,8 +188,10 @@ def acs(args: argparse.Namespace) -> None:
         "entropy vs IoU on the fit split, Pearson r (most negative head / mean of heads): " + ", ".join(cells)
     )
     for pool, r in study.pearson.items():
-        print(f"Pearson r with IoU on the test split ({pool}): ACS-Learned {r['learned']:.3f}, "
-              f"confidence {r['confidence']:.3f}")  # fmt: skip
+        print(
+            f"Pearson r with IoU on the test split ({pool}): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in r.items())
+        )
     columns = ["pool", "method", "bucket", "objects", "mean_iou", "acc50"]
     print(markdown_table(study.selection, columns))
     print(markdown_table(study.rescoring, list(study.rescoring[0])))

@@ -10,7 +10,8 @@ import pytest
 import supervision as sv
 from scipy import stats
 
-from sodviz.acs import IouRegressor, discriminative_heads, feature_correlations, free_scores, pick
+from sodviz.acs import REGRESSORS, IouRegressor, discriminative_heads, feature_correlations, free_scores, pick
+from sodviz.acs_study import blended, rescored
 from sodviz.candidates import Candidates, candidates_for_objects, query_features
 from sodviz.cli import main
 from sodviz.crops import CropDetections, detect_crops
@@ -201,13 +202,28 @@ def test_correlations_match_scipy_and_find_the_discriminative_head():
     assert none["pearson"].shape == (2, 2, 3) and np.isnan(none["pearson"]).all()
 
 
-def test_regressor_is_reproducible_and_learns_the_relation():
+@pytest.mark.parametrize("kind", REGRESSORS)
+def test_regressor_is_reproducible_and_learns_the_relation(kind):
     train, test = _synthetic(seed=0), _synthetic(seed=1)
-    first = IouRegressor().fit(train).predict(test)
-    np.testing.assert_array_equal(first, IouRegressor().fit(train).predict(test))
+    first = IouRegressor(kind).fit(train).predict(test)
+    np.testing.assert_array_equal(first, IouRegressor(kind).fit(train).predict(test))
     assert stats.pearsonr(first, test.iou).statistic > 0.9
+    with pytest.raises(ValueError, match="kind"):
+        IouRegressor("forest")
     with pytest.raises(ValueError, match="ground-truth IoU"):
         IouRegressor().fit(candidates_for_objects(_scene(), None, score_threshold=0.7))
+
+
+def test_rescoring_blends_confidence_with_predicted_iou():
+    result = _scene()
+    regressor = IouRegressor().fit(_synthetic())
+    regressor.predict_features = lambda features: np.array([0.5, 2.0, -1.0, 0.25, 1.0])[: len(features)]
+    np.testing.assert_allclose(rescored(result, regressor, blend=0), result.scores, rtol=1e-6)
+    np.testing.assert_allclose(rescored(result, regressor, blend=1), [0.5, 1, 1e-6, 0.25, 1], rtol=1e-5)
+    half = rescored(result, regressor, blend=0.5)
+    np.testing.assert_allclose(half[0], np.sqrt(result.scores[0] * 0.5), rtol=1e-6)
+    with pytest.raises(ValueError, match="blend"):
+        blended(result.scores, result.scores, blend=1.5)
 
 
 def _labelled_by_the_detector(detector, folder, *, shift: float = 0.1, crops: bool = False):
@@ -249,11 +265,11 @@ def test_acs_cli_on_a_tiny_detector(tmp_path, tiny_model_dirs, tiny_detectors, c
     assert main(arguments) == 0
     summary = json.loads((tmp_path / "acs" / "acs.json").read_text())
     assert set(summary["pearson"]) == {"queries"} and len(summary["heads"]) == 4
-    assert set(summary["pearson"]["queries"]) == {"learned", "confidence"}
+    assert set(summary["pearson"]["queries"]) == {"ridge", "boosting", "confidence"}
     assert set(summary["bucket_correlations"]) == {"vt", "t", "s", "m"}
     assert summary["with_candidates"] == summary["objects"] == 16
     selection = (tmp_path / "acs" / "selection.csv").read_text().splitlines()
-    assert selection[0] == "pool,method,bucket,objects,mean_iou,acc50" and len(selection) == 1 + 4 * 5
+    assert selection[0] == "pool,method,bucket,objects,mean_iou,acc50" and len(selection) == 1 + 6 * 5
     for folder in (fit, test):  # objects found only in ViCrop-Det's crops: their queries join the candidates
         _labelled_by_the_detector(tiny_detectors["rt_detr"], folder, crops=True)
     assert main([*arguments[:-1], str(tmp_path / "crops"), "--crops"]) == 0
@@ -261,7 +277,7 @@ def test_acs_cli_on_a_tiny_detector(tmp_path, tiny_model_dirs, tiny_detectors, c
     pools = ["queries", "queries + crops", "queries + crops, same objects"]
     assert list(summary["pearson"]) == pools and summary["with_candidates"] == summary["objects"]
     rows = list(csv.DictReader((tmp_path / "crops" / "selection.csv").open()))
-    assert [row["pool"] for row in rows[::20]] == pools and len(rows) == 3 * 4 * 5
+    assert [row["pool"] for row in rows[::30]] == pools and len(rows) == 3 * 6 * 5
     objects = {row["pool"]: int(row["objects"]) for row in rows if row["bucket"] == "all"}
     assert objects["queries"] == objects["queries + crops, same objects"] <= objects["queries + crops"]
 

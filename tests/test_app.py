@@ -290,6 +290,10 @@ def test_candidates_page_controls(app, monkeypatch):
     app.slider(key=shared.ACS_HEADS).set_value(2).run()
     app.radio(key=shared.ACS_FEATURE).set_value("spread").run()
     _no_errors(app)
+    predicted = app.dataframe[0].value["predicted_iou"].tolist()
+    app.radio(key=shared.ACS_REGRESSOR).set_value("ridge").run()  # the page default: boosting
+    _no_errors(app)
+    assert app.dataframe[0].value["predicted_iou"].tolist() != predicted
     assert len(app.get("plotly_chart")) == 2
     before = _candidate_counts(app)
     app.toggle(key=shared.ACS_CROPS).set_value(True).run()  # the queries of ViCrop-Det's crops join
