@@ -161,6 +161,7 @@ def acs(args: argparse.Namespace) -> None:
     import numpy as np
     from tqdm import tqdm
 
+    from sodviz.acs import SELECTION_COLUMNS
     from sodviz.acs_study import label_split, run_study
     from sodviz.models import load_detector
     from sodviz.tables import markdown_table, write_rows
@@ -192,7 +193,7 @@ def acs(args: argparse.Namespace) -> None:
             f"Pearson r with IoU on the test split ({pool}): "
             + ", ".join(f"{k} {v:.3f}" for k, v in r.items())
         )
-    columns = ["pool", "method", "bucket", "objects", "mean_iou", "acc50"]
+    columns = ["pool", *SELECTION_COLUMNS]
     print(markdown_table(study.selection, columns))
     print(markdown_table(study.rescoring, list(study.rescoring[0])))
     write_rows(study.selection, args.out, "selection", columns)

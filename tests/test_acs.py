@@ -10,7 +10,15 @@ import pytest
 import supervision as sv
 from scipy import stats
 
-from sodviz.acs import REGRESSORS, IouRegressor, discriminative_heads, feature_correlations, free_scores, pick
+from sodviz.acs import (
+    REGRESSORS,
+    IouRegressor,
+    discriminative_heads,
+    feature_correlations,
+    free_scores,
+    pick,
+    selection_rows,
+)
 from sodviz.acs_study import blended, rescored
 from sodviz.candidates import Candidates, candidates_for_objects, query_features
 from sodviz.cli import main
@@ -214,6 +222,26 @@ def test_regressor_is_reproducible_and_learns_the_relation(kind):
         IouRegressor().fit(candidates_for_objects(_scene(), None, score_threshold=0.7))
 
 
+def test_selection_rows_compare_each_pick_with_the_reference_on_the_same_objects():
+    candidates = _synthetic()
+    choices = {
+        "confidence": pick(candidates, candidates.confidence),
+        "oracle": pick(candidates, candidates.iou),
+    }
+    rows = selection_rows(candidates, choices, {"small": (0, 16), "large": (16, np.inf)})
+    assert [(r["method"], r["bucket"], r["objects"]) for r in rows] == [
+        (m, b, n) for m in choices for b, n in (("all", 50), ("small", 50), ("large", 0))
+    ]
+    confidence, oracle = rows[0], rows[3]
+    assert (confidence["vs_reference"], confidence["ci95_low"], confidence["ci95_high"]) == (0, 0, 0)
+    gain = candidates.iou[choices["oracle"]] - candidates.iou[choices["confidence"]]
+    assert oracle["vs_reference"] == pytest.approx(gain.mean())
+    assert 0 < oracle["ci95_low"] < oracle["vs_reference"] < oracle["ci95_high"]
+    assert oracle["mean_iou"] == pytest.approx(candidates.iou[choices["oracle"]].mean())
+    assert np.isnan(rows[5]["mean_iou"]) and np.isnan(rows[5]["ci95_low"])  # no large objects
+    assert selection_rows(candidates, choices, {}, seed=0) == selection_rows(candidates, choices, {}, seed=0)
+
+
 def test_rescoring_blends_confidence_with_predicted_iou():
     result = _scene()
     regressor = IouRegressor().fit(_synthetic())
@@ -269,7 +297,10 @@ def test_acs_cli_on_a_tiny_detector(tmp_path, tiny_model_dirs, tiny_detectors, c
     assert set(summary["bucket_correlations"]) == {"vt", "t", "s", "m"}
     assert summary["with_candidates"] == summary["objects"] == 16
     selection = (tmp_path / "acs" / "selection.csv").read_text().splitlines()
-    assert selection[0] == "pool,method,bucket,objects,mean_iou,acc50" and len(selection) == 1 + 6 * 5
+    assert (
+        selection[0] == "pool,method,bucket,objects,mean_iou,acc50,vs_reference,ci95_low,ci95_high"
+        and len(selection) == 1 + 6 * 5
+    )
     for folder in (fit, test):  # objects found only in ViCrop-Det's crops: their queries join the candidates
         _labelled_by_the_detector(tiny_detectors["rt_detr"], folder, crops=True)
     assert main([*arguments[:-1], str(tmp_path / "crops"), "--crops"]) == 0
