@@ -63,14 +63,16 @@ if not objects:
     st.stop()
 
 
-def describe(index: int) -> str:
-    rows = candidates.object_index == index
-    kind = "object" if truth is not None else "cluster"
-    return f"{kind} {index}: {candidates.object_size[rows][0]:.1f} px, {rows.sum()} candidates"
+def describe(index: int) -> str:  # fixed per object: the browser keeps a picked option's old label
+    size = candidates.object_size[candidates.object_index == index][0]
+    return f"{'object' if truth is not None else 'cluster'} {index}: {size:.1f} px"
 
 
 picked = st.selectbox("Object (smallest first)", objects, format_func=describe, key=shared.ACS_OBJECT)
 table = object_table(candidates, fitted, picked)
+from_crops = sum(row["source"] != "image" for row in table)
+st.caption(f"{len(table)} candidates: {len(table) - from_crops} from the image's decoder queries, "
+           f"{from_crops} from ViCrop-Det's crops")  # fmt: skip
 legend = "picks: confidence cyan, ACS-Free orange, ACS-Learned violet; then each candidate's attention"
 st.image(
     candidates_picture(inputs.image, inputs.result, candidates, picked, table, crops=crops), caption=legend

@@ -140,6 +140,20 @@ def test_every_page_in_chromium(server, browser):
         time.sleep(1)
         _wait_for_page(browser, PLOT)
         browser.save_screenshot(str(SCREENSHOTS / f"{title.lower().replace(' ', '_')}.png"))
+    _toggle(browser, "Add the boxes of ViCrop-Det's crops")  # on the Candidates page
+    time.sleep(1)
+    _wait_for_page(browser, PLOT)
+    browser.save_screenshot(str(SCREENSHOTS / "candidates_crops.png"))
+
+
+def _toggle(driver, label: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    toggles = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stCheckbox"] label')
+    toggle = next(t for t in toggles if t.text.strip().startswith(label))
+    toggle.click()
+    time.sleep(0.5)
+    assert toggle.find_element(By.CSS_SELECTOR, "input").is_selected()
 
 
 @pytest.mark.skipif(not shared_images(), reason="no real photograph in ../shared/data")
