@@ -34,6 +34,24 @@ def feature_correlations(candidates: Candidates, mask: np.ndarray | None = None)
     return {"pearson": pearson.reshape(shape), "spearman": spearman.reshape(shape)}
 
 
+def within_object_pearson(candidates: Candidates, values: np.ndarray) -> float:
+    """Pearson r of `values` with IoU after subtracting each object's mean from both, over objects
+    with two or more candidates: how well `values` rank an object's own candidates, which is what
+    picking needs (the plain r also rewards telling good objects from bad ones). NaN when undefined."""
+    values = np.asarray(values, np.float64)
+    objects, inverse, counts = np.unique(candidates.object_index, return_inverse=True, return_counts=True)
+    several = counts[inverse] >= 2
+    if several.sum() < 3:
+        return float("nan")
+    centred = []
+    for column in (values, candidates.iou.astype(np.float64)):
+        means = np.bincount(inverse, column, minlength=len(objects)) / counts
+        centred.append((column - means[inverse])[several])
+    if np.ptp(centred[0]) == 0 or np.ptp(centred[1]) == 0:
+        return float("nan")
+    return float(stats.pearsonr(*centred).statistic)
+
+
 def pick(candidates: Candidates, values: np.ndarray) -> np.ndarray:
     """Index of the chosen candidate for each object present (highest `values`; ties go to the
     higher confidence, then the lower query index), in order of object."""

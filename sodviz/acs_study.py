@@ -19,6 +19,7 @@ from sodviz.acs import (
     free_scores,
     pick,
     selection_rows,
+    within_object_pearson,
 )
 from sodviz.candidates import FULL_IMAGE, Candidates, candidates_for_objects, query_features
 from sodviz.crops import detect_crops
@@ -81,6 +82,7 @@ class AcsStudy:
     bucket_correlations: dict[str, dict[str, np.ndarray]]  # the same per AI-TOD size bucket
     heads: tuple[tuple[int, int], ...]  # ACS-Free's heads, chosen on the fit split
     pearson: dict[str, dict[str, float]]  # per pool on the test split: {*REGRESSORS, "confidence"} vs IoU
+    within_pearson: dict[str, dict[str, float]]  # the same within objects, see `within_object_pearson`
     selection: list[dict]  # `selection_rows` per pool and method on the test split
     rescoring: list[dict]  # AP / AP_S / AP_vt ... of the raw and rescored detections on the test split
     objects: int  # test objects
@@ -100,11 +102,12 @@ def run_study(fit: LabelledSplit, test: LabelledSplit, *, top_heads: int = 4, bl
         kind: fitted.regressor if kind == fitted.regressor.kind else IouRegressor(kind).fit(fit.candidates)
         for kind in REGRESSORS
     }
-    pearson, selection = {}, []
+    pearson, within, selection = {}, {}, []
     for pool, candidates in candidate_pools(test.candidates).items():
         predicted = {kind: regressor.predict(candidates) for kind, regressor in regressors.items()}
         scores = predicted | {"confidence": candidates.confidence}
         pearson[pool] = {kind: _pearson(values, candidates.iou) for kind, values in scores.items()}
+        within[pool] = {kind: within_object_pearson(candidates, values) for kind, values in scores.items()}
         choices = {
             "confidence": pick(candidates, candidates.confidence),
             "ACS-Free": pick(candidates, free_scores(candidates, fitted.heads)),
@@ -125,6 +128,7 @@ def run_study(fit: LabelledSplit, test: LabelledSplit, *, top_heads: int = 4, bl
         bucket_correlations=by_bucket,
         heads=fitted.heads,
         pearson=pearson,
+        within_pearson=within,
         selection=selection,
         rescoring=rescoring_rows(test, regressors, blend=blend),
         objects=test.objects,

@@ -189,16 +189,16 @@ def acs(args: argparse.Namespace) -> None:
         "entropy vs IoU on the fit split, Pearson r (most negative head / mean of heads): " + ", ".join(cells)
     )
     for pool, r in study.pearson.items():
-        print(
-            f"Pearson r with IoU on the test split ({pool}): "
-            + ", ".join(f"{k} {v:.3f}" for k, v in r.items())
-        )
+        plain = ", ".join(f"{k} {v:.3f}" for k, v in r.items())
+        within = ", ".join(f"{k} {v:.3f}" for k, v in study.within_pearson[pool].items())
+        print(f"Pearson r with IoU on the test split ({pool}): {plain}; within objects: {within}")
     columns = ["pool", *SELECTION_COLUMNS]
     print(markdown_table(study.selection, columns))
     print(markdown_table(study.rescoring, list(study.rescoring[0])))
     write_rows(study.selection, args.out, "selection", columns)
     write_rows(study.rescoring, args.out, "rescoring", list(study.rescoring[0]))
-    summary = {"heads": study.heads, "pearson": study.pearson, "objects": study.objects,
+    summary = {"heads": study.heads, "pearson": study.pearson, "within_pearson": study.within_pearson,
+               "objects": study.objects,
                "with_candidates": study.with_candidates,
                "correlations": {k: v.tolist() for k, v in study.correlations.items()},
                "bucket_correlations": {b: {k: v.tolist() for k, v in c.items()}

@@ -18,6 +18,7 @@ from sodviz.acs import (
     free_scores,
     pick,
     selection_rows,
+    within_object_pearson,
 )
 from sodviz.acs_study import blended, rescored
 from sodviz.candidates import Candidates, candidates_for_objects, query_features
@@ -242,6 +243,17 @@ def test_selection_rows_compare_each_pick_with_the_reference_on_the_same_objects
     assert selection_rows(candidates, choices, {}, seed=0) == selection_rows(candidates, choices, {}, seed=0)
 
 
+def test_within_object_pearson_ignores_differences_between_objects():
+    candidates = _synthetic()  # 50 objects of 4 candidates
+    offset = np.repeat(np.random.default_rng(2).normal(scale=10, size=50), 4)  # per object
+    values = candidates.iou + offset
+    assert within_object_pearson(candidates, values) == pytest.approx(1)
+    assert stats.pearsonr(values, candidates.iou).statistic < 0.2  # the offsets swamp the plain r
+    assert within_object_pearson(candidates, -values) == pytest.approx(-1)
+    single = candidates.subset(np.arange(0, 200, 4))  # one candidate per object: nothing to rank
+    assert np.isnan(within_object_pearson(single, single.iou))
+
+
 def test_rescoring_blends_confidence_with_predicted_iou():
     result = _scene()
     regressor = IouRegressor().fit(_synthetic())
@@ -293,7 +305,11 @@ def test_acs_cli_on_a_tiny_detector(tmp_path, tiny_model_dirs, tiny_detectors, c
     assert main(arguments) == 0
     summary = json.loads((tmp_path / "acs" / "acs.json").read_text())
     assert set(summary["pearson"]) == {"queries"} and len(summary["heads"]) == 4
-    assert set(summary["pearson"]["queries"]) == {"ridge", "boosting", "confidence"}
+    assert (
+        set(summary["pearson"]["queries"])
+        == set(summary["within_pearson"]["queries"])
+        == {"ridge", "boosting", "confidence"}
+    )
     assert set(summary["bucket_correlations"]) == {"vt", "t", "s", "m"}
     assert summary["with_candidates"] == summary["objects"] == 16
     selection = (tmp_path / "acs" / "selection.csv").read_text().splitlines()
