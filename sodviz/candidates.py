@@ -178,9 +178,8 @@ def candidates_for_objects(
     parts = [
         _proposals(result, boxes, overlap, owner, sizes, truth=truth, crop=FULL_IMAGE, image=image_index)
     ]
-    for crop, (crop_result, (x0, y0, _, _)) in enumerate(
-        zip(() if crops is None else crops.results, () if crops is None else crops.crops_xyxy, strict=True)
-    ):
+    crop_passes = [] if crops is None else zip(crops.results, crops.crops_xyxy, strict=True)
+    for crop, (crop_result, (x0, y0, _, _)) in enumerate(crop_passes):
         mapped = crop_result.boxes_xyxy.astype(np.float32) + np.array([x0, y0, x0, y0], np.float32)
         overlap = sv.box_iou_batch(objects, mapped)
         owner = _most_overlapped(overlap, min_iou)
