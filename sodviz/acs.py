@@ -47,9 +47,14 @@ def within_object_pearson(candidates: Candidates, values: np.ndarray) -> float:
     for column in (values, candidates.iou.astype(np.float64)):
         means = np.bincount(inverse, column, minlength=len(objects)) / counts
         centred.append((column - means[inverse])[several])
-    if np.ptp(centred[0]) == 0 or np.ptp(centred[1]) == 0:
+    return pearson_or_nan(*centred)
+
+
+def pearson_or_nan(values: np.ndarray, iou: np.ndarray) -> float:
+    """Pearson r, NaN where either side is constant (e.g. a regressor fitted on too few candidates)."""
+    if np.ptp(values) == 0 or np.ptp(iou) == 0:
         return float("nan")
-    return float(stats.pearsonr(*centred).statistic)
+    return float(stats.pearsonr(values, iou).statistic)
 
 
 def pick(candidates: Candidates, values: np.ndarray) -> np.ndarray:

@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from sodviz.acs import (
     REGRESSORS,
@@ -17,6 +16,7 @@ from sodviz.acs import (
     feature_correlations,
     fit_selectors,
     free_scores,
+    pearson_or_nan,
     pick,
     selection_rows,
     within_object_pearson,
@@ -106,7 +106,7 @@ def run_study(fit: LabelledSplit, test: LabelledSplit, *, top_heads: int = 4, bl
     for pool, candidates in candidate_pools(test.candidates).items():
         predicted = {kind: regressor.predict(candidates) for kind, regressor in regressors.items()}
         scores = predicted | {"confidence": candidates.confidence}
-        pearson[pool] = {kind: _pearson(values, candidates.iou) for kind, values in scores.items()}
+        pearson[pool] = {kind: pearson_or_nan(values, candidates.iou) for kind, values in scores.items()}
         within[pool] = {kind: within_object_pearson(candidates, values) for kind, values in scores.items()}
         choices = {
             "confidence": pick(candidates, candidates.confidence),
@@ -134,13 +134,6 @@ def run_study(fit: LabelledSplit, test: LabelledSplit, *, top_heads: int = 4, bl
         objects=test.objects,
         with_candidates=len(np.unique(test.candidates.object_index)),
     )
-
-
-def _pearson(values: np.ndarray, iou: np.ndarray) -> float:
-    """Pearson r, NaN where either side is constant (a regressor fitted on too few candidates)."""
-    if np.ptp(values) == 0 or np.ptp(iou) == 0:
-        return float("nan")
-    return float(stats.pearsonr(values, iou).statistic)
 
 
 def candidate_pools(candidates: Candidates) -> dict[str, Candidates]:

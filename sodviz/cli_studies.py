@@ -163,6 +163,7 @@ def acs(args: argparse.Namespace) -> None:
 
     from sodviz.acs import SELECTION_COLUMNS
     from sodviz.acs_study import label_split, run_study
+    from sodviz.candidates import FEATURES
     from sodviz.models import load_detector
     from sodviz.tables import markdown_table, write_rows
     from sodviz.vicrop import ViCropConfig
@@ -181,7 +182,7 @@ def acs(args: argparse.Namespace) -> None:
     print(f"{count} candidates for {study.with_candidates} of {study.objects} test objects")
     print(f"ACS-Free heads (layer, head), chosen on the fit split: {list(study.heads)}")
     entropy = [
-        (b, c["pearson"][..., 0])
+        (b, c["pearson"][..., FEATURES.index("entropy")])
         for b, c in [("all", study.correlations), *study.bucket_correlations.items()]
     ]
     cells = [f"{b} {np.nanmin(r):.3f} / {np.nanmean(r):.3f}" for b, r in entropy if np.isfinite(r).any()]
