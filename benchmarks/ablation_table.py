@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sodviz.dataset_eval import evaluate_detector
-from sodviz.models import load_detector
-from sodviz.tables import markdown_table, write_rows
+from sodviz.detector.loading import load_detector
+from sodviz.evaluation.dataset import evaluate_detector
+from sodviz.evaluation.tables import markdown_table, write_rows
 
 VARIANTS = {"demo (not fine-tuned)": "demo", "base": "ft_base", "+FINE": "ft_fine", "+CCTM": "ft_cctm",
             "+Boost": "ft_boost", "+all": "ft_all"}  # fmt: skip

@@ -22,12 +22,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sodviz.figures import detections_figure, sampling_points_figure
-from sodviz.inference import run_inference, to_detections
-from sodviz.models import load_detector
-from sodviz.render import draw_match
+from sodviz.detector.inference import run_inference, to_detections
+from sodviz.detector.loading import load_detector
 from sodviz.samples import load_sample, sample_names
-from sodviz.views import aggregate_overlay, detections_view, query_attention_view
+from sodviz.views.detections import aggregate_overlay, detections_view, query_attention_view
+from sodviz.views.figures import detections_figure, sampling_points_figure
+from sodviz.views.render import draw_match
 
 
 def detections_page(result, image, truth, rng) -> None:

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sodviz.erf import BACKBONE_STAGES, _backbone, erf_maps, fit_gaussian
-from sodviz.inference import prepare_inputs
-from sodviz.models import Detector, load_detector
+from sodviz.detector.inference import prepare_inputs
+from sodviz.detector.loading import Detector, load_detector
+from sodviz.erf.fields import BACKBONE_STAGES, _backbone, erf_maps, fit_gaussian
 
 
 def default_rt_detr(demo: Detector) -> Detector:

@@ -22,11 +22,11 @@ from transformers import RTDetrConfig, RTDetrForObjectDetection, RTDetrImageProc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sodviz.attention import aggregate_attention_map, query_attention_entropy, query_attention_map
+from sodviz.attention.maps import aggregate_attention_map, query_attention_entropy, query_attention_map
 from sodviz.cache import InferenceCache
+from sodviz.detector.inference import forward_with_capture, prepare_inputs, run_inference
+from sodviz.detector.loading import load_detector
 from sodviz.imageio import load_image
-from sodviz.inference import forward_with_capture, prepare_inputs, run_inference
-from sodviz.models import load_detector
 
 SHARED_IMAGE = Path(__file__).resolve().parents[2] / "shared/data/visdrone_val_2img/images"
 

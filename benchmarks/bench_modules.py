@@ -22,7 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sodviz.models import load_detector
+from sodviz.detector.loading import load_detector
 from sodviz.modules import FineConfig, ModulesConfig, attach_modules
 
 VARIANTS = {

@@ -20,11 +20,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sodviz.crops import detect_crops
-from sodviz.inference import run_inference
-from sodviz.models import load_detector
+from sodviz.crops.redetect import detect_crops
+from sodviz.crops.vicrop import ViCropConfig, plan_crops
+from sodviz.detector.inference import run_inference
+from sodviz.detector.loading import load_detector
 from sodviz.samples import load_sample, sample_names
-from sodviz.vicrop import ViCropConfig, plan_crops
 
 
 def main() -> None:

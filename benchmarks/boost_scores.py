@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sodviz.evaluation import first_images, load_coco
-from sodviz.ground_truth import ground_truth_from_coco
+from sodviz.detector.loading import load_detector
+from sodviz.detector.module_maps import score_curve
+from sodviz.evaluation.coco import first_images, load_coco
+from sodviz.evaluation.ground_truth import ground_truth_from_coco
 from sodviz.imageio import load_image
-from sodviz.models import load_detector
-from sodviz.module_maps import score_curve
 
 
 def main() -> None:

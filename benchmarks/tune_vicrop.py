@@ -22,12 +22,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sodviz.cache import InferenceCache
-from sodviz.entropy import image_attention, map_entropy
-from sodviz.evaluation import coco_metrics, coco_results, first_images, load_coco
+from sodviz.crops.vicrop import ViCropConfig, run_vicrop
+from sodviz.crops.windows import image_attention, map_entropy
+from sodviz.detector.inference import run_inference, to_detections
+from sodviz.detector.loading import load_detector
+from sodviz.evaluation.coco import coco_metrics, coco_results, first_images, load_coco
 from sodviz.imageio import load_image
-from sodviz.inference import run_inference, to_detections
-from sodviz.models import load_detector
-from sodviz.vicrop import ViCropConfig, run_vicrop
 
 
 def gate_statistics(result, config: ViCropConfig, plan) -> dict[str, float]:

@@ -7,15 +7,15 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from sodviz.erf import BACKBONE_STAGES
-from sodviz.ground_truth import GroundTruth, parse_annotations
+from sodviz.crops.vicrop import ViCropConfig
+from sodviz.detector.inference import run_inference
+from sodviz.detector.loading import Detector, load_detector
+from sodviz.erf.fields import BACKBONE_STAGES
+from sodviz.evaluation.ground_truth import GroundTruth, parse_annotations
 from sodviz.imageio import DecodedImage, decode_image, encode_png
-from sodviz.inference import run_inference
-from sodviz.losses import BoostConfig
-from sodviz.models import Detector, load_detector
+from sodviz.modules.losses import BoostConfig
 from sodviz.samples import load_sample, sample_names
 from sodviz.types import InferenceResult
-from sodviz.vicrop import ViCropConfig
 
 # Session-state keys: every choice that persists across pages.
 MODEL_KIND = "model_kind"  # "demo" | "preset" | "folder"

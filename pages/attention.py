@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _shared as shared
-from sodviz.figures import detections_figure, sampling_points_figure
-from sodviz.render import crop_window
-from sodviz.views import aggregate_overlay, detections_view, query_attention_view
+from sodviz.boxes import crop_window
+from sodviz.views.detections import aggregate_overlay, detections_view, query_attention_view
+from sodviz.views.figures import detections_figure, sampling_points_figure
 
 shared.init_state()
 shared.sidebar()

@@ -6,11 +6,17 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _shared as shared
-from sodviz.acs import REGRESSORS
-from sodviz.acs_view import candidates_picture, correlation_figure, entropy_scatter, fit_acs, object_table
-from sodviz.candidates import FEATURES, candidates_for_objects
+from sodviz.acs.candidates import FEATURES, candidates_for_objects
+from sodviz.acs.selectors import REGRESSORS
+from sodviz.crops.vicrop import run_vicrop
 from sodviz.samples import sample_names
-from sodviz.vicrop import run_vicrop
+from sodviz.views.candidates import (
+    candidates_picture,
+    correlation_figure,
+    entropy_scatter,
+    fit_acs,
+    object_table,
+)
 
 shared.init_state()
 shared.sidebar()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _shared as shared
-from sodviz.figures import detections_figure
-from sodviz.render import draw_match
-from sodviz.views import detections_view
+from sodviz.views.detections import detections_view
+from sodviz.views.figures import detections_figure
+from sodviz.views.render import draw_match
 
 shared.init_state()
 shared.sidebar()

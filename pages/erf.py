@@ -8,10 +8,10 @@ import streamlit as st
 
 from pages import _shared as shared
 from sodviz.cache import DEFAULT_CACHE
-from sodviz.erf import available_stages, compute_erf, random_twin
-from sodviz.erf_view import erf_panel, ratio_figure, zoom_window
-from sodviz.figures import image_figure
+from sodviz.erf.fields import available_stages, compute_erf, random_twin
 from sodviz.samples import load_sample, sample_names
+from sodviz.views.erf import erf_panel, ratio_figure, zoom_window
+from sodviz.views.figures import image_figure
 
 shared.init_state()
 shared.sidebar()

@@ -6,11 +6,13 @@ import numpy as np
 import streamlit as st
 
 from pages import _shared as shared
-from sodviz.erf_view import erf_panel
-from sodviz.inference import run_inference, to_detections
-from sodviz.models import EMBEDDED_MODELS
-from sodviz.module_maps import aats_erf, cs_curve, fusion_maps, score_curve
-from sodviz.module_view import (
+from sodviz.detector.inference import run_inference, to_detections
+from sodviz.detector.loading import EMBEDDED_MODELS
+from sodviz.detector.module_maps import aats_erf, cs_curve, fusion_maps, score_curve
+from sodviz.modules import modules_of
+from sodviz.samples import sample_names
+from sodviz.views.erf import erf_panel
+from sodviz.views.fusion_maps import (
     CHANNEL_MODES,
     MAP_TITLES,
     SECTIONS,
@@ -19,9 +21,7 @@ from sodviz.module_view import (
     feature_panel,
     score_size_figure,
 )
-from sodviz.modules import modules_of
-from sodviz.samples import sample_names
-from sodviz.vicrop_view import counts_table
+from sodviz.views.vicrop import counts_table
 
 MODULE_MODELS = [name for name in EMBEDDED_MODELS if name != "demo"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _shared as shared
-from sodviz.families import HUB_PRESETS
+from sodviz.detector.families import HUB_PRESETS
 from sodviz.samples import sample_names
 
 shared.init_state()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _shared as shared
-from sodviz.figures import box_trace, image_figure
-from sodviz.ground_truth import match_ground_truth
-from sodviz.slicing import run_slicing
-from sodviz.vicrop import ViCropConfig, run_vicrop
-from sodviz.vicrop_view import above, counts_table, vicrop_view
+from sodviz.crops.slicing import run_slicing
+from sodviz.crops.vicrop import ViCropConfig, run_vicrop
+from sodviz.evaluation.ground_truth import match_ground_truth
+from sodviz.views.figures import SELECTED_COLOR, box_trace, image_figure
+from sodviz.views.vicrop import above, counts_table, vicrop_view
 
 shared.init_state()
 shared.sidebar()
@@ -72,7 +72,10 @@ st.subheader(f"Candidate windows and the {len(plan.chosen)} chosen crops")
 candidates = box_trace(plan.windows_xyxy, color="rgba(255,255,255,0.35)", name="candidates", width=1)
 chosen = [
     box_trace(
-        plan.windows_xyxy[w : w + 1], color="#ff2bd6", name=f"crop {i} ({plan.windows.score[w]:.3f})", width=3
+        plan.windows_xyxy[w : w + 1],
+        color=SELECTED_COLOR,
+        name=f"crop {i} ({plan.windows.score[w]:.3f})",
+        width=3,
     )
     for i, w in enumerate(plan.chosen)
 ]

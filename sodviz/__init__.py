@@ -1,6 +1,6 @@
 """sodviz: see what a DETR-family detector attends to, and why it misses tiny objects."""
 
-from sodviz.attention import (
+from sodviz.attention.maps import (
     aggregate_attention_map,
     attention_entropy,
     query_attention_entropy,
@@ -8,8 +8,8 @@ from sodviz.attention import (
     query_attention_maps,
 )
 from sodviz.cache import DEFAULT_CACHE, InferenceCache
-from sodviz.inference import run_inference, run_inference_batch, to_detections
-from sodviz.models import Detector, load_detector
+from sodviz.detector.inference import run_inference, run_inference_batch, to_detections
+from sodviz.detector.loading import Detector, load_detector
 from sodviz.types import DeformableAttention, DenseAttention, InferenceResult, InputTransform
 
 __all__ = [

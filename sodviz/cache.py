@@ -1,13 +1,16 @@
-"""A thread-safe in-process LRU cache of inference results with a memory budget."""
+"""A thread-safe in-process LRU cache of results with a memory budget, its keys and `cached`."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Protocol, TypeVar
+
+import numpy as np
 
 
 class Sized(Protocol):
@@ -97,3 +100,22 @@ class InferenceCache:
 
 
 DEFAULT_CACHE = InferenceCache()
+
+
+def cached(cache: InferenceCache | None, key: Callable[[], Hashable], compute: Callable[[], T]) -> T:
+    """`compute()`, kept in `cache` under the key `key()` returns; with no cache (None), computed
+    every time (and the key, which may hash images, never built).
+
+    The one place the library decides between a cache hit and a computation: every cached
+    function hands its key and its uncached body here.
+    """
+    if cache is None:
+        return compute()
+    return cache.get_or_compute(key(), compute)
+
+
+def image_hash(image: np.ndarray) -> str:
+    """sha256 of an image's shape and pixels, for cache keys."""
+    digest = hashlib.sha256(str(image.shape).encode())
+    digest.update(np.ascontiguousarray(image).data)
+    return digest.hexdigest()

@@ -6,7 +6,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from sodviz.ground_truth import GroundTruth, ground_truth_from_coco
+from sodviz.evaluation.ground_truth import GroundTruth, ground_truth_from_coco
 from sodviz.imageio import DecodedImage, read_image
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"

@@ -25,8 +25,8 @@ from transformers import (
     RTDetrV2Config,
 )
 
-from sodviz.families import FAMILIES
-from sodviz.models import Detector, load_detector
+from sodviz.detector.families import FAMILIES
+from sodviz.detector.loading import Detector, load_detector
 from sodviz.modules import FineConfig, ModulesConfig, attach_modules, modules_of, save_modules
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import subprocess
@@ -14,9 +15,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pages import _shared as shared
-from sodviz.ground_truth import GroundTruth
-from sodviz.inference import run_inference
-from sodviz.vicrop import run_vicrop
+from sodviz.crops.vicrop import run_vicrop
+from sodviz.detector.inference import run_inference
+from sodviz.evaluation.ground_truth import GroundTruth
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [
@@ -177,7 +178,9 @@ def test_uploads_are_checked_without_a_traceback(app, data, annotations, kind, m
 
 
 def test_a_model_folder_that_fails_to_load_is_an_error(app, monkeypatch, tmp_path):
-    monkeypatch.setattr(shared, "load_detector", __import__("sodviz.models").models.load_detector)
+    monkeypatch.setattr(
+        shared, "load_detector", importlib.import_module("sodviz.detector.loading").load_detector
+    )
     shared.cached_detector.clear()
     app.session_state[shared.MODEL_KIND] = "folder"
     app.session_state[shared.MODEL_FOLDER] = str(tmp_path / "nothing here")
@@ -188,7 +191,9 @@ def test_a_model_folder_that_fails_to_load_is_an_error(app, monkeypatch, tmp_pat
 
 
 def test_the_library_never_imports_streamlit():
-    code = "import sys, sodviz, sodviz.views, sodviz.figures; print('streamlit' in sys.modules)"
+    code = (
+        "import sys, sodviz, sodviz.views.detections, sodviz.views.figures; print('streamlit' in sys.modules)"
+    )
     output = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sodviz.cache import InferenceCache
-from sodviz.inference import run_inference
+from sodviz.detector.inference import run_inference
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sodviz.attention import attention_mass_in_box
-from sodviz.evaluation import coco_results, match_counts, match_detections
+from sodviz.attention.maps import attention_mass_in_box
+from sodviz.detector.inference import run_inference, to_detections
+from sodviz.detector.loading import DEMO_MODEL_DIR, load_detector
+from sodviz.evaluation.coco import coco_results, match_counts, match_detections
 from sodviz.imageio import load_image
-from sodviz.inference import run_inference, to_detections
-from sodviz.models import DEMO_MODEL_DIR, load_detector
 
 SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
 

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sodviz.hooks import wire_hook, wire_pre_hook
+
 
 class LayerNorm2d(nn.Module):
     """LayerNorm over the channels of a `[B, C, H, W]` map (each pixel normalised on its own)."""
@@ -96,8 +98,8 @@ class CCTMStack(nn.Module):
         self._backbone: list[torch.Tensor] | None = None
 
     def attach(self, encoder: nn.Module) -> None:
-        encoder.register_forward_pre_hook(self.keep_backbone)
-        encoder.register_forward_hook(self.fuse)
+        wire_pre_hook(encoder, self.keep_backbone)
+        wire_hook(encoder, self.fuse)
 
     def keep_backbone(self, module: nn.Module, args: tuple) -> None:
         self._backbone = list(args[0])

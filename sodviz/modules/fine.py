@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sodviz.hooks import wire_pre_hook
+
 MODULATIONS = ("residual", "direct", "none")
 
 
@@ -128,7 +130,7 @@ class FineStack(nn.Module):
         if len(fpn_blocks) != len(self.fusions):
             raise ValueError(f"FINE has {len(self.fusions)} fusions, the encoder has {len(fpn_blocks)}")
         for index, block in enumerate(fpn_blocks):
-            block.register_forward_pre_hook(self._hook(index))
+            wire_pre_hook(block, self._hook(index))
 
     def _hook(self, index: int):
         return _FusionHook(self, index)

@@ -1,0 +1,74 @@
+"""Box geometry, written once: format conversions, sizes, crop windows and crop <-> image offsets.
+
+Boxes are float `(N, 4)` arrays; the format is in the name (`xyxy`, `xywh` as COCO's `bbox`,
+`cxcywh` as DETR's normalised predictions).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def xywh_to_xyxy(boxes_xywh: np.ndarray) -> np.ndarray:
+    """float64 `(N, 4)` xyxy from COCO-style `(N, 4)` (or one `(4,)`) xywh boxes."""
+    boxes = np.asarray(boxes_xywh, np.float64).reshape(-1, 4)
+    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+
+
+def xyxy_to_xywh(boxes_xyxy: np.ndarray) -> np.ndarray:
+    """float64 `(N, 4)` COCO-style xywh from `(N, 4)` xyxy boxes."""
+    boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+
+
+def cxcywh_to_xyxy(boxes_cxcywh: np.ndarray) -> np.ndarray:
+    """`(N, 4)` xyxy from `(N, 4)` centre-size boxes, in the same units and dtype."""
+    center, size = boxes_cxcywh[:, :2], boxes_cxcywh[:, 2:]
+    return np.concatenate([center - size / 2, center + size / 2], axis=1)
+
+
+def box_size(boxes_xyxy: np.ndarray) -> np.ndarray:
+    """float64 `(N,)`: sqrt of each box's area (0 for empty boxes), the size every bucket uses."""
+    boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    return np.sqrt(np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None))
+
+
+def bbox_size(bbox_xywh) -> float:
+    """sqrt(w * h) of one COCO `bbox` `[x, y, w, h]`."""
+    return math.sqrt(bbox_xywh[2] * bbox_xywh[3])
+
+
+def crop_to_image(boxes_xyxy: np.ndarray, crop_xyxy) -> np.ndarray:
+    """float32 `(N, 4)`: boxes in a crop's pixels moved to the pixels of the image it was cut from."""
+    x0, y0 = float(crop_xyxy[0]), float(crop_xyxy[1])
+    return (np.asarray(boxes_xyxy, np.float64).reshape(-1, 4) + np.array([x0, y0, x0, y0])).astype(np.float32)
+
+
+def image_to_crop(boxes_xyxy: np.ndarray, crop_xyxy) -> np.ndarray:
+    """float32 `(N, 4)`: image-pixel boxes in the pixels of a crop (the inverse of `crop_to_image`)."""
+    x0, y0 = float(crop_xyxy[0]), float(crop_xyxy[1])
+    return (np.asarray(boxes_xyxy, np.float64).reshape(-1, 4) - np.array([x0, y0, x0, y0])).astype(np.float32)
+
+
+def crop_window(
+    box_xyxy: np.ndarray, image_hw: tuple[int, int], *, factor: float, min_side: int
+) -> tuple[int, int, int, int]:
+    """`(x0, y0, x1, y1)` int square window around a box: `factor` times its longer side, at least
+    `min_side`, moved inside the image (smaller only when the image is)."""
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    height, width = image_hw
+    side = min(max(min_side, factor * max(x1 - x0, y1 - y0)), height, width)
+    left = int(np.clip((x0 + x1) / 2 - side / 2, 0, width - side))
+    top = int(np.clip((y0 + y1) / 2 - side / 2, 0, height - side))
+    return left, top, left + int(side), top + int(side)
+
+
+def intersection_area(box_xyxy: np.ndarray, others_xyxy: np.ndarray) -> np.ndarray:
+    """float64 `(M,)`: the area one box shares with each of `others_xyxy` `(M, 4)`."""
+    box = np.asarray(box_xyxy, np.float64)
+    others = np.asarray(others_xyxy, np.float64).reshape(-1, 4)
+    width = np.minimum(others[:, 2], box[2]) - np.maximum(others[:, 0], box[0])
+    height = np.minimum(others[:, 3], box[3]) - np.maximum(others[:, 1], box[1])
+    return np.clip(width, 0, None) * np.clip(height, 0, None)

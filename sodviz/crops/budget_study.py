@@ -1,0 +1,137 @@
+"""Base detection vs ViCrop-Det vs uniform slicing at matched forward-pass budgets, on a COCO dataset."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from sodviz.crops.slicing import run_slicing
+from sodviz.crops.vicrop import ViCropConfig, run_vicrop
+from sodviz.detector.inference import run_inference, to_detections
+from sodviz.detector.loading import Detector
+from sodviz.evaluation.coco import coco_metrics, coco_results, first_images, load_coco
+from sodviz.evaluation.tables import write_rows
+from sodviz.imageio import load_image
+
+METHODS = ("base", "vicrop", "vicrop_gated", "slicing")
+COLUMNS = ["method", "budget", "AP", "AP50", "AP_S", "AP_M", "AP_L", "AP_vt", "AP_t", "AP_s",
+           "forward_passes", "latency_ratio"]  # fmt: skip
+
+
+def run_benchmark(
+    detector: Detector,
+    annotations: str | Path,
+    images: str | Path,
+    *,
+    methods: tuple[str, ...] = ("base", "vicrop", "slicing"),
+    budgets: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8),
+    vicrop: ViCropConfig | None = None,
+    score_threshold: float = 0.01,
+    max_images: int | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> list[dict]:
+    """One row per (method, budget): COCO / AI-TOD AP (input-pixel buckets), mean forward passes
+    and latency relative to the base pass, all measured in this run with the cache off.
+
+    A budget counts forward passes, the full-image pass included: ViCrop-Det gets `budget - 1`
+    crops, slicing the best near-square grid of at most `budget - 1` slices (`slice_grid`); the
+    table reports the passes each method actually used. "vicrop" runs with the gate off, "vicrop_gated"
+    with `vicrop`'s gate, so its mean passes fall below the budget on images the gate skips.
+    `vicrop` holds the other knobs (default `ViCropConfig()`). "base" is budget 1 only.
+    """
+    vicrop = vicrop or ViCropConfig()
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
+    truth = first_images(load_coco(annotations), max_images)
+    runs = [("base", 1)] + [(m, b) for m in methods if m != "base" for b in budgets if b > 1]
+    found = {run: [] for run in runs}
+    seconds = dict.fromkeys(runs, 0.0)
+    passes = dict.fromkeys(runs, 0)
+    scale = {}
+    for done, record in enumerate(truth["images"], start=1):
+        image = load_image(Path(images) / record["file_name"])
+        scale[record["id"]] = detector.input_size / max(image.shape[:2])
+        for method, budget in runs:
+            started = time.perf_counter()
+            detections, used = _detect(detector, image, method, budget, vicrop, score_threshold)
+            seconds[(method, budget)] += time.perf_counter() - started
+            passes[(method, budget)] += used
+            found[(method, budget)] += coco_results(
+                detections.xyxy, detections.confidence, detections.class_id, image_id=record["id"]
+            )
+        if on_progress is not None:
+            on_progress(done / len(truth["images"]))
+    count = max(1, len(truth["images"]))
+    rows = []
+    for method, budget in runs:
+        metrics = coco_metrics(truth, found[(method, budget)], area_scale=scale)
+        rows.append(
+            {"method": method, "budget": budget}
+            | {name: metrics[name] for name in COLUMNS[2:10]}
+            | {
+                "forward_passes": passes[(method, budget)] / count,
+                "latency_ratio": seconds[(method, budget)] / max(seconds[("base", 1)], 1e-9),
+            }
+        )
+    return rows
+
+
+def _detect(detector, image, method: str, budget: int, vicrop: ViCropConfig, threshold: float):
+    """(detections, forward passes used) of one method at one budget, the cache off."""
+    if method == "base":
+        result = run_inference(detector, image, cache=None)
+        return to_detections(result, score_threshold=threshold), 1
+    if method == "slicing":
+        sliced = run_slicing(detector, image, forward_passes=budget, score_threshold=threshold, cache=None)
+        return sliced.detections, sliced.forward_passes
+    gate = vicrop.gate_min_uncertain if method == "vicrop_gated" else 0
+    config = replace(vicrop, k=budget - 1, gate_min_uncertain=gate)
+    outcome = run_vicrop(detector, image, config=config, score_threshold=threshold, cache=None)
+    return outcome.fused, outcome.forward_passes
+
+
+def write_tables(rows: list[dict], out: Path) -> tuple[Path, Path]:
+    """`benchmark.csv` and `benchmark.md` in `out`."""
+    return write_rows(rows, out, "benchmark", COLUMNS)
+
+
+def budget_figure(rows: list[dict]) -> go.Figure:
+    """AP50 against mean forward passes, one line per method."""
+    traces = []
+    for method in dict.fromkeys(row["method"] for row in rows):
+        mine = sorted((r for r in rows if r["method"] in (method, "base")), key=lambda r: r["forward_passes"])
+        traces.append(
+            dict(
+                type="scatter",
+                mode="lines+markers",
+                name=method,
+                x=[r["forward_passes"] for r in mine],
+                y=[r["AP50"] for r in mine],
+            )
+        )
+    layout = dict(
+        xaxis=dict(title="forward passes per image (full image included)"),
+        yaxis=dict(title="AP50"),
+        height=480,
+        width=720,
+        template="plotly_white",
+    )
+    return go.Figure(data=traces, layout=layout)
+
+
+def write_figure(rows: list[dict], out: Path) -> list[Path]:
+    """`benchmark.html` always; `benchmark.png` when kaleido finds a Chrome or Chromium."""
+    figure = budget_figure(rows)
+    written = [out / "benchmark.html"]
+    figure.write_html(written[0], include_plotlyjs=True)
+    try:
+        figure.write_image(out / "benchmark.png")
+        written.append(out / "benchmark.png")
+    except Exception as error:  # kaleido raises several kinds when no browser is found
+        print(f"benchmark.png not written ({type(error).__name__}: {error}); benchmark.html has the figure")
+    return written

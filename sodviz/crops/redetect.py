@@ -1,0 +1,144 @@
+"""Re-detection of crops cut from the native-resolution image: one batched pass, boxes mapped back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import supervision as sv
+
+from sodviz.boxes import crop_to_image
+from sodviz.cache import DEFAULT_CACHE, InferenceCache
+from sodviz.detector.inference import image_hash, resolve_input_size, run_inference_batch, to_detections
+from sodviz.detector.loading import Detector
+from sodviz.types import InferenceResult
+
+
+@dataclass(frozen=True, slots=True)
+class CropDetections:
+    """Detections found in crops, in original-image pixels.
+
+    Attributes:
+        detections: `sv.Detections` with `data["crop_index"]`, `data["query_index"]` (in its
+            crop's result), `data["class_name"]` and `data["at_border"]` (cut by a crop edge
+            inside the image; their confidence is multiplied by `border_factor`).
+        crops_xyxy: int64 `(K, 4)`, the crops.
+        results: one `InferenceResult` per crop, in the crop's own pixels.
+        model_calls: model calls this call made: 0 when every crop came from the cache, else 1
+            (one batch), plus one per crop evicted from the cache while this call ran.
+    """
+
+    detections: sv.Detections
+    crops_xyxy: np.ndarray
+    results: tuple[InferenceResult, ...]
+    model_calls: int
+
+
+def detect_crops(
+    detector: Detector,
+    image: np.ndarray,
+    crops_xyxy: np.ndarray,
+    *,
+    input_size: int | None = None,
+    score_threshold: float = 0.05,
+    border_margin: float = 2.0,
+    border_factor: float = 0.5,
+    cache: InferenceCache | None = DEFAULT_CACHE,
+) -> CropDetections:
+    """Detect in each crop of `image` (uint8 RGB at native resolution) and map boxes back.
+
+    All crops not in the cache go through the model in one batched forward pass, each resized
+    to the model input. A box within `border_margin` crop pixels of a crop edge that is not the
+    image's edge is probably cut: its confidence is multiplied by `border_factor` (0 drops it).
+    """
+    crops = np.asarray(crops_xyxy, np.int64).reshape(-1, 4)
+    height, width = image.shape[:2]
+    if len(crops) and (
+        (crops[:, :2] < 0).any() or (crops[:, 2] > width).any() or (crops[:, 3] > height).any()
+    ):
+        raise ValueError(f"crops must lie inside the {width}x{height} image, got {crops.tolist()}")
+    if len(crops) and ((crops[:, 2] <= crops[:, 0]) | (crops[:, 3] <= crops[:, 1])).any():
+        raise ValueError(f"crops must have positive width and height, got {crops.tolist()}")
+    size = resolve_input_size(detector, input_size)
+    pixels = [image[y0:y1, x0:x1] for x0, y0, x1, y1 in crops]
+    results, model_calls = _cached_batch(detector, pixels, size=size, cache=cache)
+    parts = [
+        _crop_detections(
+            result,
+            crop,
+            index,
+            image_hw=(height, width),
+            threshold=score_threshold,
+            margin=border_margin,
+            factor=border_factor,
+        )
+        for index, (result, crop) in enumerate(zip(results, crops, strict=True))
+    ]
+    detections = sv.Detections.merge(parts) if parts else _empty()
+    return CropDetections(
+        detections=detections, crops_xyxy=crops, results=tuple(results), model_calls=model_calls
+    )
+
+
+def _cached_batch(detector, pixels, *, size: int, cache: InferenceCache | None) -> tuple[list, int]:
+    """Results for every crop; the missing ones computed in one batch and then cached."""
+    if cache is None:
+        return (run_inference_batch(detector, pixels, input_size=size) if pixels else []), int(bool(pixels))
+    keys = [(detector.content_hash, image_hash(crop), size) for crop in pixels]
+    missing = [i for i, key in enumerate(keys) if key not in cache]
+    batch = run_inference_batch(detector, [pixels[i] for i in missing], input_size=size)
+    computed = dict(zip(missing, batch, strict=True))
+
+    calls = [int(bool(missing))]
+
+    def compute(i: int) -> InferenceResult:
+        if i in computed:
+            return computed[i]
+        calls[0] += 1  # evicted since the check: recomputed alone
+        return run_inference_batch(detector, [pixels[i]], input_size=size)[0]
+
+    results = [cache.get_or_compute(key, lambda i=i: compute(i)) for i, key in enumerate(keys)]
+    return results, calls[0]
+
+
+def _crop_detections(result, crop, index: int, *, image_hw, threshold: float, margin: float, factor: float):
+    detections = to_detections(result, score_threshold=threshold)
+    x0, y0, x1, y1 = (int(v) for v in crop)
+    boxes = detections.xyxy.astype(np.float64)
+    cut = np.zeros(len(detections), bool)
+    if x0 > 0:
+        cut |= boxes[:, 0] <= margin
+    if y0 > 0:
+        cut |= boxes[:, 1] <= margin
+    if x1 < image_hw[1]:
+        cut |= boxes[:, 2] >= (x1 - x0) - margin
+    if y1 < image_hw[0]:
+        cut |= boxes[:, 3] >= (y1 - y0) - margin
+    confidence = detections.confidence * np.where(cut, factor, 1.0).astype(np.float32)
+    keep = confidence > 0
+    moved = sv.Detections(
+        xyxy=crop_to_image(boxes, crop)[keep],
+        confidence=confidence[keep],
+        class_id=detections.class_id[keep],
+        data={
+            "query_index": detections.data["query_index"][keep],
+            "class_name": detections.data["class_name"][keep],
+            "crop_index": np.full(int(keep.sum()), index, np.int64),
+            "at_border": cut[keep],
+        },
+    )
+    return moved
+
+
+def _empty() -> sv.Detections:
+    return sv.Detections(
+        xyxy=np.zeros((0, 4), np.float32),
+        confidence=np.zeros(0, np.float32),
+        class_id=np.zeros(0, np.int64),
+        data={
+            "query_index": np.zeros(0, np.int64),
+            "class_name": np.zeros(0, str),
+            "crop_index": np.zeros(0, np.int64),
+            "at_border": np.zeros(0, bool),
+        },
+    )

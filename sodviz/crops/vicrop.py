@@ -1,0 +1,220 @@
+"""ViCrop-Det, planning: where to look again. Window scores -> a gate -> top-K non-overlapping crops."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import supervision as sv
+
+from sodviz.boxes import intersection_area
+from sodviz.cache import DEFAULT_CACHE, InferenceCache
+from sodviz.crops.fusion import fuse_detections
+from sodviz.crops.redetect import CropDetections, detect_crops
+from sodviz.crops.windows import (
+    WindowScores,
+    image_attention,
+    score_windows,
+    sliding_windows,
+    uncovered_intensity,
+)
+from sodviz.detector.inference import run_inference, to_detections
+from sodviz.detector.loading import Detector
+from sodviz.types import InferenceResult
+
+
+@dataclass(frozen=True)
+class ViCropConfig:
+    """The knobs of ViCrop-Det's planning (the app's sliders).
+
+    Attributes:
+        k: at most this many crops.
+        scales: window sides as fractions of the image's shorter side.
+        overlap: overlap of neighbouring windows of one scale, in [0, 1).
+        alpha, beta: exponents of ambiguity (SAE) and saliency (intensity) in the joint score.
+        max_overlap: chosen crops may share at most this fraction of the smaller one's area.
+        selection: "marginal" rescores after each pick with the attention mass not yet covered
+            (`uncovered_intensity`), so later crops go where attention is left; "fixed" keeps
+            every window's first score.
+        pixel_budget: optional cap on the chosen crops' total area, in multiples of the image area.
+        attention: "all" or "uncertain" queries make the image-level attention (`image_attention`).
+        score_band: the scores of "uncertain" queries, for the attention and for the gate.
+        gate_min_uncertain: skip refinement when fewer queries than this are uncertain (0: never).
+        layer: decoder layer of the attention (None: the mean).
+    """
+
+    k: int = 4
+    scales: tuple[float, ...] = (0.25, 0.5)
+    overlap: float = 0.25
+    alpha: float = 1.0
+    beta: float = 1.0
+    max_overlap: float = 0.5
+    selection: str = "marginal"
+    pixel_budget: float | None = None
+    attention: str = "all"
+    score_band: tuple[float, float] = (0.1, 0.5)
+    gate_min_uncertain: int = 0
+    layer: int | None = -1
+
+    def __post_init__(self) -> None:
+        if self.selection not in ("marginal", "fixed"):
+            raise ValueError(f"selection must be 'marginal' or 'fixed', got {self.selection!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class CropPlan:
+    """Which crops to re-detect, and why.
+
+    Attributes:
+        windows: every candidate window's scores, on the attention grid.
+        windows_xyxy: float32 `(W, 4)`, the candidates in original-image pixels.
+        chosen: int64 `(K,)`, indices of the chosen windows, best first (empty when gated).
+        crops_xyxy: int64 `(K, 4)`, the chosen crops in original pixels, inside the image.
+        refine: the gate's decision; False means keep the original predictions.
+        reason: one sentence saying why.
+        uncertain_queries: how many queries scored inside `score_band`.
+    """
+
+    windows: WindowScores
+    windows_xyxy: np.ndarray
+    chosen: np.ndarray
+    crops_xyxy: np.ndarray
+    refine: bool
+    reason: str
+    uncertain_queries: int
+
+
+def plan_crops(result: InferenceResult, config: ViCropConfig = ViCropConfig()) -> CropPlan:
+    """Score windows of the image-level attention, apply the gate, pick the top-K crops."""
+    low, high = config.score_band
+    uncertain = int(((result.scores >= low) & (result.scores < high)).sum())
+    attention = image_attention(
+        result, mode=config.attention, score_band=config.score_band, layer=config.layer
+    )
+    valid_h, valid_w = result.transform.valid_grid_hw(attention.shape)
+    cells, scale = sliding_windows((valid_h, valid_w), scales=config.scales, overlap=config.overlap)
+    windows = score_windows(attention[:valid_h, :valid_w], cells, scale, alpha=config.alpha, beta=config.beta)
+    windows_xyxy = cells_to_image(result, cells, attention.shape)
+    empty = np.zeros(0, np.int64)
+    if uncertain < config.gate_min_uncertain:
+        reason = f"skipped: {uncertain} uncertain queries, fewer than {config.gate_min_uncertain}"
+        return CropPlan(windows, windows_xyxy, empty, np.zeros((0, 4), np.int64), False, reason, uncertain)
+    image_h, image_w = result.transform.image_hw
+
+    def rescore(chosen: list[int]) -> np.ndarray:
+        left = uncovered_intensity(attention[:valid_h, :valid_w], cells, cells[chosen])
+        return windows.entropy.astype(np.float64) ** config.alpha * left**config.beta
+
+    chosen = select_windows(
+        windows.score,
+        windows_xyxy,
+        k=config.k,
+        max_overlap=config.max_overlap,
+        max_area=None if config.pixel_budget is None else config.pixel_budget * image_h * image_w,
+        rescore=rescore if config.selection == "marginal" else None,
+    )
+    crops = np.round(windows_xyxy[chosen]).astype(np.int64).reshape(-1, 4)
+    crops[:, [0, 2]] = np.clip(crops[:, [0, 2]], 0, image_w)
+    crops[:, [1, 3]] = np.clip(crops[:, [1, 3]], 0, image_h)
+    reason = f"refined: {uncertain} uncertain queries; {len(chosen)} of {len(windows)} windows chosen"
+    return CropPlan(windows, windows_xyxy, chosen, crops, True, reason, uncertain)
+
+
+def select_windows(
+    scores: np.ndarray,
+    windows_xyxy: np.ndarray,
+    *,
+    k: int,
+    max_overlap: float = 0.0,
+    max_area: float | None = None,
+    rescore: Callable[[list[int]], np.ndarray] | None = None,
+) -> np.ndarray:
+    """Greedy top-K by score: a window is skipped when it shares more than `max_overlap` of the
+    smaller area with one already chosen, or would take the chosen area past `max_area`.
+    With `rescore`, the scores are recomputed from the chosen indices after each pick.
+    Windows with score 0 are never chosen. Returns int64 indices, best first."""
+    chosen: list[int] = []
+    area_used = 0.0
+    boxes = np.asarray(windows_xyxy, np.float64).reshape(-1, 4)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    current = np.asarray(scores, np.float64)
+    while len(chosen) < k:
+        picked = None
+        for index in np.argsort(-current, kind="stable"):
+            if current[index] <= 0:
+                break
+            if index in chosen or (max_area is not None and area_used + areas[index] > max_area):
+                continue
+            if chosen:
+                shared = intersection_area(boxes[index], boxes[chosen])
+                if (shared > max_overlap * np.minimum(areas[chosen], areas[index])).any():
+                    continue
+            picked = int(index)
+            break
+        if picked is None:
+            break
+        chosen.append(picked)
+        area_used += areas[picked]
+        if rescore is not None:
+            current = np.asarray(rescore(chosen), np.float64)
+    return np.array(chosen, np.int64)
+
+
+def cells_to_image(result: InferenceResult, cells: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
+    """float32 `(W, 4)` xyxy original pixels of grid windows `[row0, col0, row1, col1)`."""
+    grid_h, grid_w = grid_hw
+    input_h, input_w = result.transform.input_hw
+    corners = np.stack(
+        [
+            cells[:, 1] * input_w / grid_w,
+            cells[:, 0] * input_h / grid_h,
+            cells[:, 3] * input_w / grid_w,
+            cells[:, 2] * input_h / grid_h,
+        ],
+        axis=1,
+    ).astype(np.float64)
+    top_left = result.transform.input_to_image(corners[:, :2])
+    bottom_right = result.transform.input_to_image(corners[:, 2:])
+    return np.concatenate([top_left, bottom_right], axis=1).astype(np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class ViCropResult:
+    """ViCrop-Det on one image: the plan, the original and refined detections, and their fusion.
+
+    Attributes:
+        plan: where it looked again and why (the gate's decision included).
+        base: the original detections (score >= the threshold).
+        refined: detections of the re-detected crops, in original pixels (empty when gated).
+        fused: `fuse_detections(base, refined)`; `data["refined"]` marks the added ones.
+        forward_passes: compute-equivalent model passes: 1 + the number of crops.
+    """
+
+    plan: CropPlan
+    base: sv.Detections
+    refined: CropDetections
+    fused: sv.Detections
+    forward_passes: int
+
+
+def run_vicrop(
+    detector: Detector,
+    image: np.ndarray,
+    *,
+    config: ViCropConfig = ViCropConfig(),
+    score_threshold: float = 0.01,
+    fusion_iou: float = 0.5,
+    small_limit: float = 32.0,
+    input_size: int | None = None,
+    cache: InferenceCache | None = DEFAULT_CACHE,
+) -> ViCropResult:
+    """Detect, plan crops from the attention, re-detect them in one batch, fuse (all cached)."""
+    result = run_inference(detector, image, input_size=input_size, cache=cache)
+    base = to_detections(result, score_threshold=score_threshold)
+    plan = plan_crops(result, config)
+    refined = detect_crops(
+        detector, image, plan.crops_xyxy, input_size=input_size, score_threshold=score_threshold, cache=cache
+    )
+    fused = fuse_detections(base, refined.detections, iou=fusion_iou, small_limit=small_limit)
+    return ViCropResult(plan, base, refined, fused, forward_passes=1 + len(plan.crops_xyxy))

@@ -1,0 +1,136 @@
+"""Ground truth of one image (from COCO annotations) and how a detector's detections match it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import supervision as sv
+
+from sodviz.boxes import box_size
+from sodviz.evaluation.buckets import APP_BUCKETS, size_bucket
+from sodviz.evaluation.coco import coco_results, match_detections
+
+
+@dataclass(frozen=True, slots=True)
+class GroundTruth:
+    """Annotated objects of one image.
+
+    Attributes:
+        boxes_xyxy: float32 `(N, 4)` in pixels of the image as decoded (scaled with it).
+        class_names: str `(N,)`, each object's category name.
+    """
+
+    boxes_xyxy: np.ndarray
+    class_names: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.boxes_xyxy.shape != (len(self.class_names), 4):
+            raise ValueError(f"boxes_xyxy must be ({len(self.class_names)}, 4), got {self.boxes_xyxy.shape}")
+
+    def __len__(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass(frozen=True, slots=True)
+class GroundTruthMatch:
+    """Detections against ground truth at one IoU (pycocotools matching, greedy by score).
+
+    Attributes:
+        status: str `(D,)`, "TP" or "FP" for each detection.
+        missed: bool `(N,)`, True for each object no detection matched (FN).
+        counts: {bucket: {"tp", "fp", "fn"}} over `APP_BUCKETS` (objects by their own size,
+            false positives by the detection's size).
+        class_aware: whether classes had to agree (only when every ground-truth name is one
+            of the detector's classes; otherwise any class matches).
+    """
+
+    status: np.ndarray
+    missed: np.ndarray
+    counts: dict[str, dict[str, int]]
+    class_aware: bool
+
+
+def app_bucket(boxes_xyxy: np.ndarray) -> np.ndarray:
+    """str `(N,)`: the `APP_BUCKETS` name of each box (original pixels) by sqrt of its area."""
+    return size_bucket(box_size(boxes_xyxy), APP_BUCKETS)
+
+
+def ground_truth_from_coco(coco: dict, *, image_id: int, scale: float = 1.0) -> GroundTruth:
+    """The objects of one image of a COCO dataset dict, boxes multiplied by `scale`."""
+    names = {c["id"]: str(c.get("name", c["id"])) for c in coco.get("categories", [])}
+    boxes, classes = [], []
+    for annotation in coco["annotations"]:
+        if annotation["image_id"] != image_id:
+            continue
+        x, y, w, h = (float(v) for v in annotation["bbox"])
+        boxes.append([x, y, x + w, y + h])
+        classes.append(names.get(annotation["category_id"], str(annotation["category_id"])))
+    boxes_xyxy = np.array(boxes, np.float32).reshape(-1, 4) * np.float32(scale)
+    return GroundTruth(boxes_xyxy=boxes_xyxy, class_names=np.array(classes, dtype=str))
+
+
+def parse_annotations(data: bytes, *, file_name: str | None = None, scale: float = 1.0) -> GroundTruth:
+    """Ground truth for one image from uploaded COCO-format JSON bytes.
+
+    The image is the file's only image, or the one whose `file_name` matches (by base name).
+
+    Raises:
+        ValueError: not JSON, not COCO-shaped, no matching image, or a malformed box.
+    """
+    try:
+        coco = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"The annotations are not valid JSON ({error}).") from error
+    if not isinstance(coco, dict) or not all(
+        isinstance(coco.get(k), list) for k in ("images", "annotations")
+    ):
+        raise ValueError("The annotations are not COCO format: 'images' and 'annotations' lists are needed.")
+    images = coco["images"]
+    if len(images) != 1:
+        wanted = os.path.basename(file_name or "")
+        images = [i for i in images if os.path.basename(str(i.get("file_name", ""))) == wanted]
+        if len(images) != 1:
+            raise ValueError(
+                f"The annotations list {len(coco['images'])} images and none is named {wanted!r}; "
+                "upload annotations with this image's file name, or for this image only."
+            )
+    try:
+        return ground_truth_from_coco(coco, image_id=images[0]["id"], scale=scale)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"The annotations have a malformed entry ({error!r}).") from error
+
+
+def match_ground_truth(
+    detections: sv.Detections, truth: GroundTruth, *, class_names: tuple[str, ...], iou: float = 0.5
+) -> GroundTruthMatch:
+    """Match detections (class ids into `class_names`) to ground truth; see `GroundTruthMatch`."""
+    class_aware = set(truth.class_names.tolist()) <= set(class_names)
+    truth_ids = [class_names.index(n) if class_aware else 0 for n in truth.class_names.tolist()]
+    detection_ids = detections.class_id if class_aware else np.zeros(len(detections), np.int64)
+    coco = {
+        "images": [{"id": 0}],
+        "categories": [{"id": i} for i in range(max(len(class_names), 1))],
+        "annotations": [
+            {"id": i + 1, "image_id": 0, "category_id": c, "bbox": [x0, y0, x1 - x0, y1 - y0]}
+            for i, ((x0, y0, x1, y1), c) in enumerate(zip(truth.boxes_xyxy.tolist(), truth_ids, strict=True))
+        ],
+    }
+    records = coco_results(
+        detections.xyxy, detections.confidence, detection_ids, image_id=0, row=np.arange(len(detections))
+    )
+    _, pairs = match_detections(coco, records, score_threshold=-math.inf, iou=iou)
+    status = np.full(len(detections), "FP", dtype="<U2")
+    missed = np.ones(len(truth), bool)
+    for detection, annotation in pairs:
+        status[detection["row"]] = "TP"
+        missed[annotation["id"] - 1] = False
+    counts = {name: {"tp": 0, "fp": 0, "fn": 0} for name in APP_BUCKETS}
+    for bucket, found in zip(app_bucket(truth.boxes_xyxy), ~missed, strict=True):
+        counts[bucket]["tp" if found else "fn"] += 1
+    for bucket, label in zip(app_bucket(detections.xyxy), status, strict=True):
+        counts[bucket]["fp"] += label == "FP"
+    return GroundTruthMatch(status=status, missed=missed, counts=counts, class_aware=class_aware)

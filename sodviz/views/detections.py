@@ -1,0 +1,145 @@
+"""What the app's pages show, computed from one cached `InferenceResult` (cheap: slider-speed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import supervision as sv
+
+from sodviz.attention.maps import (
+    aggregate_attention_map,
+    attention_entropy,
+    query_attention_map,
+    query_attention_maps,
+    query_sampling_points,
+)
+from sodviz.boxes import box_size, crop_window
+from sodviz.detector.inference import to_detections
+from sodviz.evaluation.ground_truth import (
+    GroundTruth,
+    GroundTruthMatch,
+    app_bucket,
+    match_ground_truth,
+)
+from sodviz.types import DeformableAttention, InferenceResult
+from sodviz.views.render import draw_sampling_points, overlay_heatmap, tile_images
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionsView:
+    """Detections above a threshold with their attention entropy and, with ground truth, matches.
+
+    Attributes:
+        detections: sorted by confidence, `data["query_index"]`, `data["class_name"]`.
+        entropy: float32 `(D,)` nats, each detection's last-layer attention entropy.
+        match: TP / FP / FN against ground truth, or None without it.
+        table: one dict per detection for display (score, class, size, bucket, query, entropy).
+    """
+
+    detections: sv.Detections
+    entropy: np.ndarray
+    match: GroundTruthMatch | None
+    table: list[dict]
+
+
+def detections_view(
+    result: InferenceResult,
+    *,
+    score_threshold: float,
+    classes: list[int] | None = None,
+    top_n: int | None = None,
+    truth: GroundTruth | None = None,
+) -> DetectionsView:
+    """Detections for the Detections page (see `DetectionsView`); `top_n` keeps the most confident."""
+    detections = to_detections(result, score_threshold=score_threshold, classes=classes)
+    if top_n is not None:
+        detections = detections[:top_n]
+    queries = detections.data["query_index"]
+    entropy = attention_entropy(query_attention_maps(result, queries)) if len(queries) else np.zeros(0)
+    match = None if truth is None else match_ground_truth(detections, truth, class_names=result.class_names)
+    sizes = box_size(detections.xyxy)
+    buckets = app_bucket(detections.xyxy)
+    table = [
+        {
+            "query": int(queries[i]),
+            "class": str(detections.data["class_name"][i]),
+            "score": round(float(detections.confidence[i]), 3),
+            "size_px": round(float(sizes[i]), 1),
+            "bucket": str(buckets[i]),
+            "entropy": round(float(entropy[i]), 3),
+        }
+        | ({} if match is None else {"match": str(match.status[i])})
+        for i in range(len(detections))
+    ]
+    return DetectionsView(detections=detections, entropy=entropy.astype(np.float32), match=match, table=table)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryAttentionView:
+    """One query's attention drawn on the image.
+
+    Attributes:
+        heat_overlay: uint8 RGB, the query's map (chosen layer / head, or their mean) over the image.
+        points: (points_xy, weights, levels, heads) of a deformable query, else None.
+        points_overlay: uint8 RGB, those points drawn on the image, else None.
+        heads_grid: uint8 RGB mosaic of each head's map around the detection (window in `window`).
+        window: `(x0, y0, x1, y1)` of the heads grid, original pixels.
+        entropy: nats, entropy of the shown map.
+    """
+
+    heat_overlay: np.ndarray
+    points: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
+    points_overlay: np.ndarray | None
+    heads_grid: np.ndarray
+    window: tuple[int, int, int, int]
+    entropy: float
+
+
+def query_attention_view(
+    result: InferenceResult,
+    image: np.ndarray,
+    *,
+    query: int,
+    layer: int | None,
+    head: int | None,
+    opacity: float,
+) -> QueryAttentionView:
+    """Everything the Attention page shows for one query (layer / head None: the mean)."""
+    heat = query_attention_map(result, query, layer=layer, head=head)
+    overlay = overlay_heatmap(image, result.transform.grid_to_image(heat), opacity=opacity)
+    points = points_overlay = None
+    if isinstance(result.attention, DeformableAttention):
+        points = query_sampling_points(result, query, layer=layer, head=head)
+        points_overlay = draw_sampling_points(image, *points[:3])
+    window = crop_window(result.boxes_xyxy[query], image.shape[:2], factor=6.0, min_side=96)
+    x0, y0, x1, y1 = window
+    tiles, titles = [], []
+    for index in range(result.attention.num_heads):
+        head_map = result.transform.grid_to_image(query_attention_map(result, query, layer=layer, head=index))
+        tiles.append(overlay_heatmap(image[y0:y1, x0:x1], head_map[y0:y1, x0:x1], opacity=opacity))
+        titles.append(f"head {index}")
+    grid = tile_images(tiles, columns=4, tile=160, titles=titles)
+    return QueryAttentionView(
+        heat_overlay=overlay,
+        points=points,
+        points_overlay=points_overlay,
+        heads_grid=grid,
+        window=window,
+        entropy=float(attention_entropy(heat[None])[0]),
+    )
+
+
+def aggregate_overlay(
+    result: InferenceResult,
+    image: np.ndarray,
+    detections: sv.Detections,
+    *,
+    layer: int | None,
+    opacity: float,
+) -> np.ndarray:
+    """uint8 RGB: the score-weighted mean attention of `detections` over the image."""
+    heat = aggregate_attention_map(
+        result, detections.data["query_index"], query_weights=detections.confidence, layer=layer
+    )
+    return overlay_heatmap(image, result.transform.grid_to_image(heat), opacity=opacity)

@@ -1,0 +1,126 @@
+"""What the ViCrop page shows: window-score heat maps, crops with their detections, before / after."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import supervision as sv
+
+from sodviz.boxes import image_to_crop
+from sodviz.crops.vicrop import ViCropResult
+from sodviz.evaluation.ground_truth import GroundTruth, GroundTruthMatch, match_ground_truth
+from sodviz.views.render import draw_detections, draw_match, overlay_heatmap, tile_images
+
+
+def window_heatmap(windows_xyxy: np.ndarray, values: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
+    """float32 `(H, W)`: each pixel the mean value of the windows covering it (0 where none)."""
+    height, width = image_hw
+    total = np.zeros((height + 1, width + 1))
+    count = np.zeros((height + 1, width + 1))
+    for (x0, y0, x1, y1), value in zip(np.round(windows_xyxy).astype(int), values, strict=True):
+        x0, x1 = np.clip([x0, x1], 0, width)
+        y0, y1 = np.clip([y0, y1], 0, height)
+        for grid, amount in ((total, value), (count, 1.0)):  # 2-D difference arrays
+            grid[y0, x0] += amount
+            grid[y0, x1] -= amount
+            grid[y1, x0] -= amount
+            grid[y1, x1] += amount
+    total = total.cumsum(0).cumsum(1)[:height, :width]
+    count = count.cumsum(0).cumsum(1)[:height, :width]
+    return np.divide(total, count, out=np.zeros_like(total), where=count > 0.5).astype(np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class ViCropView:
+    """Images and counts for the ViCrop page.
+
+    Attributes:
+        heatmaps: {"intensity", "entropy", "score"} -> uint8 RGB overlays of the windows of `scale`.
+        crops: uint8 RGB mosaic of the chosen crops with their own detections (None without crops).
+        before / after: uint8 RGB, base and fused detections (TP / FP / missed with ground truth).
+        added: how many fused detections came from the crops.
+        before_match / after_match: against ground truth, or None.
+    """
+
+    heatmaps: dict[str, np.ndarray]
+    crops: np.ndarray | None
+    before: np.ndarray
+    after: np.ndarray
+    added: int
+    before_match: GroundTruthMatch | None
+    after_match: GroundTruthMatch | None
+
+
+def vicrop_view(
+    outcome: ViCropResult,
+    image: np.ndarray,
+    *,
+    scale: float,
+    score_threshold: float,
+    class_names: tuple[str, ...],
+    truth: GroundTruth | None = None,
+) -> ViCropView:
+    """Everything the ViCrop page draws for one outcome, detections above `score_threshold`."""
+    plan = outcome.plan
+    of_scale = np.isclose(plan.windows.scale, scale)
+    boxes = plan.windows_xyxy[of_scale]
+    heatmaps = {
+        name: overlay_heatmap(image, window_heatmap(boxes, values[of_scale], image.shape[:2]), opacity=0.55)
+        for name, values in (
+            ("intensity", plan.windows.intensity),
+            ("entropy", plan.windows.entropy),
+            ("score", plan.windows.score),
+        )
+    }
+    before = above(outcome.base, score_threshold)
+    after = above(outcome.fused, score_threshold)
+    refined = above(outcome.refined.detections, score_threshold)
+    tiles = []
+    for index, (x0, y0, x1, y1) in enumerate(plan.crops_xyxy):
+        mine = refined[refined.data["crop_index"] == index]
+        moved = sv.Detections(xyxy=image_to_crop(mine.xyxy, (x0, y0)), class_id=mine.class_id)
+        tiles.append(draw_detections(image[y0:y1, x0:x1], moved, labels=False))
+    titles = [f"crop {i}: score {plan.windows.score[w]:.3f}" for i, w in enumerate(plan.chosen)]
+    crops = tile_images(tiles, columns=min(4, len(tiles)), tile=256, titles=titles) if tiles else None
+    before_match = after_match = None
+    if truth is not None:
+        before_match = match_ground_truth(before, truth, class_names=class_names)
+        after_match = match_ground_truth(after, truth, class_names=class_names)
+    return ViCropView(
+        heatmaps=heatmaps,
+        crops=crops,
+        before=draw_with_truth(image, before, before_match, truth),
+        after=draw_with_truth(image, after, after_match, truth),
+        added=int(after.data["refined"].sum()),
+        before_match=before_match,
+        after_match=after_match,
+    )
+
+
+def draw_with_truth(
+    image: np.ndarray, detections: sv.Detections, match: GroundTruthMatch | None, truth: GroundTruth | None
+) -> np.ndarray:
+    """Detections coloured TP / FP with missed objects, or plain boxes without ground truth."""
+    if match is None:
+        return draw_detections(image, detections, labels=False)
+    return draw_match(image, detections, status=match.status, missed_xyxy=truth.boxes_xyxy[match.missed])
+
+
+def counts_table(matches: dict[str, GroundTruthMatch]) -> list[dict]:
+    """Rows per size bucket with TP / FP / FN of each labelled match side by side, for display."""
+    buckets = next(iter(matches.values())).counts
+    return [
+        {"size": bucket}
+        | {
+            f"{key} {label}": match.counts[bucket][key]
+            for label, match in matches.items()
+            for key in ("tp", "fp", "fn")
+        }
+        for bucket in buckets
+    ]
+
+
+def above(detections: sv.Detections, threshold: float) -> sv.Detections:
+    """The detections with confidence >= threshold."""
+    return detections[detections.confidence >= threshold]

@@ -1,0 +1,70 @@
+"""The benchmark: rows per method and budget, measured passes, tables and the figure written."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from sodviz.cli import main, parse_budgets
+from sodviz.crops.budget_study import budget_figure, run_benchmark, write_figure, write_tables
+from sodviz.synth.datasets import write_dataset
+from sodviz.synth.scenes import SceneConfig
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    return write_dataset(
+        tmp_path_factory.mktemp("bench"), "test", 2, config=SceneConfig(min_side=256, max_side=256)
+    )
+
+
+def test_rows_per_method_and_budget(tiny_detectors, scenes):
+    rows = run_benchmark(
+        tiny_detectors["rt_detr"],
+        scenes / "annotations.json",
+        scenes / "images",
+        methods=("base", "vicrop", "vicrop_gated", "slicing"),
+        budgets=(1, 2, 3),
+    )
+    expected = [("base", 1)] + [(m, b) for m in ("vicrop", "vicrop_gated", "slicing") for b in (2, 3)]
+    assert [(r["method"], r["budget"]) for r in rows] == expected
+    passes = {(r["method"], r["budget"]): r["forward_passes"] for r in rows}
+    assert (
+        passes[("base", 1)] == 1 and passes[("slicing", 3)] == 1
+    )  # square scenes: no 2-slice grid is near-square
+    assert 1 <= passes[("vicrop", 3)] <= 3  # fewer when fewer windows have any score
+    assert rows[0]["latency_ratio"] == pytest.approx(1.0)
+    assert all(0 < r["latency_ratio"] < float("inf") for r in rows)  # timings themselves are not asserted
+
+
+def test_unknown_method_is_refused(tiny_detectors, scenes):
+    with pytest.raises(ValueError, match="unknown methods"):
+        run_benchmark(
+            tiny_detectors["detr"], scenes / "annotations.json", scenes / "images", methods=("magic",)
+        )
+
+
+def test_tables_and_figure(tmp_path):
+    rows = [
+        {"method": "base", "budget": 1, "AP50": 0.5, "forward_passes": 1.0, "latency_ratio": 1.0},
+        {"method": "slicing", "budget": 3, "AP50": 0.6, "forward_passes": 3.0, "latency_ratio": 2.5},
+    ]
+    rows = [{c: 0.1 for c in ("AP", "AP_S", "AP_M", "AP_L", "AP_vt", "AP_t", "AP_s")} | r for r in rows]
+    csv_path, markdown = write_tables(rows, tmp_path)
+    assert [r["method"] for r in csv.DictReader(csv_path.read_text().splitlines())] == ["base", "slicing"]
+    assert markdown.read_text().count("\n") == 4
+    figure = budget_figure(rows)
+    assert [t.name for t in figure.data] == ["base", "slicing"]
+    assert list(figure.data[1].x) == [1.0, 3.0]  # the slicing line starts from the base point
+    written = write_figure(rows, tmp_path)
+    assert (tmp_path / "benchmark.html").stat().st_size > 1000 and written[0].name == "benchmark.html"
+
+
+def test_budget_parsing_and_the_cli(tiny_model_dirs, scenes, tmp_path):
+    assert parse_budgets("1-4") == (1, 2, 3, 4) and parse_budgets("1,3") == (1, 3)
+    argv = ["benchmark", "--data", str(scenes / "annotations.json"), "--images", str(scenes / "images")]
+    argv += ["--model", str(tiny_model_dirs["d_fine"]), "--budgets", "1-2", "--out", str(tmp_path)]
+    argv += ["--k-scales", "0.3,0.6", "--max-overlap", "0"]
+    assert main(argv) == 0
+    assert (tmp_path / "benchmark.csv").is_file() and (tmp_path / "benchmark.md").is_file()

@@ -1,0 +1,180 @@
+"""Crops re-detected in one batch and mapped back; size-aware fusion; the uniform slicing grid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import supervision as sv
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sodviz.boxes import box_size
+from sodviz.cache import InferenceCache
+from sodviz.crops.fusion import fuse_detections
+from sodviz.crops.redetect import detect_crops
+from sodviz.crops.slicing import run_slicing, slice_grid, slices_for_budget
+from sodviz.detector.inference import run_inference, to_detections
+
+
+def test_crop_boxes_map_back_to_the_image(tiny_detectors, image):
+    detector = tiny_detectors["rt_detr"]
+    crop = np.array([[40, 20, 160, 110]])
+    found = detect_crops(detector, image, crop, score_threshold=0.0, border_factor=1.0, cache=None)
+    alone = to_detections(run_inference(detector, image[20:110, 40:160], cache=None), score_threshold=0.0)
+    np.testing.assert_allclose(found.detections.xyxy, alone.xyxy + np.array([40, 20, 40, 20]), atol=1e-3)
+    np.testing.assert_allclose(found.detections.confidence, alone.confidence, atol=1e-5)
+    assert (found.detections.data["crop_index"] == 0).all()
+
+
+def test_crops_run_in_one_batch_then_come_from_the_cache(tiny_detectors, image):
+    detector, cache = tiny_detectors["d_fine"], InferenceCache()
+    crops = np.array([[0, 0, 100, 60], [100, 60, 200, 120], [50, 30, 150, 90]])
+    first = detect_crops(detector, image, crops, score_threshold=0.0, cache=cache)
+    assert first.model_calls == 1 and len(first.results) == 3 and cache.misses == 3
+    again = detect_crops(detector, image, crops[[2, 0]], score_threshold=0.0, cache=cache)
+    assert again.model_calls == 0
+    np.testing.assert_allclose(again.results[1].boxes_xyxy, first.results[0].boxes_xyxy)
+    sequential = run_inference(detector, image[30:90, 50:150], cache=None)
+    np.testing.assert_allclose(first.results[2].boxes_xyxy, sequential.boxes_xyxy, atol=1e-3)
+
+
+def test_no_crops_is_no_model_call(tiny_detectors, image):
+    found = detect_crops(tiny_detectors["detr"], image, np.zeros((0, 4)), cache=None)
+    assert len(found.detections) == 0 and found.model_calls == 0 and found.results == ()
+
+
+def test_boxes_cut_by_an_inner_crop_edge_are_dropped_but_image_edges_do_not_count(tiny_detectors, image):
+    detector = tiny_detectors["rt_detr"]
+    inner = detect_crops(
+        detector, image, np.array([[50, 30, 150, 90]]), score_threshold=0.0, border_factor=0.0
+    )
+    boxes = inner.detections.xyxy - [50, 30, 50, 30]
+    assert ((boxes[:, :2] > 2) & (boxes[:, 2:] < [98, 58])).all()
+    corner = detect_crops(
+        detector, image, np.array([[0, 0, 100, 60]]), score_threshold=0.0, border_factor=0.0
+    )
+    touching_image_edge = (corner.detections.xyxy[:, 0] <= 2) | (corner.detections.xyxy[:, 1] <= 2)
+    assert not corner.detections.data["at_border"][touching_image_edge].any()
+
+
+@pytest.mark.parametrize("crop", [[-1, 0, 50, 50], [0, 0, 201, 50], [10, 10, 10, 40]])
+def test_bad_crops_are_refused(tiny_detectors, image, crop):
+    with pytest.raises(ValueError, match="crops must"):
+        detect_crops(tiny_detectors["detr"], image, np.array([crop]), cache=None)
+
+
+def _detections(boxes, scores, classes=None) -> sv.Detections:
+    boxes = np.array(boxes, np.float32).reshape(-1, 4)
+    return sv.Detections(
+        xyxy=boxes,
+        confidence=np.array(scores, np.float32),
+        class_id=np.zeros(len(boxes), np.int64) if classes is None else np.array(classes, np.int64),
+    )
+
+
+def test_fusion_adds_small_refined_objects_and_keeps_large_originals():
+    original = _detections([[0, 0, 100, 100], [200, 200, 210, 210]], [0.9, 0.4])
+    refined = _detections(
+        [[1, 1, 99, 99], [201, 201, 211, 211], [300, 300, 308, 308], [5, 5, 30, 30]],
+        [
+            0.95,
+            0.8,
+            0.6,
+            0.99,
+        ],  # a large refined box, a better duplicate, a new small one, a small one inside
+    )
+    fused = fuse_detections(original, refined, iou=0.5, small_limit=32)
+    assert fused.xyxy.tolist()[:1] == [[5, 5, 30, 30]]  # most confident first; IoU with the large one is low
+    assert [0, 0, 100, 100] in fused.xyxy.tolist()  # the large original, untouched
+    assert [1, 1, 99, 99] not in fused.xyxy.tolist()  # refined large boxes never come in
+    assert [201, 201, 211, 211] in fused.xyxy.tolist() and [200, 200, 210, 210] not in fused.xyxy.tolist()
+    assert [300, 300, 308, 308] in fused.xyxy.tolist()
+    assert fused.data["refined"].sum() == 3
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 200), st.floats(0, 200), st.floats(1, 120), st.floats(1, 120), st.floats(0.01, 1)
+        ),
+        max_size=12,
+    ),
+    st.lists(
+        st.tuples(
+            st.floats(0, 200), st.floats(0, 200), st.floats(1, 120), st.floats(1, 120), st.floats(0.01, 1)
+        ),
+        max_size=12,
+    ),
+)
+def test_fusion_never_loses_an_original_large_detection(original_rows, refined_rows):
+    def build(rows):
+        return _detections([[x, y, x + w, y + h] for x, y, w, h, _ in rows], [s for *_, s in rows])
+
+    original, refined = build(original_rows), build(refined_rows)
+    fused = fuse_detections(original, refined, small_limit=32)
+    large = original.xyxy[box_size(original.xyxy) >= 32]
+    for box in large:
+        assert (np.abs(fused.xyxy - box).max(axis=1) < 1e-4).any()
+    assert (box_size(fused.xyxy[fused.data["refined"]]) < 32).all()
+
+
+def test_fusion_of_nothing():
+    empty = _detections([], [])
+    assert len(fuse_detections(empty, empty)) == 0
+    with pytest.raises(ValueError, match="method"):
+        fuse_detections(empty, empty, method="wbf?")
+
+
+@pytest.mark.parametrize("max_slices", [1, 2, 3, 4, 6, 7, 8])
+@pytest.mark.parametrize("overlap", [0.0, 0.2])
+@pytest.mark.parametrize("image_hw", [(300, 500), (400, 400), (120, 900)])
+def test_slice_grid_covers_the_image_within_the_budget(max_slices, overlap, image_hw):
+    crops = slice_grid(image_hw, max_slices, overlap=overlap)
+    assert 1 <= len(crops) <= max_slices
+    height, width = image_hw
+    covered = np.zeros(image_hw, bool)
+    for x0, y0, x1, y1 in crops:
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+    assert slice_grid(image_hw, 0).shape == (0, 4)
+
+
+@pytest.mark.parametrize(
+    ("max_slices", "expected"), [(1, 1), (2, 1), (3, 1), (4, 4), (5, 4), (6, 6), (8, 6), (9, 9)]
+)
+def test_slice_grid_uses_only_near_square_tiles(max_slices, expected):
+    crops = slice_grid((1000, 1000), max_slices, overlap=0.2)
+    assert len(crops) == expected
+    sides = np.stack([crops[:, 2] - crops[:, 0], crops[:, 3] - crops[:, 1]], axis=1)
+    assert (sides.max(axis=1) / sides.min(axis=1) <= 1.5).all()
+
+
+def test_slicing_reports_the_passes_it_used(tiny_detectors, image):
+    detector = tiny_detectors["rt_detr"]
+    square = np.ascontiguousarray(image[:, :120])
+    below_a_grid = run_slicing(detector, square, forward_passes=3, cache=None)
+    assert below_a_grid.forward_passes == 1 and len(below_a_grid.crops_xyxy) == 0
+    grid = run_slicing(detector, square, forward_passes=5, cache=None)
+    assert grid.forward_passes == 1 + len(grid.crops_xyxy) == 5
+    halves = run_slicing(detector, image, forward_passes=3, cache=None)  # 120 x 200: two near-square halves
+    assert halves.forward_passes == 3
+
+
+def test_budgets_count_the_full_image_pass():
+    assert slices_for_budget(1) == 0 and slices_for_budget(5) == 4
+    assert slices_for_budget(5, with_full_image=False) == 5
+
+
+def test_a_crop_evicted_after_the_cache_check_is_recomputed(tiny_detectors, image):
+    class ForgetfulCache(InferenceCache):
+        def __contains__(self, key) -> bool:  # claims to hold everything, then holds nothing
+            return True
+
+    crops = np.array([[0, 0, 100, 60], [100, 60, 200, 120]])
+    found = detect_crops(tiny_detectors["rt_detr"], image, crops, cache=ForgetfulCache(max_bytes=0))
+    direct = detect_crops(tiny_detectors["rt_detr"], image, crops, cache=None)
+    assert found.model_calls == 2  # nothing looked missing, so no batch: one call per crop instead
+    for mine, theirs in zip(found.results, direct.results, strict=True):
+        np.testing.assert_allclose(mine.boxes_xyxy, theirs.boxes_xyxy, atol=1e-4)

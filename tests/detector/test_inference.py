@@ -1,0 +1,182 @@
+"""One forward pass: every query kept, post-processing like transformers', boxes in original pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import requires_shared_data, shared_images
+from sodviz.attention.maps import aggregate_attention_map
+from sodviz.detector.inference import (
+    boxes_to_image,
+    prepare_inputs,
+    run_inference,
+    run_inference_batch,
+    to_detections,
+)
+from sodviz.imageio import load_image
+from sodviz.types import DeformableAttention, DenseAttention
+
+
+def test_result_keeps_every_query(detector, image):
+    result = run_inference(detector, image, cache=None)
+    config = detector.model.config
+    assert result.num_queries == config.num_queries
+    assert result.boxes_xyxy.shape == (config.num_queries, 4)
+    assert result.boxes_xyxy.dtype == np.float32
+    assert result.class_scores.shape == (config.num_queries, config.num_labels)
+    assert result.class_names == ("vehicle", "person", "boat")
+    assert result.transform.image_hw == image.shape[:2]
+    attention = result.attention
+    if detector.family.deformable:
+        assert isinstance(attention, DeformableAttention)
+        assert attention.weights.shape[:3] == (
+            config.decoder_layers,
+            config.num_queries,
+            config.decoder_attention_heads,
+        )
+        assert attention.level_shapes.shape == (attention.weights.shape[3], 2)
+    else:
+        assert isinstance(attention, DenseAttention)
+        assert attention.weights.shape[:3] == (
+            config.decoder_layers,
+            config.decoder_attention_heads,
+            config.num_queries,
+        )
+        np.testing.assert_allclose(attention.weights.sum(axis=(-1, -2)), 1.0, rtol=1e-4)
+
+
+def test_post_processing_matches_transformers(detector, image):
+    """Our per-query scores and boxes agree with the processor's own post-processing."""
+    inputs, _ = prepare_inputs(detector, [image])
+    with torch.no_grad():
+        outputs = detector.model(**inputs)
+    theirs = detector.processor.post_process_object_detection(
+        outputs, threshold=0.0, target_sizes=[image.shape[:2]]
+    )[0]
+    ours = run_inference(detector, image, cache=None)
+    assert len(theirs["scores"]) > 0
+    for score, label, box in zip(theirs["scores"], theirs["labels"], theirs["boxes"], strict=True):
+        distance = np.abs(ours.boxes_xyxy - box.numpy()).max(axis=1)
+        query = int(np.argmin(distance))
+        assert distance[query] < 1e-3
+        assert ours.class_scores[query, int(label)] == pytest.approx(float(score), abs=1e-5)
+    assert float(theirs["scores"].max()) == pytest.approx(float(ours.scores.max()), abs=1e-5)
+    if not detector.family.sigmoid_scores:  # softmax: one prediction per query, in query order
+        np.testing.assert_allclose(ours.scores, theirs["scores"].numpy(), atol=1e-5)
+        np.testing.assert_array_equal(ours.labels, theirs["labels"].numpy())
+
+
+@pytest.mark.parametrize(
+    ("threshold", "classes", "nms"),
+    [
+        (0.0, None, None),  # every query
+        (0.5, None, None),  # a threshold
+        (0.0, [1], None),  # one class
+        (0.0, None, 0.5),  # with NMS
+        (1.1, None, None),  # empty: nothing scores above 1
+    ],
+)
+def test_detections_link_to_their_queries(detector, image, threshold, classes, nms):
+    result = run_inference(detector, image, cache=None)
+    detections = to_detections(result, score_threshold=threshold, classes=classes, nms=nms)
+    queries = detections.data["query_index"]
+    assert queries.dtype == np.int64 and len(np.unique(queries)) == len(queries)
+    np.testing.assert_array_equal(detections.xyxy, result.boxes_xyxy[queries])
+    np.testing.assert_array_equal(detections.confidence, result.scores[queries])
+    np.testing.assert_array_equal(detections.class_id, result.labels[queries])
+    assert (detections.confidence >= threshold).all()
+    assert list(detections.confidence) == sorted(detections.confidence, reverse=True)
+    if classes is not None:
+        assert set(detections.class_id) <= set(classes)
+    if threshold == 0.0 and classes is None and nms is None:
+        assert len(detections) == result.num_queries
+    if threshold > 1:
+        assert len(detections) == 0 and detections.xyxy.shape == (0, 4)
+
+
+@pytest.mark.parametrize("model_type", ["rt_detr", "detr"])  # square resize, aspect-keeping resize
+@pytest.mark.parametrize("image_hw", [(120, 200), (300, 90)])
+def test_known_rectangle_maps_back_to_original_pixels(tiny_detectors, model_type, image_hw):
+    detector = tiny_detectors[model_type]
+    height, width = image_hw
+    picture = np.zeros((height, width, 3), np.uint8)
+    x0, y0, x1, y1 = int(width * 0.3), int(height * 0.2), int(width * 0.7), int(height * 0.6)
+    picture[y0:y1, x0:x1] = 255
+    inputs, (transform,) = prepare_inputs(detector, [picture])
+    bright = inputs["pixel_values"][0, 0].numpy() > inputs["pixel_values"][0, 0].numpy().mean()
+    rows, cols = np.flatnonzero(bright.any(axis=1)), np.flatnonzero(bright.any(axis=0))
+    found_input = np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float32)
+    mapped = transform.input_to_image(found_input)
+    tolerance = 1.5 / min(transform.scale_xy)  # one and a half input pixels
+    np.testing.assert_allclose(mapped, [x0, y0, x1, y1], atol=tolerance)
+    # a predicted box at that place (normalised cxcywh of the resized image) lands there too
+    resized_h, resized_w = transform.resized_hw
+    cx, cy = (
+        (found_input[0] + found_input[2]) / 2 / resized_w,
+        (found_input[1] + found_input[3]) / 2 / resized_h,
+    )
+    w, h = (found_input[2] - found_input[0]) / resized_w, (found_input[3] - found_input[1]) / resized_h
+    np.testing.assert_allclose(
+        boxes_to_image(np.array([[cx, cy, w, h]]), transform)[0], [x0, y0, x1, y1], atol=tolerance
+    )
+
+
+def test_input_size_changes_the_model_input(tiny_detectors, image):
+    detector = tiny_detectors["rt_detr"]
+    small = run_inference(detector, image, input_size=64, cache=None)
+    large = run_inference(detector, image, input_size=128, cache=None)
+    assert small.transform.input_hw == (64, 64) and large.transform.input_hw == (128, 128)
+    assert (small.attention.level_shapes * 2 == large.attention.level_shapes).all()
+    with pytest.raises(ValueError, match="at least 32"):
+        run_inference(detector, image, input_size=8, cache=None)
+
+
+def test_batch_equals_single_images(detector, image):
+    other = np.ascontiguousarray(image[::-1, ::-1])
+    batch = run_inference_batch(detector, [image, other])
+    for picture, batched in zip([image, other], batch, strict=True):
+        single = run_inference(detector, picture, cache=None)
+        # float32 batched kernels differ from single ones by ~1e-5 relative (D-FINE: 1.3e-3 px at 95 px)
+        np.testing.assert_allclose(batched.boxes_xyxy, single.boxes_xyxy, atol=1e-3, rtol=1e-4)
+        np.testing.assert_allclose(batched.class_scores, single.class_scores, atol=1e-4)
+    assert run_inference_batch(detector, []) == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((10, 10), np.uint8),  # grayscale without a channel axis
+        np.zeros((10, 10, 4), np.uint8),  # RGBA
+        np.zeros((10, 10, 3), np.float32),  # float
+        np.zeros((0, 10, 3), np.uint8),  # empty
+    ],
+)
+def test_bad_images_are_refused_with_a_clear_error(tiny_detectors, bad):
+    with pytest.raises(ValueError, match=r"RGB uint8 image|empty"):
+        run_inference(tiny_detectors["rt_detr"], bad, cache=None)
+
+
+def test_tiny_and_extreme_aspect_images(tiny_detectors):
+    for picture in (np.full((1, 1, 3), 128, np.uint8), np.full((8, 600, 3), 50, np.uint8)):
+        result = run_inference(tiny_detectors["rt_detr"], picture, cache=None)
+        assert result.transform.image_hw == picture.shape[:2]
+        assert np.isfinite(result.boxes_xyxy).all()
+
+
+@requires_shared_data
+@pytest.mark.parametrize("model_type", ["rt_detr", "d_fine", "deformable_detr", "detr"])
+def test_real_aerial_photograph(tiny_detectors, model_type):
+    """A real 1920x1080 drone photo: shapes, boxes and maps in original-image pixels."""
+    path = next(p for p in shared_images() if "visdrone" in str(p))
+    picture = load_image(path)
+    assert picture.shape == (1080, 1920, 3)
+    detector = tiny_detectors[model_type]
+    result = run_inference(detector, picture, cache=None)
+    assert result.transform.image_hw == (1080, 1920)
+    centers = (result.boxes_xyxy[:, :2] + result.boxes_xyxy[:, 2:]) / 2
+    assert (centers >= 0).all() and (centers[:, 0] <= 1920).all() and (centers[:, 1] <= 1080).all()
+    heat = result.transform.grid_to_image(aggregate_attention_map(result), conserve_mass=True)
+    assert heat.shape == (1080, 1920)
+    assert heat.sum() == pytest.approx(1.0, rel=1e-3)

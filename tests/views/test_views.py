@@ -1,0 +1,115 @@
+"""What the pages show, computed from one result: detections view, attention view, figures, drawing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sodviz.attention.maps import query_sampling_points
+from sodviz.boxes import crop_window
+from sodviz.detector.inference import run_inference
+from sodviz.evaluation.ground_truth import GroundTruth
+from sodviz.views.detections import aggregate_overlay, detections_view, query_attention_view
+from sodviz.views.figures import detections_figure, sampling_points_figure
+from sodviz.views.render import draw_match, draw_sampling_points, tile_images
+
+
+def test_detections_view_filters_and_tables(detector, image):
+    result = run_inference(detector, image, cache=None)
+    view = detections_view(result, score_threshold=0.0, top_n=7)
+    assert len(view.detections) == len(view.table) == view.entropy.size == 7
+    assert view.match is None and "match" not in view.table[0]
+    assert [row["query"] for row in view.table] == view.detections.data["query_index"].tolist()
+    assert all(0 <= row["entropy"] <= np.log(result.num_queries * 1e6) for row in view.table)
+    assert detections_view(result, score_threshold=1.01).table == []  # the empty case
+
+
+def test_detections_view_matches_ground_truth(tiny_detectors, image):
+    result = run_inference(tiny_detectors["rt_detr"], image, cache=None)
+    top = detections_view(result, score_threshold=0.0, top_n=1).detections
+    truth = GroundTruth(
+        boxes_xyxy=np.concatenate([top.xyxy, [[0, 0, 3, 3]]]).astype(np.float32),
+        class_names=np.array([result.class_names[top.class_id[0]], "other"]),
+    )
+    view = detections_view(result, score_threshold=0.0, top_n=1, truth=truth)
+    assert view.table[0]["match"] == "TP"
+    assert view.match.missed.tolist() == [False, True]
+
+
+def test_query_attention_view(detector, image):
+    result = run_inference(detector, image, cache=None)
+    query = int(np.argmax(result.scores))
+    view = query_attention_view(result, image, query=query, layer=None, head=0, opacity=0.4)
+    assert view.heat_overlay.shape == image.shape and view.heat_overlay.dtype == np.uint8
+    assert (view.points is None) == (not detector.family.deformable)
+    assert (view.points_overlay is None) == (view.points is None)
+    assert view.heads_grid.ndim == 3 and view.entropy >= 0
+    x0, y0, x1, y1 = view.window
+    assert 0 <= x0 < x1 <= image.shape[1] and 0 <= y0 < y1 <= image.shape[0]
+    overlay = aggregate_overlay(
+        result, image, detections_view(result, score_threshold=0.0).detections, layer=-1, opacity=0.5
+    )
+    assert overlay.shape == image.shape
+
+
+def test_sampling_points_carry_the_map_weights(deformable_detector, image):
+    result = run_inference(deformable_detector, image, cache=None)
+    points, weights, levels, heads = query_sampling_points(result, 0, layer=None, head=None)
+    assert weights.sum() == pytest.approx(1.0, abs=1e-4)  # mean over layers and heads
+    assert len(points) == len(weights) == len(levels) == len(heads) and (weights > 0).all()
+    points, weights, _, heads = query_sampling_points(result, 0, layer=-1, head=1)
+    assert set(heads.tolist()) == {1} and weights.sum() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_sampling_points_refused_for_dense_attention(tiny_detectors, image):
+    result = run_inference(tiny_detectors["detr"], image, cache=None)
+    with pytest.raises(ValueError, match="deformable attention only"):
+        query_sampling_points(result, 0)
+
+
+def test_figures_carry_queries_for_picking(tiny_detectors, image):
+    result = run_inference(tiny_detectors["rt_detr"], image, cache=None)
+    detections = detections_view(result, score_threshold=0.0, top_n=5).detections
+    status = np.array(["TP", "FP", "TP", "FP", "FP"])
+    figure = detections_figure(
+        image, detections, status=status, missed_xyxy=np.zeros((2, 4)), selected_query=-1
+    )
+    names = [trace.name for trace in figure.data[1:]]
+    assert names == ["TP", "FP", "FN (missed)", "pick a query"]
+    pick = figure.data[-1]
+    assert pick.customdata.tolist() == detections.data["query_index"].tolist()
+    figure = detections_figure(image, detections, selected_query=int(detections.data["query_index"][2]))
+    assert figure.data[-1].name.startswith("query ")
+    points = sampling_points_figure(
+        image, np.array([[5.0, 5.0], [9.0, 9.0]]), np.array([0.7, 0.3]), np.array([0, 2])
+    )
+    assert [trace.name for trace in points.data[1:]] == ["level 0", "level 2"]  # no box asked for
+
+
+def test_drawing_helpers(image):
+    import supervision as sv
+
+    detections = sv.Detections(xyxy=np.array([[10, 10, 40, 30]], np.float32), class_id=np.array([0]))
+    drawn = draw_match(image, detections, status=np.array(["FP"]), missed_xyxy=np.array([[50, 50, 80, 90]]))
+    assert tuple(drawn[10, 25]) == (214, 39, 40)  # the false positive's red edge
+    assert tuple(drawn[70, 50]) == (255, 159, 28)  # the missed object's orange edge
+    dots = draw_sampling_points(image, np.array([[100.0, 60.0]]), np.array([1.0]), np.array([1]))
+    assert tuple(dots[60, 100]) == (255, 204, 0)  # level 1 colour at the point
+    assert crop_window(np.array([0, 0, 4, 4]), (120, 200), factor=6, min_side=96) == (0, 0, 96, 96)
+    assert crop_window(np.array([190, 110, 199, 119]), (120, 200), factor=6, min_side=96) == (
+        104,
+        24,
+        200,
+        120,
+    )
+    mosaic = tile_images([image, image, image], columns=2, tile=32)
+    assert mosaic.shape == (2 * 34, 2 * 34, 3)
+
+
+def test_sampling_points_figure_zooms_to_a_window(image):
+    points = sampling_points_figure(
+        image, np.array([[5.0, 5.0]]), np.array([1.0]), np.array([0]), view_xyxy=(10, 20, 60, 70)
+    )
+    assert list(points.layout.xaxis.range) == [10, 60] and list(points.layout.yaxis.range) == [70, 20]
+    whole = sampling_points_figure(image, np.array([[5.0, 5.0]]), np.array([1.0]), np.array([0]))
+    assert list(whole.layout.xaxis.range) == [0, image.shape[1]]
