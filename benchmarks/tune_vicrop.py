@@ -21,9 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sodviz.attention.entropy import map_entropy
+from sodviz.attention.maps import image_attention
 from sodviz.cache import InferenceCache
 from sodviz.crops.vicrop import ViCropConfig, run_vicrop
-from sodviz.crops.windows import image_attention, map_entropy
 from sodviz.detector.inference import run_inference, to_detections
 from sodviz.detector.loading import load_detector
 from sodviz.evaluation.coco import coco_metrics, coco_results, first_images, load_coco

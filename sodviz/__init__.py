@@ -1,8 +1,8 @@
 """sodviz: see what a DETR-family detector attends to, and why it misses tiny objects."""
 
+from sodviz.attention.entropy import attention_entropy
 from sodviz.attention.maps import (
     aggregate_attention_map,
-    attention_entropy,
     query_attention_entropy,
     query_attention_map,
     query_attention_maps,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sodviz.attention.maps import attention_mass_in_box
+from sodviz.attention.mass import attention_mass_in_box
 from sodviz.detector.inference import run_inference, to_detections
 from sodviz.detector.loading import DEMO_MODEL_DIR, load_detector
 from sodviz.evaluation.coco import coco_results, match_counts, match_detections

@@ -1,4 +1,4 @@
-"""Cross-attention -> spatial maps on the model-input grid (dense and deformable), and their entropy."""
+"""Cross-attention -> spatial maps on the model-input grid, per query and image-level."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sodviz.attention.entropy import attention_entropy
 from sodviz.types import Attention, DeformableAttention, DenseAttention, InferenceResult
 
 
@@ -79,76 +80,11 @@ def aggregate_attention_map(
     return _maps(result.attention, queries, weights / total, layer=layer, head=head, level=level)[0]
 
 
-def attention_entropy(maps: np.ndarray, *, normalize: bool = False) -> np.ndarray:
-    """Shannon entropy (nats) of each map `(..., h, w)` taken as a distribution over its cells.
-
-    With `normalize`, divided by log(h * w): 1 for uniform attention, 0 for a single cell.
-    A map with no mass has entropy 0.
-    """
-    flat = np.asarray(maps, dtype=np.float64).reshape(*maps.shape[:-2], -1)
-    total = flat.sum(axis=-1, keepdims=True)
-    probabilities = np.divide(flat, total, out=np.zeros_like(flat), where=total > 0)
-    logs = np.log(probabilities, out=np.zeros_like(probabilities), where=probabilities > 0)
-    entropy = -(probabilities * logs).sum(axis=-1)
-    if normalize:
-        cells = flat.shape[-1]
-        entropy = entropy / np.log(cells) if cells > 1 else np.zeros_like(entropy)
-    return entropy.astype(np.float32)
-
-
 def query_attention_entropy(
     result: InferenceResult, *, layer: int | None = -1, head: int | None = None, normalize: bool = False
 ) -> np.ndarray:
     """float32 `(queries,)`: entropy of every query's attention map (see `attention_entropy`)."""
     return attention_entropy(query_attention_maps(result, layer=layer, head=head), normalize=normalize)
-
-
-def attention_mass_in_box(
-    result: InferenceResult,
-    query_index: int,
-    box_xyxy: np.ndarray,
-    *,
-    enlarge: float = 1.0,
-    layer: int | None = -1,
-) -> float:
-    """Share of a query's attention mass inside a box (original pixels), optionally enlarged about its centre.
-
-    Deformable attention: the weights of the sampling points that fall inside the box (exact,
-    no grid; heads averaged). Dense attention: grid cells count by the fraction of their area
-    inside the box, which is exact for the piecewise-constant map on the attention grid.
-    """
-    box = np.asarray(box_xyxy, np.float64)
-    center, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) * enlarge / 2
-    box_input = result.transform.image_to_input(np.concatenate([center - half, center + half]))
-    input_h, input_w = result.transform.input_hw
-    attention = result.attention
-    if isinstance(attention, DeformableAttention):
-        _query_indices(result, [query_index])
-        layers = _select(attention.num_layers, layer, "layer")
-        x, y = np.moveaxis(attention.locations[layers, query_index], -1, 0)
-        weights = attention.weights[layers, query_index].astype(np.float64)
-        inside = (
-            (x * input_w >= box_input[0])
-            & (x * input_w <= box_input[2])
-            & (y * input_h >= box_input[1])
-            & (y * input_h <= box_input[3])
-        )
-        total = float(weights.sum())
-        return float(weights[inside].sum()) / total if total > 0 else 0.0
-    heat = query_attention_map(result, query_index, layer=layer)
-    total = float(heat.sum())
-    if total <= 0:
-        return 0.0
-    grid_h, grid_w = heat.shape
-    cols = _coverage(box_input[0] * grid_w / input_w, box_input[2] * grid_w / input_w, grid_w)
-    rows = _coverage(box_input[1] * grid_h / input_h, box_input[3] * grid_h / input_h, grid_h)
-    return float(rows @ heat @ cols) / total
-
-
-def _coverage(low: float, high: float, cells: int) -> np.ndarray:
-    """Fraction of each unit cell [i, i + 1) inside [low, high]."""
-    edges = np.arange(cells)
-    return np.clip(np.minimum(edges + 1, high) - np.maximum(edges, low), 0, 1)
 
 
 def _query_indices(result: InferenceResult, query_indices) -> np.ndarray:
@@ -255,6 +191,37 @@ def _linear_resize_matrix(source: int, target: int) -> np.ndarray:
     matrix[np.arange(target), low] += 1 - frac
     matrix[np.arange(target), np.minimum(low + 1, source - 1)] += frac
     return matrix
+
+
+def image_attention(
+    result: InferenceResult,
+    *,
+    mode: str = "all",
+    score_band: tuple[float, float] = (0.1, 0.5),
+    queries: np.ndarray | None = None,
+    layer: int | None = -1,
+) -> np.ndarray:
+    """float32 `(h, w)` image-level attention on the model-input grid, summing to 1 (or all 0).
+
+    Args:
+        mode: "all" weights every query by its score; "uncertain" only queries whose score lies
+            in `score_band` (the ones a refinement could flip); "queries" the given `queries`,
+            weighted by score.
+    """
+    if mode == "all":
+        chosen = np.arange(result.num_queries)
+    elif mode == "uncertain":
+        low, high = score_band
+        chosen = np.flatnonzero((result.scores >= low) & (result.scores < high))
+    elif mode == "queries":
+        if queries is None:
+            raise ValueError("mode='queries' needs `queries`")
+        chosen = np.asarray(queries, dtype=np.int64)
+    else:
+        raise ValueError(f"mode must be 'all', 'uncertain' or 'queries', got {mode!r}")
+    if not chosen.size:
+        return np.zeros(attention_grid_hw(result.attention), np.float32)
+    return aggregate_attention_map(result, chosen, layer=layer)
 
 
 def query_sampling_points(

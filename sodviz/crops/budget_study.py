@@ -30,7 +30,6 @@ def run_benchmark(
     methods: tuple[str, ...] = ("base", "vicrop", "slicing"),
     budgets: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8),
     vicrop: ViCropConfig | None = None,
-    score_threshold: float = 0.01,
     max_images: int | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> list[dict]:
@@ -41,7 +40,8 @@ def run_benchmark(
     crops, slicing the best near-square grid of at most `budget - 1` slices (`slice_grid`); the
     table reports the passes each method actually used. "vicrop" runs with the gate off, "vicrop_gated"
     with `vicrop`'s gate, so its mean passes fall below the budget on images the gate skips.
-    `vicrop` holds the other knobs (default `ViCropConfig()`). "base" is budget 1 only.
+    `vicrop` holds the other knobs (default `ViCropConfig()`), its `score_threshold`, `fusion_iou` and
+    `small_limit` used by every method. "base" is budget 1 only.
     """
     vicrop = vicrop or ViCropConfig()
     unknown = set(methods) - set(METHODS)
@@ -58,7 +58,7 @@ def run_benchmark(
         scale[record["id"]] = detector.input_size / max(image.shape[:2])
         for method, budget in runs:
             started = time.perf_counter()
-            detections, used = _detect(detector, image, method, budget, vicrop, score_threshold)
+            detections, used = _detect(detector, image, method, budget, vicrop)
             seconds[(method, budget)] += time.perf_counter() - started
             passes[(method, budget)] += used
             found[(method, budget)] += coco_results(
@@ -81,17 +81,20 @@ def run_benchmark(
     return rows
 
 
-def _detect(detector, image, method: str, budget: int, vicrop: ViCropConfig, threshold: float):
+def _detect(detector, image, method: str, budget: int, vicrop: ViCropConfig):
     """(detections, forward passes used) of one method at one budget, the cache off."""
     if method == "base":
         result = run_inference(detector, image, cache=None)
-        return to_detections(result, score_threshold=threshold), 1
+        return to_detections(result, score_threshold=vicrop.score_threshold), 1
     if method == "slicing":
-        sliced = run_slicing(detector, image, forward_passes=budget, score_threshold=threshold, cache=None)
+        sliced = run_slicing(
+            detector, image, forward_passes=budget, score_threshold=vicrop.score_threshold,
+            fusion_iou=vicrop.fusion_iou, small_limit=vicrop.small_limit, cache=None,
+        )  # fmt: skip
         return sliced.detections, sliced.forward_passes
     gate = vicrop.gate_min_uncertain if method == "vicrop_gated" else 0
     config = replace(vicrop, k=budget - 1, gate_min_uncertain=gate)
-    outcome = run_vicrop(detector, image, config=config, score_threshold=threshold, cache=None)
+    outcome = run_vicrop(detector, image, config=config, cache=None)
     return outcome.fused, outcome.forward_passes
 
 

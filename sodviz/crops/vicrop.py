@@ -8,13 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 import supervision as sv
 
+from sodviz.attention.maps import image_attention
 from sodviz.boxes import intersection_area
 from sodviz.cache import DEFAULT_CACHE, InferenceCache
 from sodviz.crops.fusion import fuse_detections
 from sodviz.crops.redetect import CropDetections, detect_crops
 from sodviz.crops.windows import (
     WindowScores,
-    image_attention,
+    cells_to_image,
+    joint_score,
     score_windows,
     sliding_windows,
     uncovered_intensity,
@@ -26,7 +28,7 @@ from sodviz.types import InferenceResult
 
 @dataclass(frozen=True)
 class ViCropConfig:
-    """The knobs of ViCrop-Det's planning (the app's sliders).
+    """Every knob of ViCrop-Det: planning, re-detection and fusion (the ViCrop page's sliders).
 
     Attributes:
         k: at most this many crops.
@@ -42,6 +44,9 @@ class ViCropConfig:
         score_band: the scores of "uncertain" queries, for the attention and for the gate.
         gate_min_uncertain: skip refinement when fewer queries than this are uncertain (0: never).
         layer: decoder layer of the attention (None: the mean).
+        score_threshold: detections of the full image and of the crops kept for fusion.
+        fusion_iou: IoU at which fusion suppresses duplicates (`fuse_detections`).
+        small_limit: crops only add objects under this size (sqrt area, original pixels).
     """
 
     k: int = 4
@@ -56,6 +61,9 @@ class ViCropConfig:
     score_band: tuple[float, float] = (0.1, 0.5)
     gate_min_uncertain: int = 0
     layer: int | None = -1
+    score_threshold: float = 0.01
+    fusion_iou: float = 0.5
+    small_limit: float = 32.0
 
     def __post_init__(self) -> None:
         if self.selection not in ("marginal", "fixed"):
@@ -104,7 +112,7 @@ def plan_crops(result: InferenceResult, config: ViCropConfig = ViCropConfig()) -
 
     def rescore(chosen: list[int]) -> np.ndarray:
         left = uncovered_intensity(attention[:valid_h, :valid_w], cells, cells[chosen])
-        return windows.entropy.astype(np.float64) ** config.alpha * left**config.beta
+        return joint_score(windows.entropy, left, alpha=config.alpha, beta=config.beta)
 
     chosen = select_windows(
         windows.score,
@@ -161,24 +169,6 @@ def select_windows(
     return np.array(chosen, np.int64)
 
 
-def cells_to_image(result: InferenceResult, cells: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
-    """float32 `(W, 4)` xyxy original pixels of grid windows `[row0, col0, row1, col1)`."""
-    grid_h, grid_w = grid_hw
-    input_h, input_w = result.transform.input_hw
-    corners = np.stack(
-        [
-            cells[:, 1] * input_w / grid_w,
-            cells[:, 0] * input_h / grid_h,
-            cells[:, 3] * input_w / grid_w,
-            cells[:, 2] * input_h / grid_h,
-        ],
-        axis=1,
-    ).astype(np.float64)
-    top_left = result.transform.input_to_image(corners[:, :2])
-    bottom_right = result.transform.input_to_image(corners[:, 2:])
-    return np.concatenate([top_left, bottom_right], axis=1).astype(np.float32)
-
-
 @dataclass(frozen=True, slots=True)
 class ViCropResult:
     """ViCrop-Det on one image: the plan, the original and refined detections, and their fusion.
@@ -203,18 +193,16 @@ def run_vicrop(
     image: np.ndarray,
     *,
     config: ViCropConfig = ViCropConfig(),
-    score_threshold: float = 0.01,
-    fusion_iou: float = 0.5,
-    small_limit: float = 32.0,
     input_size: int | None = None,
     cache: InferenceCache | None = DEFAULT_CACHE,
 ) -> ViCropResult:
     """Detect, plan crops from the attention, re-detect them in one batch, fuse (all cached)."""
     result = run_inference(detector, image, input_size=input_size, cache=cache)
-    base = to_detections(result, score_threshold=score_threshold)
+    base = to_detections(result, score_threshold=config.score_threshold)
     plan = plan_crops(result, config)
     refined = detect_crops(
-        detector, image, plan.crops_xyxy, input_size=input_size, score_threshold=score_threshold, cache=cache
-    )
-    fused = fuse_detections(base, refined.detections, iou=fusion_iou, small_limit=small_limit)
+        detector, image, plan.crops_xyxy, input_size=input_size, score_threshold=config.score_threshold,
+        cache=cache,
+    )  # fmt: skip
+    fused = fuse_detections(base, refined.detections, iou=config.fusion_iou, small_limit=config.small_limit)
     return ViCropResult(plan, base, refined, fused, forward_passes=1 + len(plan.crops_xyxy))

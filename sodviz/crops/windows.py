@@ -1,45 +1,14 @@
-"""Image-level attention and its per-window saliency (intensity) and ambiguity (Spatial Attention Entropy)."""
+"""Windows over the attention grid, and their saliency (intensity), ambiguity (Spatial Attention
+Entropy) and joint score."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from sodviz.attention.maps import aggregate_attention_map, attention_grid_hw
+from sodviz.attention.entropy import window_entropy, window_sums
 from sodviz.types import InferenceResult
-
-
-def image_attention(
-    result: InferenceResult,
-    *,
-    mode: str = "all",
-    score_band: tuple[float, float] = (0.1, 0.5),
-    queries: np.ndarray | None = None,
-    layer: int | None = -1,
-) -> np.ndarray:
-    """float32 `(h, w)` image-level attention on the model-input grid, summing to 1 (or all 0).
-
-    Args:
-        mode: "all" weights every query by its score; "uncertain" only queries whose score lies
-            in `score_band` (the ones a refinement could flip); "queries" the given `queries`,
-            weighted by score.
-    """
-    if mode == "all":
-        chosen = np.arange(result.num_queries)
-    elif mode == "uncertain":
-        low, high = score_band
-        chosen = np.flatnonzero((result.scores >= low) & (result.scores < high))
-    elif mode == "queries":
-        if queries is None:
-            raise ValueError("mode='queries' needs `queries`")
-        chosen = np.asarray(queries, dtype=np.int64)
-    else:
-        raise ValueError(f"mode must be 'all', 'uncertain' or 'queries', got {mode!r}")
-    if not chosen.size:
-        return np.zeros(attention_grid_hw(result.attention), np.float32)
-    return aggregate_attention_map(result, chosen, layer=layer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,25 +68,14 @@ def score_windows(
     attention_map: np.ndarray, cells: np.ndarray, scale: np.ndarray, *, alpha: float = 1.0, beta: float = 1.0
 ) -> WindowScores:
     """Intensity, SAE and joint score of each window (see `WindowScores`) from summed-area tables."""
-    p = np.asarray(attention_map, np.float64)
-    total = p.sum()
-    p = p / total if total > 0 else np.zeros_like(p)
-    plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
-    mass = _box_sums(_summed_area(p), cells)
-    mass_plogp = _box_sums(_summed_area(plogp), cells)
-    count = (cells[:, 2] - cells[:, 0]) * (cells[:, 3] - cells[:, 1])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # entropy of q = p / m over the window: -(1/m) sum p log p + log m
-        entropy = np.where(mass > 0, -mass_plogp / mass + np.log(np.where(mass > 0, mass, 1.0)), 0.0)
-        normalised = np.where(count > 1, entropy / np.log(np.maximum(count, 2)), 0.0)
-    normalised = np.clip(normalised, 0.0, 1.0)
+    mass, normalised = window_entropy(attention_map, cells)
     intensity = np.clip(mass, 0.0, 1.0)
     return WindowScores(
         cells=cells,
         scale=scale.astype(np.float32),
         intensity=intensity.astype(np.float32),
         entropy=normalised.astype(np.float32),
-        score=(normalised**alpha * intensity**beta).astype(np.float32),
+        score=joint_score(normalised, intensity, alpha=alpha, beta=beta).astype(np.float32),
     )
 
 
@@ -131,25 +89,27 @@ def uncovered_intensity(attention_map: np.ndarray, cells: np.ndarray, covered: n
     remaining = p.copy()
     for row0, col0, row1, col1 in np.asarray(covered, np.int64).reshape(-1, 4):
         remaining[row0:row1, col0:col1] = 0.0
-    return np.clip(_box_sums(_summed_area(remaining), cells) / total, 0.0, 1.0)
+    return np.clip(window_sums(remaining, cells) / total, 0.0, 1.0)
 
 
-def _summed_area(values: np.ndarray) -> np.ndarray:
-    table = np.zeros((values.shape[0] + 1, values.shape[1] + 1))
-    table[1:, 1:] = values.cumsum(axis=0).cumsum(axis=1)
-    return table
+def joint_score(entropy: np.ndarray, intensity: np.ndarray, *, alpha: float, beta: float) -> np.ndarray:
+    """float64: ViCrop-Det's window score, ambiguity ** alpha * saliency ** beta."""
+    return np.asarray(entropy, np.float64) ** alpha * np.asarray(intensity, np.float64) ** beta
 
 
-def _box_sums(table: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    r0, c0, r1, c1 = cells.T
-    return table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
-
-
-def map_entropy(attention_map: np.ndarray) -> float:
-    """Normalised entropy in [0, 1] of a whole map (the gate's image-level uncertainty)."""
-    p = np.asarray(attention_map, np.float64).ravel()
-    total = p.sum()
-    if total <= 0 or p.size < 2:
-        return 0.0
-    p = p[p > 0] / total
-    return float(-(p * np.log(p)).sum() / math.log(attention_map.size))
+def cells_to_image(result: InferenceResult, cells: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
+    """float32 `(W, 4)` xyxy original pixels of grid windows `[row0, col0, row1, col1)`."""
+    grid_h, grid_w = grid_hw
+    input_h, input_w = result.transform.input_hw
+    corners = np.stack(
+        [
+            cells[:, 1] * input_w / grid_w,
+            cells[:, 0] * input_h / grid_h,
+            cells[:, 3] * input_w / grid_w,
+            cells[:, 2] * input_h / grid_h,
+        ],
+        axis=1,
+    ).astype(np.float64)
+    top_left = result.transform.input_to_image(corners[:, :2])
+    bottom_right = result.transform.input_to_image(corners[:, 2:])
+    return np.concatenate([top_left, bottom_right], axis=1).astype(np.float32)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sodviz.attention.maps import attention_mass_in_box
+from sodviz.attention.mass import attention_mass_in_box
 from sodviz.boxes import xywh_to_xyxy
 from sodviz.detector.inference import run_inference
 from sodviz.detector.loading import Detector

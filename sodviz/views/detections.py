@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import supervision as sv
 
+from sodviz.attention.entropy import attention_entropy
 from sodviz.attention.maps import (
     aggregate_attention_map,
-    attention_entropy,
     query_attention_map,
     query_attention_maps,
     query_sampling_points,

@@ -7,15 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sodviz.attention.entropy import attention_entropy
 from sodviz.attention.maps import (
     aggregate_attention_map,
-    attention_entropy,
     attention_grid_hw,
-    attention_mass_in_box,
     query_attention_entropy,
     query_attention_map,
     query_attention_maps,
 )
+from sodviz.attention.mass import attention_mass_in_box
 from sodviz.detector.inference import run_inference
 from sodviz.types import DeformableAttention, DenseAttention, InferenceResult, InputTransform
 

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sodviz.crops.windows import image_attention, map_entropy, score_windows, sliding_windows
+from sodviz.attention.entropy import map_entropy
+from sodviz.attention.maps import image_attention
+from sodviz.crops.windows import score_windows, sliding_windows
 from sodviz.detector.inference import run_inference
 
 

@@ -114,7 +114,7 @@ def test_run_vicrop_without_crops_keeps_the_base_detections(tiny_detectors, imag
     from sodviz.crops.vicrop import run_vicrop
 
     detector = tiny_detectors["rt_detr"]
-    outcome = run_vicrop(detector, image, config=ViCropConfig(k=0), score_threshold=0.2, cache=None)
+    outcome = run_vicrop(detector, image, config=ViCropConfig(k=0, score_threshold=0.2), cache=None)
     assert outcome.forward_passes == 1 and len(outcome.refined.detections) == 0
     assert sorted(outcome.fused.xyxy.tolist()) == sorted(outcome.base.xyxy.tolist())
     gated = run_vicrop(detector, image, config=ViCropConfig(k=3, gate_min_uncertain=10**6), cache=None)
@@ -125,7 +125,7 @@ def test_run_vicrop_on_an_image_with_no_detections(tiny_detectors, image):
     from sodviz.crops.vicrop import run_vicrop
 
     outcome = run_vicrop(
-        tiny_detectors["detr"], image, config=ViCropConfig(k=2), score_threshold=1.01, cache=None
+        tiny_detectors["detr"], image, config=ViCropConfig(k=2, score_threshold=1.01), cache=None
     )
     assert len(outcome.base) == 0 and len(outcome.fused) == 0
     assert outcome.forward_passes == 1 + len(outcome.plan.crops_xyxy)

@@ -1,0 +1,182 @@
+"""`python -m sodviz`'s arguments: one small function per command, and the budget syntax."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+COMMAND_ORDER = ("predict", "models", "synth", "train", "evaluate", "benchmark", "erf", "errors", "acs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sodviz", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True)
+    _predict(commands)
+    commands.add_parser("models", help="list the supported families and hub presets")
+    for add in (_synth, _train, _evaluate, _benchmark, _erf, _errors, _acs):
+        add(commands)
+    return parser
+
+
+DESCRIPTION = "See what a DETR-family detector attends to, and why it misses tiny objects."
+
+
+def _predict(commands) -> None:
+    """`predict IMAGE`: detections, attention PNGs."""
+    predict = commands.add_parser(
+        "predict", help="detect objects in one image; write COCO-style JSON and PNGs"
+    )
+    predict.add_argument("image", type=Path)
+    predict.add_argument("--model", default="demo", help="'demo', a local folder, or a hub id")
+    predict.add_argument("--threshold", type=float, default=0.3, help="score threshold (default 0.3)")
+    predict.add_argument("--input-size", type=int, default=None, help="model input size in pixels")
+    predict.add_argument(
+        "--nms", type=float, default=None, help="per-class NMS IoU threshold (default: none)"
+    )
+    predict.add_argument("--image-id", type=int, default=0, help="image_id written in the JSON")
+    predict.add_argument("--out", type=Path, default=None, help="detections JSON (default: stdout)")
+    predict.add_argument("--overlay", type=Path, default=None, help="PNG with the detections drawn")
+    predict.add_argument(
+        "--attention", type=Path, default=None, help="PNG of the detections' aggregate attention"
+    )
+    predict.add_argument("--allow-pickle", action="store_true", help="accept pickle (*.bin) weights")
+
+
+def _synth(commands) -> None:
+    """`synth`: the generated small-object benchmark."""
+    synth = commands.add_parser("synth", help="generate the small-object benchmark (COCO format)")
+    synth.add_argument("--out", type=Path, default=Path("data/synth"))
+    synth.add_argument("--train", type=int, default=640, help="number of train scenes (default 640)")
+    synth.add_argument("--val", type=int, default=48, help="number of val scenes (default 48)")
+    synth.add_argument("--test", type=int, default=100, help="number of test scenes (default 100)")
+    synth.add_argument("--workers", type=int, default=2)
+
+
+def _train(commands) -> None:
+    """`train`: the demo recipe, or fine-tuning with modules."""
+    train = commands.add_parser(
+        "train", help="train the small RT-DETR demo detector from scratch (defaults: its recipe)"
+    )
+    train.add_argument(
+        "--data", default="data/synth/train", help="COCO folder with images/ and annotations.json"
+    )
+    train.add_argument("--val-data", default="data/synth/val")
+    train.add_argument("--out", default="runs/demo")
+    train.add_argument("--steps", type=int, default=4900)
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--input-size", type=int, default=512)
+    train.add_argument("--lr", type=float, default=4e-4)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1")
+    train.add_argument(
+        "--workers", type=int, default=12, help="processes making crops (the count shapes the stream)"
+    )
+    train.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    train.add_argument(
+        "--init", default=None, help="fine-tune: start from this model folder (e.g. the demo's)"
+    )
+    train.add_argument(
+        "--modules",
+        default="",
+        help="comma list of fine, cctm, boost: insert FINE / CCTM, use the Boost loss",
+    )
+    train.add_argument("--module-lr-scale", type=float, default=10.0, help="new modules learn at lr * this")
+    train.add_argument("--warmup-steps", type=int, default=150)
+    train.add_argument("--ema-decay", type=float, default=0.999)
+    train.add_argument("--ema-warmup", type=int, default=300)
+    train.add_argument("--eval-every", type=int, default=400, help="steps between val evaluations")
+
+
+def _evaluate(commands) -> None:
+    """`evaluate`: COCO / AI-TOD AP on a COCO dataset."""
+    evaluate = commands.add_parser("evaluate", help="COCO / AI-TOD AP of a detector on a COCO-format dataset")
+    evaluate.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
+    evaluate.add_argument("--images", type=Path, required=True, help="folder of the images it names")
+    evaluate.add_argument("--model", default="demo")
+    evaluate.add_argument("--input-size", type=int, default=None)
+    evaluate.add_argument("--threshold", type=float, default=0.3, help="score threshold for TP/FP/FN counts")
+    evaluate.add_argument(
+        "--frame",
+        choices=["input", "image"],
+        default="input",
+        help="size buckets in model-input pixels (default) or original pixels",
+    )
+    evaluate.add_argument("--max-images", type=int, default=None)
+    evaluate.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
+
+
+def _benchmark(commands) -> None:
+    """`benchmark`: base vs ViCrop-Det vs slicing at equal forward passes."""
+    bench = commands.add_parser(
+        "benchmark", help="base vs ViCrop-Det vs uniform slicing at equal forward passes"
+    )
+    bench.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
+    bench.add_argument("--images", type=Path, required=True, help="folder of the images it names")
+    bench.add_argument("--model", default="demo")
+    bench.add_argument(
+        "--methods", default="base,vicrop,slicing", help="comma list of base, vicrop, vicrop_gated, slicing"
+    )
+    bench.add_argument("--budgets", default="1-8", help="forward passes per image, e.g. 1-8 or 1,3,5")
+    bench.add_argument(
+        "--k-scales", default=None, help="ViCrop-Det window scales, e.g. 0.25,0.5 (default: the library's)"
+    )
+    bench.add_argument(
+        "--max-overlap", type=float, default=None, help="ViCrop-Det: area chosen crops may share"
+    )
+    bench.add_argument("--gate-min-uncertain", type=int, default=0, help="vicrop_gated: skip below this many")
+    bench.add_argument("--max-images", type=int, default=None)
+    bench.add_argument("--out", type=Path, default=Path("runs/benchmark"))
+
+
+def _erf(commands) -> None:
+    """`erf`: effective receptive fields per stage."""
+    erf = commands.add_parser("erf", help="effective receptive field per stage, with a Gaussian sigma")
+    erf.add_argument("--model", default="demo")
+    erf.add_argument("--images", type=Path, required=True, help="folder of images (png, jpg, ...)")
+    erf.add_argument("--n", type=int, default=50, help="average over the first N images (sorted by name)")
+    erf.add_argument("--stages", default=None, help="comma list, e.g. stage1,stage4 (default: every stage)")
+    erf.add_argument("--input-size", type=int, default=None)
+    erf.add_argument("--scale", choices=("linear", "log"), default="linear")
+    erf.add_argument("--random-weights", action="store_true", help="also the same architecture, untrained")
+    erf.add_argument("--out", type=Path, default=Path("runs/erf"))
+
+
+def _errors(commands) -> None:
+    """`errors`: the error table of a base against a module detector."""
+    errors = commands.add_parser(
+        "errors", help="TP/FP/FN, precision, recall and F1 per size of a base vs a module detector"
+    )
+    errors.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
+    errors.add_argument("--images", type=Path, required=True, help="folder of the images it names")
+    errors.add_argument("--model", required=True, help="the detector with modules (folder or hub id)")
+    errors.add_argument("--base", default="demo", help="the detector to compare with (default: demo)")
+    errors.add_argument("--threshold", type=float, default=0.3, help="score threshold (default 0.3)")
+    errors.add_argument("--max-images", type=int, default=None)
+    errors.add_argument("--out", type=Path, default=Path("runs/errors"), help="writes errors.csv / .md")
+
+
+def _acs(commands) -> None:
+    """`acs`: ACS candidate selection on labelled splits."""
+    acs = commands.add_parser(
+        "acs", help="ACS: pick candidate boxes by attention entropy (free) or a learned IoU regressor"
+    )
+    acs.add_argument("--data", type=Path, required=True, help="COCO annotations JSON of the split to report")
+    acs.add_argument("--images", type=Path, required=True, help="folder of the images it names")
+    acs.add_argument("--fit-data", type=Path, required=True, help="COCO JSON of the split to fit on (val)")
+    acs.add_argument("--fit-images", type=Path, required=True)
+    acs.add_argument("--model", default="demo")
+    acs.add_argument("--max-images", type=int, default=None, help="per split")
+    acs.add_argument("--heads", type=int, default=4, help="discriminative heads ACS-Free reads")
+    acs.add_argument(
+        "--crops", action="store_true", help="add the queries of ViCrop-Det's crops (default config)"
+    )
+    acs.add_argument("--blend", type=float, default=0.5, help="rescoring: conf^(1-b) * predicted IoU^b")
+    acs.add_argument("--out", type=Path, default=Path("runs/acs"))
+
+
+def parse_budgets(text: str) -> tuple[int, ...]:
+    """ "1-8" -> (1, ..., 8); "1,3,5" -> (1, 3, 5)."""
+    if "-" in text:
+        low, high = (int(v) for v in text.split("-", 1))
+        return tuple(range(low, high + 1))
+    return tuple(int(v) for v in text.split(","))
