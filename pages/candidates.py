@@ -7,6 +7,7 @@ import streamlit as st
 
 from pages import _shared as shared
 from sodviz.acs.candidates import FEATURES, candidates_for_objects
+from sodviz.acs.labelling import fit_acs
 from sodviz.acs.selectors import REGRESSORS
 from sodviz.crops.vicrop import run_vicrop
 from sodviz.samples import sample_names
@@ -14,7 +15,6 @@ from sodviz.views.candidates import (
     candidates_picture,
     correlation_figure,
     entropy_scatter,
-    fit_acs,
     object_table,
 )
 

@@ -214,26 +214,26 @@ class InferenceResult:
     @property
     def scores(self) -> np.ndarray:
         """float32 `(queries,)`: each query's best class score."""
-        return (
-            self.class_scores.max(axis=1)
-            if self.class_scores.size
-            else np.zeros(self.num_queries, np.float32)
-        )
+        return best_class(self.class_scores)[0]
 
     @property
     def labels(self) -> np.ndarray:
         """int64 `(queries,)`: each query's best class id."""
-        return (
-            self.class_scores.argmax(axis=1)
-            if self.class_scores.size
-            else np.zeros(self.num_queries, np.int64)
-        )
+        return best_class(self.class_scores)[1]
 
     @property
     def nbytes(self) -> int:
         """Memory held by the arrays, for cache budgets."""
         arrays = [self.boxes_xyxy, self.class_scores, *_attention_arrays(self.attention)]
         return sum(array.nbytes for array in arrays)
+
+
+def best_class(class_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`(Q,)` best score and `(Q,)` int64 class id of each row of `(Q, classes)` scores (zeros
+    without classes)."""
+    if not class_scores.size:
+        return np.zeros(len(class_scores), np.float32), np.zeros(len(class_scores), np.int64)
+    return class_scores.max(axis=1), class_scores.argmax(axis=1)
 
 
 def _attention_arrays(attention: Attention) -> list[np.ndarray]:

@@ -5,12 +5,13 @@ selection and rescoring scored on another."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sodviz.acs.candidates import FULL_IMAGE, Candidates, candidates_for_objects, query_features
+from sodviz.acs.candidates import FULL_IMAGE, Candidates, query_features
+from sodviz.acs.labelling import label_scenes
 from sodviz.acs.selectors import (
     REGRESSORS,
     IouRegressor,
@@ -22,9 +23,7 @@ from sodviz.acs.selectors import (
     selection_rows,
     within_object_pearson,
 )
-from sodviz.crops.redetect import detect_crops
-from sodviz.crops.vicrop import ViCropConfig, plan_crops
-from sodviz.detector.inference import run_inference
+from sodviz.crops.vicrop import ViCropConfig
 from sodviz.detector.loading import Detector
 from sodviz.evaluation.buckets import AITOD_BUCKETS
 from sodviz.evaluation.coco import coco_metrics, coco_results, first_images, load_coco
@@ -48,31 +47,17 @@ def label_split(
     min_iou: float = 0.1, crops: ViCropConfig | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> LabelledSplit:  # fmt: skip
-    """Run the detector on every image (not cached) and gather each object's candidates; object
-    indices count the split's ground-truth objects in order. With `crops`, ViCrop-Det plans crops
-    on each image, re-detects them at native resolution and their queries join the candidates."""
+    """`label_scenes` over every image of a COCO split (not cached), images read one at a time."""
     coco = first_images(load_coco(annotations), max_images)
-    results, parts, objects = [], [], 0
-    for index, record in enumerate(coco["images"]):
-        truth = ground_truth_from_coco(coco, image_id=record["id"])
-        image = load_image(Path(images) / record["file_name"])
-        result = run_inference(detector, image, cache=None)
-        results.append(result)
-        refined = None
-        if crops is not None:
-            refined = detect_crops(detector, image, plan_crops(result, crops).crops_xyxy, cache=None)
-        part = candidates_for_objects(
-            result, truth.boxes_xyxy, crops=refined, min_iou=min_iou, image_index=index
-        )
-        parts.append(_offset_objects(part, objects))
-        objects += len(truth)
-        if on_progress is not None:
-            on_progress((index + 1) / len(coco["images"]))
-    return LabelledSplit(coco, results, Candidates.concatenate(parts, renumber=False), objects)
-
-
-def _offset_objects(candidates: Candidates, offset: int) -> Candidates:
-    return replace(candidates, object_index=candidates.object_index + offset)
+    scenes = (
+        (load_image(Path(images) / record["file_name"]), ground_truth_from_coco(coco, image_id=record["id"]))
+        for record in coco["images"]
+    )
+    labelled = label_scenes(
+        detector, scenes, count=len(coco["images"]), min_iou=min_iou, crops=crops, cache=None,
+        on_progress=on_progress,
+    )  # fmt: skip
+    return LabelledSplit(coco, labelled.results, labelled.candidates, labelled.objects)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ def synth(args: argparse.Namespace) -> None:
 
 def train_config(args: argparse.Namespace):
     """The `TrainConfig` a `train` command line asks for (its defaults are the demo recipe)."""
-    from sodviz.training.loop import TrainConfig
+    from sodviz.training.recipe import TrainConfig
 
     return TrainConfig(
         data=args.data,

@@ -49,12 +49,12 @@ def run_inference_batch(
     inputs, transforms = prepare_inputs(detector, images, input_size=input_size)
     outputs, capture = forward_with_capture(detector, inputs)
     attentions = _split_attention(detector, outputs, capture, len(images))
-    probabilities = class_probabilities(outputs.logits, detector).float().cpu().numpy()
-    boxes = outputs.pred_boxes.float().cpu().numpy()
+    sigmoid = uses_sigmoid(detector.model.config, default=detector.family.sigmoid_scores)
+    predictions = decode_predictions(outputs.logits, outputs.pred_boxes, transforms, sigmoid=sigmoid)
     return [
         InferenceResult(
-            boxes_xyxy=boxes_to_image(boxes[i], transform),
-            class_scores=probabilities[i],
+            boxes_xyxy=predictions[i][0],
+            class_scores=predictions[i][1],
             attention=attentions[i],
             transform=transform,
             class_names=detector.class_names,
@@ -122,12 +122,29 @@ def forward_with_capture(detector: Detector, inputs: dict[str, torch.Tensor]):
     return outputs, capture
 
 
-def class_probabilities(logits: torch.Tensor, detector: Detector) -> torch.Tensor:
-    """Per-class probabilities `[B, Q, classes]`: sigmoid, or softmax without the no-object class."""
-    sigmoid = getattr(detector.model.config, "use_focal_loss", detector.family.sigmoid_scores)
-    if sigmoid:
-        return logits.sigmoid()
-    return logits.softmax(dim=-1)[..., :-1]
+def uses_sigmoid(model_config: object, *, default: bool) -> bool:
+    """Whether a model's class scores are sigmoids (focal-loss heads) rather than a softmax."""
+    return bool(getattr(model_config, "use_focal_loss", default))
+
+
+def decode_predictions(
+    logits: torch.Tensor, pred_boxes: torch.Tensor, transforms: Sequence[InputTransform], *, sigmoid: bool
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The post-processing of every forward pass, inference and training evaluation alike.
+
+    Args:
+        logits: `[B, Q, classes (+1 no-object for softmax heads)]`.
+        pred_boxes: `[B, Q, 4]` normalised cxcywh, relative to the resized image.
+        transforms: one per image.
+        sigmoid: sigmoid scores; else softmax without the no-object class.
+
+    Returns:
+        per image: float32 `(Q, 4)` boxes xyxy in original pixels, float32 `(Q, classes)` probabilities.
+    """
+    probabilities = logits.sigmoid() if sigmoid else logits.softmax(dim=-1)[..., :-1]
+    probabilities = probabilities.float().cpu().numpy()
+    boxes = pred_boxes.float().cpu().numpy()
+    return [(boxes_to_image(boxes[i], t), probabilities[i]) for i, t in enumerate(transforms)]
 
 
 def boxes_to_image(boxes_cxcywh: np.ndarray, transform: InputTransform) -> np.ndarray:

@@ -1,62 +1,21 @@
-"""What the Candidates page shows: ACS fitted on labelled scenes, one object's candidates ranked by
-confidence, ACS-Free and ACS-Learned, the layer x head correlation heat map, entropy against IoU."""
+"""What the Candidates page shows: one object's candidates ranked by confidence, ACS-Free and
+ACS-Learned, the layer x head correlation heat map, entropy against IoU."""
 
 from __future__ import annotations
-
-from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 import plotly.graph_objects as go
 
-from sodviz.acs.candidates import FEATURES, FULL_IMAGE, Candidates, candidates_for_objects
-from sodviz.acs.selectors import FittedAcs, fit_selectors, free_scores
+from sodviz.acs.candidates import FEATURES, FULL_IMAGE, Candidates
+from sodviz.acs.selectors import FittedAcs, free_scores
 from sodviz.attention.maps import query_attention_map
 from sodviz.boxes import crop_window
-from sodviz.cache import DEFAULT_CACHE, InferenceCache
 from sodviz.crops.redetect import CropDetections
-from sodviz.crops.vicrop import ViCropConfig, run_vicrop
-from sodviz.detector.inference import image_hash, run_inference
-from sodviz.detector.loading import Detector
 from sodviz.evaluation.buckets import AITOD_BUCKETS
-from sodviz.evaluation.ground_truth import GroundTruth
 from sodviz.types import InferenceResult
 from sodviz.views.palette import METHOD_RGB
 from sodviz.views.render import overlay_heatmap, tile_images
-
-
-def fit_acs(
-    detector: Detector, scenes: Sequence[tuple[np.ndarray, GroundTruth]], *, top_heads: int = 4,
-    regressor: str = "ridge", crops: ViCropConfig | None = None,
-    on_progress: Callable[[float], None] | None = None, cache: InferenceCache | None = DEFAULT_CACHE,
-) -> FittedAcs:  # fmt: skip
-    """Candidates of every labelled object in `scenes` (with `crops`, also the queries of
-    ViCrop-Det's crops; forward passes cached), then the heads and the `regressor`, kept in `cache`
-    so page reruns refit nothing. Raises ValueError when fewer than three candidates overlap an
-    object."""
-    if cache is not None:
-        key = ("fit_acs", detector.content_hash, tuple(image_hash(image) for image, _ in scenes), top_heads,
-               regressor, crops, tuple(truth.boxes_xyxy.tobytes() for _, truth in scenes))  # fmt: skip
-        return cache.get_or_compute(
-            key,
-            lambda: fit_acs(
-                detector,
-                scenes,
-                top_heads=top_heads,
-                regressor=regressor,
-                crops=crops,
-                on_progress=on_progress,
-                cache=None,
-            ),
-        )
-    parts = []
-    for index, (image, truth) in enumerate(scenes):
-        result = run_inference(detector, image)
-        refined = None if crops is None else run_vicrop(detector, image, config=crops).refined
-        parts.append(candidates_for_objects(result, truth.boxes_xyxy, crops=refined))  # renumbered below
-        if on_progress is not None:
-            on_progress((index + 1) / len(scenes))
-    return fit_selectors(Candidates.concatenate(parts), top_heads=top_heads, regressor=regressor)
 
 
 def object_table(candidates: Candidates, fitted: FittedAcs, object_index: int) -> list[dict]:

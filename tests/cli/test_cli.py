@@ -68,7 +68,7 @@ def test_models_lists_families_and_presets():
 
 
 def test_train_command_defaults_are_the_demo_recipe():
-    from sodviz.training.loop import TrainConfig
+    from sodviz.training.recipe import TrainConfig
 
     assert train_config(build_parser().parse_args(["train"])) == TrainConfig()
     changed = train_config(build_parser().parse_args(["train", "--steps", "7", "--workers", "0"]))

@@ -17,7 +17,8 @@ from sodviz.evaluation.error_table import compare_errors, error_rows
 from sodviz.modules import FineConfig, ModulesConfig, attach_modules
 from sodviz.synth.datasets import write_dataset
 from sodviz.synth.scenes import SceneConfig
-from sodviz.training.loop import TrainConfig, export
+from sodviz.training.loop import export
+from sodviz.training.recipe import TrainConfig
 
 COUNTS = {
     "vt": {"tp": 6, "fp": 2, "fn": 4},  # precision 0.75, recall 0.6, F1 12/(12+6) = 2/3

@@ -20,7 +20,8 @@ from sodviz.modules import (
     record_maps,
     sample_tokens,
 )
-from sodviz.training.loop import TrainConfig, export
+from sodviz.training.loop import export
+from sodviz.training.recipe import TrainConfig
 
 HYBRID = ["rt_detr", "rt_detr_v2", "d_fine"]  # families with a hybrid encoder (top-down fusions)
 ALL = ModulesConfig(cctm=True, fine=FineConfig())

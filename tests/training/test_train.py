@@ -15,7 +15,8 @@ from sodviz.modules import modules_of, split_state_dict
 from sodviz.synth.datasets import write_dataset
 from sodviz.synth.scenes import SceneConfig
 from sodviz.training.data import CocoCrops, CropBatches, _crop_boxes, _random_flip_rotate
-from sodviz.training.loop import TrainConfig, initial_model, lr_factor, parameter_groups, train
+from sodviz.training.loop import train
+from sodviz.training.recipe import TrainConfig, initial_model, lr_factor, parameter_groups
 
 TINY_MODEL = dict(
     backbone_config=RTDetrResNetConfig(
