@@ -95,7 +95,7 @@ DEFAULTS = {
     ERF_DATASET: False,
     ERF_ZOOM: True,
     ERF_POINT: None,
-    VICROP_IOU: 0.5,
+    VICROP_IOU: _VICROP.fusion_iou,
     VICROP_COMPARE: False,
     FUSION_MODEL: "demo-fusion",
     FUSION_MODE: "mean",
@@ -142,6 +142,7 @@ def vicrop_config() -> ViCropConfig:
         k=state[VICROP_K], scales=tuple(sorted(state[VICROP_SCALES])), overlap=state[VICROP_OVERLAP],
         alpha=state[VICROP_ALPHA], beta=state[VICROP_BETA], max_overlap=state[VICROP_MAX_OVERLAP],
         selection=state[VICROP_SELECTION], gate_min_uncertain=state[VICROP_GATE],
+        fusion_iou=state[VICROP_IOU],
     )  # fmt: skip
 
 
@@ -263,6 +264,13 @@ def figure_height() -> int:
 def controls(label: str = "Controls"):
     """A container for a page's widgets: inline normally, folded away in presentation mode."""
     return st.expander(label, expanded=False) if presenting() else st.container()
+
+
+def picked(event) -> object | None:
+    """The `customdata` of the first point clicked on a plotly chart (`on_select="rerun"`), or None."""
+    points = event.selection.points if event else []
+    values = [point.get("customdata") for point in points if "customdata" in point]
+    return values[0] if values else None
 
 
 def download_png(label: str, image: np.ndarray, file_name: str, key: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _shared as shared
-from sodviz.boxes import crop_window
 from sodviz.views.detections import aggregate_overlay, detections_view, query_attention_view
 from sodviz.views.figures import detections_figure, sampling_points_figure
 
@@ -45,9 +44,9 @@ with left:
     st.markdown(f"**Pick a detection** (click its centre) · {labels[query]}")
     figure = detections_figure(inputs.image, detections, selected_query=query, height=height)
     event = st.plotly_chart(figure, key="pick_chart", on_select="rerun", selection_mode="points")
-    picked = [p.get("customdata") for p in (event.selection.points if event else []) if "customdata" in p]
-    if picked and int(picked[0]) != query:
-        st.session_state[shared.QUERY] = int(picked[0])
+    picked = shared.picked(event)
+    if picked is not None and int(picked) != query:
+        st.session_state[shared.QUERY] = int(picked)
         st.rerun()
 with right:
     st.markdown(f"**Attention of {labels[query]}** · entropy {view.entropy:.2f} nats")
@@ -58,10 +57,15 @@ if view.points is not None:
     st.subheader("Sampling points (area ~ weight, colour = feature level), zoomed to the detection")
     points_xy, weights, levels, _ = view.points
     box = result.boxes_xyxy[query : query + 1]
-    zoom = crop_window(box[0], inputs.image.shape[:2], factor=12.0, min_side=192)
     st.plotly_chart(
         sampling_points_figure(
-            inputs.image, points_xy, weights, levels, box_xyxy=box, view_xyxy=zoom, height=height
+            inputs.image,
+            points_xy,
+            weights,
+            levels,
+            box_xyxy=box,
+            view_xyxy=view.points_window,
+            height=height,
         )
     )
     shared.download_png(

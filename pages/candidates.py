@@ -62,16 +62,14 @@ crops = (
 candidates = candidates_for_objects(
     inputs.result, truth, crops=crops, score_threshold=st.session_state[shared.THRESHOLD]
 )
-objects = sorted({int(o) for o in candidates.object_index},
-                 key=lambda o: candidates.object_size[candidates.object_index == o][0])  # fmt: skip
+objects = candidates.objects_by_size()
 if not objects:
     st.info("No decoder box overlaps an object here. Lower the threshold, or pick another image.")
     st.stop()
 
 
 def describe(index: int) -> str:  # fixed per object: the browser keeps a picked option's old label
-    size = candidates.object_size[candidates.object_index == index][0]
-    return f"{'object' if truth is not None else 'cluster'} {index}: {size:.1f} px"
+    return f"{'object' if truth is not None else 'cluster'} {index}: {candidates.size_of(index):.1f} px"
 
 
 picked = st.selectbox("Object (smallest first)", objects, format_func=describe, key=shared.ACS_OBJECT)

@@ -44,10 +44,10 @@ figure = detections_figure(
     height=shared.figure_height(),
 )
 event = st.plotly_chart(figure, key="detections_chart", on_select="rerun", selection_mode="points")
-picked = [p.get("customdata") for p in (event.selection.points if event else []) if "customdata" in p]
-if picked:
-    st.session_state[shared.QUERY] = int(picked[0])
-    st.caption(f"Query {picked[0]} picked: open the Attention page to see where it looks.")
+picked = shared.picked(event)
+if picked is not None:
+    st.session_state[shared.QUERY] = int(picked)
+    st.caption(f"Query {picked} picked: open the Attention page to see where it looks.")
 shared.download_png(
     "Download PNG",
     draw_match(

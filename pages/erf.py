@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
 import streamlit as st
 
 from pages import _shared as shared
 from sodviz.cache import DEFAULT_CACHE
 from sodviz.erf.fields import available_stages, compute_erf, random_twin
 from sodviz.samples import load_sample, sample_names
-from sodviz.views.erf import erf_panel, ratio_figure, zoom_window
-from sodviz.views.figures import image_figure
+from sodviz.views.erf import erf_panel, erf_point, point_picker_figure, ratio_figure, zoom_window
 
 shared.init_state()
 shared.sidebar()
@@ -43,28 +40,17 @@ if not stages:
     st.stop()
 stages = [s for s in stages_all if s in stages]  # shallow to deep
 
-shown = cv2.resize(inputs.image, (input_w, input_h), interpolation=cv2.INTER_AREA)
-step = max(8, min(input_h, input_w) // 32)
-ys, xs = np.mgrid[step // 2 : input_h : step, step // 2 : input_w : step]
-grid = dict(
-    type="scatter", mode="markers", x=xs.ravel().tolist(), y=ys.ravel().tolist(), name="click a point",
-    customdata=np.stack([xs.ravel(), ys.ravel()], axis=1).tolist(), hoverinfo="x+y",
-    marker=dict(size=step, color="rgba(0,0,0,0)"),
-)  # fmt: skip
-point = st.session_state.get(shared.ERF_POINT) or [input_w / 2, input_h / 2]
-point = [min(point[0], input_w - 1), min(point[1], input_h - 1)]
-marker = dict(type="scatter", mode="markers", x=[point[0]], y=[point[1]], name="point",
-              marker=dict(size=14, symbol="x", color="#00e5ff"))  # fmt: skip
+point = erf_point(st.session_state.get(shared.ERF_POINT), (input_h, input_w))
 st.markdown(f"**Point** ({point[0]:.0f}, {point[1]:.0f}) of the {input_w}x{input_h} input: click to move it")
 event = st.plotly_chart(
-    image_figure(shown, traces=[grid, marker], height=360),
+    point_picker_figure(inputs.image, (input_h, input_w), point, height=360),
     key="erf_pick",
     on_select="rerun",
     selection_mode="points",
 )
-picked = [p.get("customdata") for p in (event.selection.points if event else []) if "customdata" in p]
-if picked and picked[0] != point:
-    st.session_state[shared.ERF_POINT] = picked[0]
+picked = shared.picked(event)
+if picked is not None and picked != point:
+    st.session_state[shared.ERF_POINT] = picked
     st.rerun()
 
 images = [inputs.image]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from pages import _shared as shared
@@ -14,6 +13,8 @@ from sodviz.samples import sample_names
 from sodviz.views.erf import erf_panel
 from sodviz.views.fusion_maps import (
     CHANNEL_MODES,
+    CS_IMAGE_SIDE,
+    CS_SIZES_PX,
     MAP_TITLES,
     SECTIONS,
     compare_detections,
@@ -54,8 +55,9 @@ st.markdown(f"**{source}** carries: {', '.join(carried.config.names) if carried 
 size = st.session_state[shared.INPUT_SIZE] or None
 if carried is not None and carried.config.names != ("boost",):
     maps = fusion_maps(module, inputs.image, input_size=size)
-    channels = next(iter((maps.cctm or maps.fine)[0].values())).shape[0]
-    channel = st.slider("Channel", 0, channels - 1, key=shared.FUSION_CHANNEL, disabled=mode != "channel")
+    channel = st.slider(
+        "Channel", 0, maps.num_channels - 1, key=shared.FUSION_CHANNEL, disabled=mode != "channel"
+    )
     for section, key in zip(SECTIONS, (shared.FUSION_LEVEL, shared.FUSION_STAGE), strict=True):
         group = getattr(maps, section.group)
         if not group:
@@ -79,8 +81,8 @@ if comparison.matches is not None:
     st.dataframe(counts_table(comparison.matches), hide_index=True)
 
 st.subheader("Boost: class score against object size (Cross-DINO Fig. 3)")
-sizes = np.geomspace(2, 512, 60)
-st.plotly_chart(cs_figure(cs_curve(sizes, 1024, beta), beta=beta, image_side=1024))
+curve = cs_curve(CS_SIZES_PX, CS_IMAGE_SIDE, beta)
+st.plotly_chart(cs_figure(curve, beta=beta, image_side=CS_IMAGE_SIDE))
 if st.toggle("Average over the sample scenes", key=shared.FUSION_SCORES):
     scenes = [shared.cached_sample(name) for name in sample_names()]
     scenes = [(decoded.image, truth) for decoded, truth in scenes]

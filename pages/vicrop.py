@@ -7,9 +7,7 @@ import streamlit as st
 from pages import _shared as shared
 from sodviz.crops.slicing import run_slicing
 from sodviz.crops.vicrop import ViCropConfig, run_vicrop
-from sodviz.evaluation.ground_truth import match_ground_truth
-from sodviz.views.figures import SELECTED_COLOR, box_trace, image_figure
-from sodviz.views.vicrop import above, counts_table, vicrop_view
+from sodviz.views.vicrop import counts_table, slicing_comparison, vicrop_view, windows_figure
 
 shared.init_state()
 shared.sidebar()
@@ -32,7 +30,7 @@ with shared.controls():
         "Gate: min uncertain queries", 0, inputs.result.num_queries, key=shared.VICROP_GATE,
         help=f"Refine only when at least this many queries score in {ViCropConfig().score_band} (0: always).",
     )  # fmt: skip
-    fusion_iou = columns[3].slider("Fusion IoU", 0.1, 0.9, step=0.05, key=shared.VICROP_IOU)
+    columns[3].slider("Fusion IoU", 0.1, 0.9, step=0.05, key=shared.VICROP_IOU)
     columns[0].slider(
         "Crop overlap allowed", 0.0, 0.75, step=0.05, key=shared.VICROP_MAX_OVERLAP,
         help="Chosen crops may share this fraction of the smaller crop's area.",
@@ -46,7 +44,7 @@ if not scales:
     st.stop()
 config = shared.vicrop_config()
 with st.spinner("Re-detecting the crops ..."):
-    outcome = run_vicrop(inputs.detector, inputs.image, config=config, fusion_iou=fusion_iou)
+    outcome = run_vicrop(inputs.detector, inputs.image, config=config)
 plan = outcome.plan
 (st.success if plan.refine else st.info)(f"Gate: {plan.reason}.")
 shown_scale = st.radio(
@@ -69,17 +67,7 @@ for column, (name, title) in zip(
         )
 
 st.subheader(f"Candidate windows and the {len(plan.chosen)} chosen crops")
-candidates = box_trace(plan.windows_xyxy, color="rgba(255,255,255,0.35)", name="candidates", width=1)
-chosen = [
-    box_trace(
-        plan.windows_xyxy[w : w + 1],
-        color=SELECTED_COLOR,
-        name=f"crop {i} ({plan.windows.score[w]:.3f})",
-        width=3,
-    )
-    for i, w in enumerate(plan.chosen)
-]
-st.plotly_chart(image_figure(inputs.image, traces=[candidates, *chosen], height=shared.figure_height()))
+st.plotly_chart(windows_figure(plan, inputs.image, height=shared.figure_height()))
 if view.crops is not None:
     st.markdown("**Each crop at native resolution, with its own detections**")
     st.image(view.crops)
@@ -99,13 +87,15 @@ if view.before_match is not None:
 st.subheader(f"Compare: uniform slicing at the same {outcome.forward_passes} forward passes")
 if st.toggle("Run uniform slicing", key=shared.VICROP_COMPARE):
     sliced = run_slicing(
-        inputs.detector, inputs.image, forward_passes=outcome.forward_passes, fusion_iou=fusion_iou
-    )
+        inputs.detector, inputs.image, forward_passes=outcome.forward_passes,
+        score_threshold=config.score_threshold, fusion_iou=config.fusion_iou, small_limit=config.small_limit,
+    )  # fmt: skip
     st.caption(
         f"{len(sliced.crops_xyxy)} near-square slices + the full image: {sliced.forward_passes} passes"
     )
-    sliced = above(sliced.detections, threshold)
-    st.markdown(f"slicing: {len(sliced)} detections · ViCrop-Det: {len(above(outcome.fused, threshold))}")
-    if inputs.truth is not None:
-        match = match_ground_truth(sliced, inputs.truth, class_names=inputs.result.class_names)
-        st.dataframe(counts_table({"ViCrop": view.after_match, "slicing": match}), hide_index=True)
+    comparison = slicing_comparison(
+        view, sliced, threshold, class_names=inputs.result.class_names, truth=inputs.truth
+    )
+    st.markdown(f"slicing: {comparison.sliced} detections · ViCrop-Det: {comparison.vicrop}")
+    if comparison.counts is not None:
+        st.dataframe(comparison.counts, hide_index=True)

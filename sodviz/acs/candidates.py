@@ -58,6 +58,16 @@ class Candidates:
     def __len__(self) -> int:
         return len(self.object_index)
 
+    def objects_by_size(self) -> list[int]:
+        """The objects that have candidates, smallest first (ties by index)."""
+        objects, first = np.unique(self.object_index, return_index=True)
+        order = np.lexsort((objects, self.object_size[first]))
+        return [int(o) for o in objects[order]]
+
+    def size_of(self, object_index: int) -> float:
+        """sqrt area of one object's box in the full image's model-input pixels."""
+        return float(self.object_size[self.object_index == object_index][0])
+
     @property
     def num_objects(self) -> int:
         return int(self.object_index.max()) + 1 if len(self) else 0

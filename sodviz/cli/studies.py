@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+from pathlib import Path
 
 from sodviz.cli.parser import parse_budgets
 from sodviz.cli.progress import progress_bar
@@ -13,7 +16,6 @@ def erf(args: argparse.Namespace) -> None:
     from sodviz.detector.loading import load_detector
     from sodviz.erf.fields import available_stages, compute_erf, random_twin
     from sodviz.imageio import load_image
-    from sodviz.views.erf import write_erf
 
     detector = load_detector(args.model)
     suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -141,3 +143,24 @@ def acs(args: argparse.Namespace) -> None:
                                        for b, c in study.bucket_correlations.items()}}  # fmt: skip
     (args.out / "acs.json").write_text(json.dumps(summary, indent=1))
     print(f"wrote {args.out}/selection.csv, rescoring.csv and acs.json")
+
+
+def write_erf(result, out: Path, *, name: str = "erf", scale: str = "linear") -> list[Path]:
+    """`{name}.json` and `{name}.csv` (the sigma table) and one `{name}_{stage}.png` per stage."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = result.table()
+    written = [out / f"{name}.json", out / f"{name}.csv"]
+    payload = {"images": result.images, "point_xy": result.point_xy.tolist(), "stages": rows}
+    written[0].write_text(json.dumps(payload, indent=2, allow_nan=True))
+    with open(written[1], "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    from sodviz.imageio import encode_png
+    from sodviz.views.erf import erf_panel
+
+    for stage, erf_map, fit in zip(result.stages, result.maps, result.fits, strict=True):
+        path = out / f"{name}_{stage}.png"
+        path.write_bytes(encode_png(erf_panel(erf_map, fit, scale=scale, point_xy=result.point_xy)))
+        written.append(path)
+    return written

@@ -31,6 +31,11 @@ class FusionMaps:
     input_hw: tuple[int, int]
 
     @property
+    def num_channels(self) -> int:
+        """Channels of every map (the hybrid encoder's width)."""
+        return next(iter((self.cctm or self.fine)[0].values())).shape[0]
+
+    @property
     def nbytes(self) -> int:  # for `InferenceCache`
         return sum(a.nbytes for group in (self.cctm, self.fine) for maps in group for a in maps.values())
 

@@ -75,6 +75,10 @@ def detections_view(
     return DetectionsView(detections=detections, entropy=entropy.astype(np.float32), match=match, table=table)
 
 
+HEADS_ZOOM = dict(factor=6.0, min_side=96)  # the heads grid: the detection and its surroundings
+POINTS_ZOOM = dict(factor=12.0, min_side=192)  # sampling points reach further than the box
+
+
 @dataclass(frozen=True, slots=True)
 class QueryAttentionView:
     """One query's attention drawn on the image.
@@ -84,7 +88,8 @@ class QueryAttentionView:
         points: (points_xy, weights, levels, heads) of a deformable query, else None.
         points_overlay: uint8 RGB, those points drawn on the image, else None.
         heads_grid: uint8 RGB mosaic of each head's map around the detection (window in `window`).
-        window: `(x0, y0, x1, y1)` of the heads grid, original pixels.
+        window: `(x0, y0, x1, y1)` of the heads grid, original pixels (`HEADS_ZOOM`).
+        points_window: `(x0, y0, x1, y1)` to zoom the sampling points to (`POINTS_ZOOM`).
         entropy: nats, entropy of the shown map.
     """
 
@@ -93,6 +98,7 @@ class QueryAttentionView:
     points_overlay: np.ndarray | None
     heads_grid: np.ndarray
     window: tuple[int, int, int, int]
+    points_window: tuple[int, int, int, int]
     entropy: float
 
 
@@ -112,7 +118,7 @@ def query_attention_view(
     if isinstance(result.attention, DeformableAttention):
         points = query_sampling_points(result, query, layer=layer, head=head)
         points_overlay = draw_sampling_points(image, *points[:3])
-    window = crop_window(result.boxes_xyxy[query], image.shape[:2], factor=6.0, min_side=96)
+    window = crop_window(result.boxes_xyxy[query], image.shape[:2], **HEADS_ZOOM)
     x0, y0, x1, y1 = window
     tiles, titles = [], []
     for index in range(result.attention.num_heads):
@@ -126,6 +132,7 @@ def query_attention_view(
         points_overlay=points_overlay,
         heads_grid=grid,
         window=window,
+        points_window=crop_window(result.boxes_xyxy[query], image.shape[:2], **POINTS_ZOOM),
         entropy=float(attention_entropy(heat[None])[0]),
     )
 

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 import itertools
-import json
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
 import plotly.graph_objects as go
 
 from sodviz.erf.fields import ErfResult
-from sodviz.imageio import encode_png
-from sodviz.views.palette import colorize
+from sodviz.views.figures import image_figure
+from sodviz.views.palette import POINT_RGB, colorize, hex_color
 
 
 def erf_panel(erf_map: np.ndarray, fit, *, scale: str = "linear", point_xy=None) -> np.ndarray:
@@ -37,7 +34,7 @@ def erf_panel(erf_map: np.ndarray, fit, *, scale: str = "linear", point_xy=None)
             cv2.ellipse(panel, center, axes, 0, 0, 360, (255, 255, 255), 1, cv2.LINE_AA)
     if point_xy is not None:
         x, y = (int(np.rint(v)) for v in point_xy)
-        cv2.drawMarker(panel, (x, y), (0, 255, 255), cv2.MARKER_CROSS, 9, 1)
+        cv2.drawMarker(panel, (x, y), POINT_RGB, cv2.MARKER_CROSS, 9, 1)
     return panel
 
 
@@ -76,19 +73,27 @@ def ratio_figure(results: dict[str, ErfResult]) -> go.Figure:
     return go.Figure(data=traces, layout=layout)
 
 
-def write_erf(result: ErfResult, out: Path, *, name: str = "erf", scale: str = "linear") -> list[Path]:
-    """`{name}.json` and `{name}.csv` (the sigma table) and one `{name}_{stage}.png` per stage."""
-    out.mkdir(parents=True, exist_ok=True)
-    rows = result.table()
-    written = [out / f"{name}.json", out / f"{name}.csv"]
-    payload = {"images": result.images, "point_xy": result.point_xy.tolist(), "stages": rows}
-    written[0].write_text(json.dumps(payload, indent=2, allow_nan=True))
-    with open(written[1], "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    for stage, erf_map, fit in zip(result.stages, result.maps, result.fits, strict=True):
-        path = out / f"{name}_{stage}.png"
-        path.write_bytes(encode_png(erf_panel(erf_map, fit, scale=scale, point_xy=result.point_xy)))
-        written.append(path)
-    return written
+def erf_point(point_xy, input_hw: tuple[int, int]) -> list[float]:
+    """`[x, y]` in model-input pixels: the chosen point (default: the centre), kept inside the input."""
+    input_h, input_w = input_hw
+    x, y = point_xy or (input_w / 2, input_h / 2)
+    return [min(x, input_w - 1), min(y, input_h - 1)]
+
+
+def point_picker_figure(
+    image: np.ndarray, input_hw: tuple[int, int], point_xy: list[float], *, height: int = 360
+) -> go.Figure:
+    """The image at the model-input size with an invisible grid of clickable points (each carrying
+    its `[x, y]` in input pixels as customdata) and the chosen point as a cross."""
+    input_h, input_w = input_hw
+    shown = cv2.resize(image, (input_w, input_h), interpolation=cv2.INTER_AREA)
+    step = max(8, min(input_h, input_w) // 32)
+    ys, xs = np.mgrid[step // 2 : input_h : step, step // 2 : input_w : step]
+    grid = dict(
+        type="scatter", mode="markers", x=xs.ravel().tolist(), y=ys.ravel().tolist(), name="click a point",
+        customdata=np.stack([xs.ravel(), ys.ravel()], axis=1).tolist(), hoverinfo="x+y",
+        marker=dict(size=step, color="rgba(0,0,0,0)"),
+    )  # fmt: skip
+    marker = dict(type="scatter", mode="markers", x=[point_xy[0]], y=[point_xy[1]], name="point",
+                  marker=dict(size=14, symbol="x", color=hex_color(POINT_RGB)))  # fmt: skip
+    return image_figure(shown, traces=[grid, marker], height=height)

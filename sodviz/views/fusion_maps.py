@@ -15,6 +15,8 @@ from sodviz.evaluation.ground_truth import GroundTruth, GroundTruthMatch, match_
 from sodviz.views.palette import colorize
 from sodviz.views.vicrop import above, draw_with_truth
 
+CS_SIZES_PX = np.geomspace(2, 512, 60)  # object sides of the CS / Boost-weight curve
+CS_IMAGE_SIDE = 1024  # in an image this wide (Cross-DINO's example)
 CHANNEL_MODES = {"mean": "mean", "channel": "one channel", "pca": "PCA to RGB"}
 MAP_TITLES = {
     "B": "B (backbone, projected)",

@@ -16,6 +16,7 @@ STATUS_RGB: dict[str, RGB] = {
 }
 LEVEL_RGB: tuple[RGB, ...] = ((255, 59, 48), (255, 204, 0), (52, 199, 89), (10, 132, 255), (191, 90, 242))
 SELECTED_RGB: RGB = (255, 43, 214)  # the picked query or crop, on every figure
+POINT_RGB: RGB = (0, 229, 255)  # the ERF's chosen point
 METHOD_RGB: dict[str, RGB] = {
     "confidence": STATUS_RGB[""],
     "ACS-Free": STATUS_RGB["FN"],

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import plotly.graph_objects as go
 import supervision as sv
 
 from sodviz.boxes import image_to_crop
-from sodviz.crops.vicrop import ViCropResult
+from sodviz.crops.slicing import SlicingResult
+from sodviz.crops.vicrop import CropPlan, ViCropResult
 from sodviz.evaluation.ground_truth import GroundTruth, GroundTruthMatch, match_ground_truth
+from sodviz.views.figures import SELECTED_COLOR, box_trace, image_figure
 from sodviz.views.render import draw_detections, draw_match, overlay_heatmap, tile_images
 
 
@@ -40,6 +43,7 @@ class ViCropView:
         crops: uint8 RGB mosaic of the chosen crops with their own detections (None without crops).
         before / after: uint8 RGB, base and fused detections (TP / FP / missed with ground truth).
         added: how many fused detections came from the crops.
+        after_count: fused detections above the threshold.
         before_match / after_match: against ground truth, or None.
     """
 
@@ -48,6 +52,7 @@ class ViCropView:
     before: np.ndarray
     after: np.ndarray
     added: int
+    after_count: int
     before_match: GroundTruthMatch | None
     after_match: GroundTruthMatch | None
 
@@ -93,6 +98,7 @@ def vicrop_view(
         before=draw_with_truth(image, before, before_match, truth),
         after=draw_with_truth(image, after, after_match, truth),
         added=int(after.data["refined"].sum()),
+        after_count=len(after),
         before_match=before_match,
         after_match=after_match,
     )
@@ -124,3 +130,38 @@ def counts_table(matches: dict[str, GroundTruthMatch]) -> list[dict]:
 def above(detections: sv.Detections, threshold: float) -> sv.Detections:
     """The detections with confidence >= threshold."""
     return detections[detections.confidence >= threshold]
+
+
+def windows_figure(plan: CropPlan, image: np.ndarray, *, height: int = 640) -> go.Figure:
+    """The image with every candidate window (faint) and the chosen crops (in the picked colour)."""
+    candidates = box_trace(plan.windows_xyxy, color="rgba(255,255,255,0.35)", name="candidates", width=1)
+    chosen = []
+    for i, window in enumerate(plan.chosen):
+        name = f"crop {i} ({plan.windows.score[window]:.3f})"
+        chosen.append(
+            box_trace(plan.windows_xyxy[window : window + 1], color=SELECTED_COLOR, name=name, width=3)
+        )
+    return image_figure(image, traces=[candidates, *chosen], height=height)
+
+
+@dataclass(frozen=True, slots=True)
+class SlicingComparison:
+    """ViCrop-Det against uniform slicing at one threshold: how many detections each keeps, and
+    TP / FP / FN side by side by size (`counts_table` rows) with ground truth, else None."""
+
+    vicrop: int
+    sliced: int
+    counts: list[dict] | None
+
+
+def slicing_comparison(
+    view: ViCropView, sliced: SlicingResult, threshold: float, *, class_names: tuple[str, ...],
+    truth: GroundTruth | None = None,
+) -> SlicingComparison:  # fmt: skip
+    """Slicing's detections above `threshold` against the ViCrop page's (`view`, same threshold)."""
+    kept = above(sliced.detections, threshold)
+    counts = None
+    if truth is not None:
+        match = match_ground_truth(kept, truth, class_names=class_names)
+        counts = counts_table({"ViCrop": view.after_match, "slicing": match})
+    return SlicingComparison(vicrop=view.after_count, sliced=len(kept), counts=counts)
