@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import itertools
 import json
 import subprocess
 import sys
@@ -15,7 +16,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pages import _shared as shared
+from sodviz.cache import DEFAULT_CACHE
 from sodviz.crops.vicrop import run_vicrop
+from sodviz.detector import inference
 from sodviz.detector.inference import run_inference
 from sodviz.evaluation.ground_truth import GroundTruth
 
@@ -71,11 +74,13 @@ def test_detections_page_controls(app):
     _no_errors(app)
     assert len(app.dataframe) == 1 and any("No detection" in i.value for i in app.info)
     app.slider(key=shared.THRESHOLD).set_value(0.0).run()
-    app.multiselect(key=shared.CLASSES).set_value([1]).run()
+    picker = app.multiselect(key=shared.CLASSES)
+    shown = str(app.dataframe[1].value["class"].iloc[0])  # a class the detector does find here
+    class_id = next(c for c in itertools.count() if picker.format_func(c) == shown)  # ids are 0, 1, ...
+    picker.set_value([class_id]).run()
     _no_errors(app)
-    if len(app.dataframe) > 1:
-        class_names = {str(name) for name in app.dataframe[1].value["class"]}
-        assert class_names == {app.multiselect(key=shared.CLASSES).format_func(1)}
+    assert len(app.dataframe) > 1, "the class filter left no table"
+    assert {str(name) for name in app.dataframe[1].value["class"]} == {shown}
 
 
 def test_attention_page_controls_and_picking(app):
@@ -91,13 +96,29 @@ def test_attention_page_controls_and_picking(app):
     assert any("entropy" in m.value for m in app.markdown)
 
 
-def test_input_size_reruns_the_detector_once_per_size(app):
+def test_input_size_reruns_the_detector_once_per_size(app, monkeypatch):
+    """The full-image pass runs once per (model, image, input size); page switches reuse it."""
+    sizes = []  # the input size of every full-image forward pass (crops go through another path)
+    real = inference.run_inference_batch
+
+    def counted(detector, images, *, input_size=None):
+        sizes.append(input_size)
+        return real(detector, images, input_size=input_size)
+
+    monkeypatch.setattr(inference, "run_inference_batch", counted)
+    DEFAULT_CACHE.clear()
     app.number_input(key=shared.INPUT_SIZE).set_value(96).run()
-    _no_errors(app)
-    for page in PAGES[1:]:
+    for page in ("pages/detections.py", "pages/attention.py", "pages/detections.py"):
         app.switch_page(page).run()
         _no_errors(app)
-    assert app.session_state[shared.INPUT_SIZE] == 96
+    assert sizes.count(96) == 1
+    app.switch_page("pages/home.py").run()
+    app.number_input(key=shared.INPUT_SIZE).set_value(128).run()
+    for page in ("pages/attention.py", "pages/detections.py"):
+        app.switch_page(page).run()
+        _no_errors(app)
+    assert sizes.count(128) == 1 and sizes.count(96) == 1
+    assert app.session_state[shared.INPUT_SIZE] == 128
 
 
 def test_vicrop_page_controls_and_compare(app):

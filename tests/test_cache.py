@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from sodviz.cache import InferenceCache
+from sodviz.cache import InferenceCache, cached
 from sodviz.detector.inference import run_inference
 
 
@@ -111,3 +111,22 @@ def test_a_failing_computation_is_not_cached_and_waiters_see_the_error():
 def test_negative_budget_is_refused():
     with pytest.raises(ValueError, match="max_bytes"):
         InferenceCache(max_bytes=-1)
+
+
+def test_cached_computes_once_with_a_cache_and_every_time_without():
+    keys, computed = [], []
+
+    def key():
+        keys.append(1)
+        return ("k",)
+
+    def compute():
+        computed.append(1)
+        return Blob("value", 8)
+
+    cache = InferenceCache()
+    assert cached(cache, key, compute) is cached(cache, key, compute)
+    assert len(computed) == 1 and len(keys) == 2
+    cached(None, key, compute)
+    cached(None, key, compute)
+    assert len(computed) == 3 and len(keys) == 2  # no cache: computed each time, no key built

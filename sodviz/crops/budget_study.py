@@ -66,9 +66,14 @@ def run_benchmark(
             )
         if on_progress is not None:
             on_progress(done / len(truth["images"]))
+    return _rows(truth, found, seconds, passes, scale)
+
+
+def _rows(truth: dict, found: dict, seconds: dict, passes: dict, scale: dict) -> list[dict]:
+    """One table row per (method, budget) from the detections, seconds and passes summed over images."""
     count = max(1, len(truth["images"]))
     rows = []
-    for method, budget in runs:
+    for method, budget in found:
         metrics = coco_metrics(truth, found[(method, budget)], area_scale=scale)
         rows.append(
             {"method": method, "budget": budget}

@@ -103,17 +103,8 @@ def _cached_batch(detector, pixels, *, size: int, cache: InferenceCache | None) 
 
 def _crop_detections(result, crop, index: int, *, image_hw, threshold: float, margin: float, factor: float):
     detections = to_detections(result, score_threshold=threshold)
-    x0, y0, x1, y1 = (int(v) for v in crop)
     boxes = detections.xyxy.astype(np.float64)
-    cut = np.zeros(len(detections), bool)
-    if x0 > 0:
-        cut |= boxes[:, 0] <= margin
-    if y0 > 0:
-        cut |= boxes[:, 1] <= margin
-    if x1 < image_hw[1]:
-        cut |= boxes[:, 2] >= (x1 - x0) - margin
-    if y1 < image_hw[0]:
-        cut |= boxes[:, 3] >= (y1 - y0) - margin
+    cut = cut_by_crop_edge(boxes, crop, image_hw, margin=margin)
     confidence = detections.confidence * np.where(cut, factor, 1.0).astype(np.float32)
     keep = confidence > 0
     moved = sv.Detections(
@@ -128,6 +119,25 @@ def _crop_detections(result, crop, index: int, *, image_hw, threshold: float, ma
         },
     )
     return moved
+
+
+def cut_by_crop_edge(
+    boxes_xyxy: np.ndarray, crop_xyxy, image_hw: tuple[int, int], *, margin: float
+) -> np.ndarray:
+    """bool `(N,)`: boxes (in the crop's pixels) within `margin` of an edge of the crop that lies
+    inside the image, so probably cut by it. An edge on the image's border cuts nothing."""
+    boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    x0, y0, x1, y1 = (int(v) for v in crop_xyxy)
+    cut = np.zeros(len(boxes), bool)
+    if x0 > 0:
+        cut |= boxes[:, 0] <= margin
+    if y0 > 0:
+        cut |= boxes[:, 1] <= margin
+    if x1 < image_hw[1]:
+        cut |= boxes[:, 2] >= (x1 - x0) - margin
+    if y1 < image_hw[0]:
+        cut |= boxes[:, 3] >= (y1 - y0) - margin
+    return cut
 
 
 def _empty() -> sv.Detections:

@@ -122,17 +122,17 @@ def test_crop_queries_join_the_objects_they_overlap_in_image_pixels():
         [10, 10, 30, 30],
         [0, 0, 5, 5],
         [12, 10, 32, 30],
-    ]  # crop pixels; the crop starts at (50, 50)
+    ]  # crop pixels; the crop starts at x 50, y 40 (x0 != y0, so an x / y swap shows)
     crop_result = _result(crop_boxes, [[[1, 0], [1, 0]]] * 3, [[points, points]] * 3, scores=[0.95, 0.9, 0.3])
     crops = CropDetections(
-        sv.Detections.empty(), np.array([[50, 50, 100, 100]]), (crop_result,), model_calls=1
+        sv.Detections.empty(), np.array([[50, 40, 100, 100]]), (crop_result,), model_calls=1
     )
-    truth = np.array([[10, 10, 30, 30], [60, 60, 80, 80]], np.float32)
+    truth = np.array([[10, 10, 30, 30], [60, 50, 80, 70]], np.float32)
     candidates = candidates_for_objects(_scene(), truth, crops=crops)
     assert candidates.object_index.tolist() == [0, 0, 0, 1, 1, 1]
     assert candidates.crop_index.tolist() == [-1, -1, -1, -1, 0, 0]
     assert candidates.query_index.tolist() == [0, 1, 2, 3, 0, 2]
-    np.testing.assert_allclose(candidates.boxes_xyxy[4], [60, 60, 80, 80])
+    np.testing.assert_allclose(candidates.boxes_xyxy[4:], [[60, 50, 80, 70], [62, 50, 82, 70]])
     assert candidates.iou[4:].tolist() == pytest.approx([1, 360 / 440])
     assert candidates.object_size[4] == candidates.object_size[3] == pytest.approx(20)  # the image's frame
     assert candidates.crop_index[pick(candidates, candidates.confidence)].tolist() == [-1, 0]

@@ -43,18 +43,37 @@ def test_no_crops_is_no_model_call(tiny_detectors, image):
     assert len(found.detections) == 0 and found.model_calls == 0 and found.results == ()
 
 
-def test_boxes_cut_by_an_inner_crop_edge_are_dropped_but_image_edges_do_not_count(tiny_detectors, image):
-    detector = tiny_detectors["rt_detr"]
-    inner = detect_crops(
-        detector, image, np.array([[50, 30, 150, 90]]), score_threshold=0.0, border_factor=0.0
-    )
-    boxes = inner.detections.xyxy - [50, 30, 50, 30]
-    assert ((boxes[:, :2] > 2) & (boxes[:, 2:] < [98, 58])).all()
-    corner = detect_crops(
-        detector, image, np.array([[0, 0, 100, 60]]), score_threshold=0.0, border_factor=0.0
-    )
-    touching_image_edge = (corner.detections.xyxy[:, 0] <= 2) | (corner.detections.xyxy[:, 1] <= 2)
-    assert not corner.detections.data["at_border"][touching_image_edge].any()
+# boxes in crop pixels of a 100 x 60 crop: near the left, top, right, bottom edge, and inside
+EDGE_BOXES = np.array(
+    [[1, 20, 10, 30], [40, 1, 50, 10], [90, 20, 99, 30], [40, 50, 50, 59], [40, 20, 50, 30]]
+)
+
+
+@pytest.mark.parametrize(
+    ("crop", "cut"),
+    [
+        ([50, 30, 150, 90], [True, True, True, True, False]),  # inner crop: every edge cuts
+        ([0, 0, 100, 60], [False, False, True, True, False]),  # top-left corner: image edges do not
+        ([100, 60, 200, 120], [True, True, False, False, False]),  # bottom-right corner
+        ([0, 30, 100, 90], [False, True, True, True, False]),  # on the left border only (x0 != y0)
+    ],
+)
+def test_only_crop_edges_inside_the_image_cut_boxes(crop, cut):
+    from sodviz.crops.redetect import cut_by_crop_edge
+
+    assert cut_by_crop_edge(EDGE_BOXES, crop, (120, 200), margin=2.0).tolist() == cut
+    assert cut_by_crop_edge(np.zeros((0, 4)), crop, (120, 200), margin=2.0).tolist() == []  # empty
+
+
+def test_cut_boxes_are_halved_by_default_and_dropped_at_factor_zero(tiny_detectors, image):
+    detector, crop = tiny_detectors["rt_detr"], np.array([[50, 30, 150, 90]])
+    alone = to_detections(run_inference(detector, image[30:90, 50:150], cache=None), score_threshold=0.0)
+    halved = detect_crops(detector, image, crop, score_threshold=0.0, cache=None).detections
+    cut = halved.data["at_border"]
+    assert cut.any() and (~cut).any()  # the fixture has both kinds, so the factor is seen
+    np.testing.assert_allclose(halved.confidence, alone.confidence * np.where(cut, 0.5, 1.0), rtol=1e-5)
+    dropped = detect_crops(detector, image, crop, score_threshold=0.0, border_factor=0.0, cache=None)
+    assert len(dropped.detections) == int((~cut).sum()) and not dropped.detections.data["at_border"].any()
 
 
 @pytest.mark.parametrize("crop", [[-1, 0, 50, 50], [0, 0, 201, 50], [10, 10, 10, 40]])

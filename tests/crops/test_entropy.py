@@ -27,6 +27,19 @@ def test_uniform_attention_has_maximal_entropy_everywhere():
     np.testing.assert_allclose(scores.intensity, count / 96, atol=1e-6)
 
 
+def test_window_entropy_is_normalised_and_the_joint_score_weights_each_term_by_its_exponent():
+    """Hand-worked windows of a 1 x 8 map with three equal cells; alpha != beta, so a swap shows."""
+    heat = np.array([[1.0, 1, 1, 0, 0, 0, 0, 0]])
+    cells = np.array([[0, 0, 1, 4], [0, 1, 1, 3], [0, 2, 1, 6], [0, 0, 1, 8]])
+    scores = score_windows(heat, cells, np.ones(4, np.float32), alpha=2.0, beta=1.0)
+    # entropy of the attention inside / log(cells): 3 of 4 cells, 2 of 2, 1 of 4, 3 of 8
+    entropy = [math.log(3) / math.log(4), 1.0, 0.0, math.log(3) / math.log(8)]
+    intensity = [1.0, 2 / 3, 1 / 3, 1.0]
+    np.testing.assert_allclose(scores.entropy, entropy, atol=1e-6)
+    np.testing.assert_allclose(scores.intensity, intensity, atol=1e-6)
+    np.testing.assert_allclose(scores.score, np.square(entropy) * np.array(intensity), atol=1e-6)
+
+
 def test_one_hot_attention_has_zero_entropy_and_all_mass_where_it_is():
     heat = np.zeros((8, 12))
     heat[3, 7] = 5.0

@@ -57,7 +57,7 @@ def test_hooked_weights_equal_output_cross_attentions(deformable_detector, image
     inputs, _ = prepare_inputs(deformable_detector, [image, image[::-1].copy()])
     with torch.no_grad(), AttentionCapture(model, deformable_detector.family) as capture:
         outputs = model(**inputs, output_attentions=True)
-    locations, weights, level_shapes = capture.deformable()
+    locations, weights, _ = capture.deformable()
     num_layers = len(decoder_layers(model))
     assert weights.shape[:3] == (2, num_layers, model.config.num_queries)
     assert locations.shape == (*weights.shape, 2)
@@ -68,7 +68,16 @@ def test_hooked_weights_equal_output_cross_attentions(deformable_detector, image
         torch.testing.assert_close(unpadded, expected.reshape(unpadded.shape))
     # padded points (D-FINE lists) carry no weight, so every head still sums to one
     torch.testing.assert_close(weights.sum(dim=(-1, -2)), torch.ones(weights.shape[:4]))
-    assert [tuple(s) for s in level_shapes] == [tuple(s) for s in level_shapes]
+
+
+def test_level_shapes_are_the_feature_grids_of_a_non_square_input(deformable_detector):
+    """A 64 x 128 input (h != w, so a swap shows): level i is its grid at stride 8 * 2**i."""
+    pixel_values = torch.rand(1, 3, 64, 128)
+    with torch.no_grad(), AttentionCapture(deformable_detector.model, deformable_detector.family) as capture:
+        deformable_detector.model(pixel_values=pixel_values)
+    _, weights, level_shapes = capture.deformable()
+    expected = [(64 // stride, 128 // stride) for stride in (8 * 2**i for i in range(weights.shape[4]))]
+    assert [tuple(int(v) for v in shape) for shape in level_shapes] == expected
 
 
 def test_captured_points_reproduce_module_output(deformable_detector, image):
@@ -110,7 +119,10 @@ def test_hooks_removed_after_forward(detector, image):
         assert _hook_count(model) > before
         model(**inputs, output_attentions=not detector.family.deformable)
     assert _hook_count(model) == before
-    assert capture.grid_hw is not None or capture.records
+    if detector.family.deformable:  # records exist from registration on; weights only from a forward
+        assert capture.records and all(record.weights is not None for record in capture.records)
+    else:
+        assert capture.grid_hw is not None
 
 
 def test_hooks_removed_when_forward_raises(detector, image):

@@ -47,8 +47,12 @@ TINY, SMALL, LARGE = (10, 10, 6, 6), (50, 50, 20, 20), (100, 100, 50, 50)
         ),
         # the tiny object missed: its bucket is 0, the others stay 1
         ([(SMALL, 0.8), (LARGE, 0.7)], {"AP50_vt": 0.0, "AP50_s": 1.0, "AP50_m": 1.0}),
-        # a confident false positive ranked first: AP50 over 3 objects drops to 1 - 1/3 * ...
-        ([((150, 10, 20, 20), 0.99), (TINY, 0.9), (SMALL, 0.8), (LARGE, 0.7)], {"AP_vt": 1.0, "AP_m": 1.0}),
+        # a confident 20 px false positive ranked first: precision 1/2, 2/3, 3/4 at recall 1/3, 2/3, 1,
+        # so the interpolated AP50 is 0.75; it falls in the 16-32 px bucket only (AP_s 1/2)
+        (
+            [((150, 10, 20, 20), 0.99), (TINY, 0.9), (SMALL, 0.8), (LARGE, 0.7)],
+            {"AP50": 0.75, "AP": 0.75, "AP_s": 0.5, "AP_vt": 1.0, "AP_m": 1.0},
+        ),
         # nothing detected
         ([], {"AP": 0.0, "AP50_vt": 0.0, "AP_L": math.nan}),
     ],
@@ -104,3 +108,27 @@ def test_missing_or_broken_annotations(tmp_path):
     broken.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_coco(broken)
+
+
+# Square objects just below and above each AI-TOD bound (8, 16, 32 px), and the bucket they are in.
+BOUNDS = [(7.9, "vt"), (8.1, "t"), (15.9, "t"), (16.1, "s"), (31.9, "s"), (32.1, "m")]
+
+
+@pytest.mark.parametrize("frame_scale", [1.0, 0.5])  # original pixels; model input at half the size
+@pytest.mark.parametrize(("side", "bucket"), BOUNDS)
+def test_aitod_bucket_bounds_in_both_frames(side, bucket, frame_scale):
+    """An object of `side` px in the evaluation frame, boxes drawn at `side / frame_scale` image px."""
+    length = side / frame_scale
+    box = (40, 60, length, length)  # x0 != y0
+    truth = _dataset([box])
+    area_scale = None if frame_scale == 1.0 else {0: frame_scale}
+    metrics = coco_metrics(truth, [_detection(box, 0.9)], area_scale=area_scale)
+    for name in ("vt", "t", "s", "m"):
+        if name == bucket:
+            assert metrics[f"AP_{name}"] == pytest.approx(1.0), name
+        else:
+            assert math.isnan(metrics[f"AP_{name}"]), name
+    counts = match_counts(truth, [], score_threshold=0.5, area_scale=area_scale)
+    assert {name: c["fn"] for name, c in counts.items()} == {
+        n: int(n == bucket) for n in ("vt", "t", "s", "m")
+    }

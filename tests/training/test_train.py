@@ -70,7 +70,8 @@ def _config(dataset, out, **changes) -> TrainConfig:
 
 
 def test_tiny_run_lowers_the_loss_and_exports_a_loadable_model(dataset, tmp_path):
-    folder = train(_config(dataset, tmp_path / "run"))
+    # lr 1e-3: at 2e-3 this 40-step run only fell to 0.93 of its first losses with transformers 5.23
+    folder = train(_config(dataset, tmp_path / "run", lr=1e-3))
     log = json.loads((folder / "training_log.json").read_text())["log"]
     losses = [record["loss"] for record in log]
     assert len(losses) == 40
