@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sodviz.detector.loading import load_detector
-from sodviz.detector.module_maps import score_curve
 from sodviz.evaluation.coco import first_images, load_coco
 from sodviz.evaluation.ground_truth import ground_truth_from_coco
+from sodviz.evaluation.score_by_size import score_curve
 from sodviz.imageio import load_image
 
 

@@ -7,8 +7,11 @@ import streamlit as st
 from pages import _shared as shared
 from sodviz.detector.inference import run_inference, to_detections
 from sodviz.detector.loading import EMBEDDED_MODELS
-from sodviz.detector.module_maps import aats_erf, cs_curve, fusion_maps, score_curve
+from sodviz.detector.module_maps import fusion_maps
+from sodviz.erf.aats import aats_erf
+from sodviz.evaluation.score_by_size import score_curve
 from sodviz.modules import modules_of
+from sodviz.modules.losses import cs_curve
 from sodviz.samples import sample_names
 from sodviz.views.erf import erf_panel
 from sodviz.views.fusion_maps import (

@@ -1,32 +1,42 @@
-"""sodviz: see what a DETR-family detector attends to, and why it misses tiny objects."""
+"""sodviz: see what a DETR-family detector attends to, and why it misses tiny objects.
 
-from sodviz.attention.entropy import attention_entropy
-from sodviz.attention.maps import (
-    aggregate_attention_map,
-    query_attention_entropy,
-    query_attention_map,
-    query_attention_maps,
-)
-from sodviz.cache import DEFAULT_CACHE, InferenceCache
-from sodviz.detector.inference import run_inference, run_inference_batch, to_detections
-from sodviz.detector.loading import Detector, load_detector
-from sodviz.types import DeformableAttention, DenseAttention, InferenceResult, InputTransform
+The public names below load on first use, so `python -m sodviz --help` and light commands do
+not pay for torch and transformers.
+"""
 
-__all__ = [
-    "DEFAULT_CACHE",
-    "DeformableAttention",
-    "DenseAttention",
-    "Detector",
-    "InferenceCache",
-    "InferenceResult",
-    "InputTransform",
-    "aggregate_attention_map",
-    "attention_entropy",
-    "load_detector",
-    "query_attention_entropy",
-    "query_attention_map",
-    "query_attention_maps",
-    "run_inference",
-    "run_inference_batch",
-    "to_detections",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "attention_entropy": "sodviz.attention.entropy",
+    "aggregate_attention_map": "sodviz.attention.maps",
+    "query_attention_entropy": "sodviz.attention.maps",
+    "query_attention_map": "sodviz.attention.maps",
+    "query_attention_maps": "sodviz.attention.maps",
+    "DEFAULT_CACHE": "sodviz.cache",
+    "InferenceCache": "sodviz.cache",
+    "run_inference": "sodviz.detector.inference",
+    "run_inference_batch": "sodviz.detector.inference",
+    "to_detections": "sodviz.detector.inference",
+    "Detector": "sodviz.detector.loading",
+    "load_detector": "sodviz.detector.loading",
+    "DeformableAttention": "sodviz.types",
+    "DenseAttention": "sodviz.types",
+    "InferenceResult": "sodviz.types",
+    "InputTransform": "sodviz.types",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'sodviz' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

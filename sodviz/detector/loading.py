@@ -17,7 +17,7 @@ from transformers.utils import is_timm_available
 from sodviz.detector.families import Family, family_for
 from sodviz.modules import load_modules
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
+MODELS_DIR = Path(__file__).resolve().parents[2] / "assets" / "models"
 DEMO_MODEL_DIR = MODELS_DIR / "sodviz-demo"
 # Embedded detectors by name: the demo, and the demo fine-tuned with modules (issue 7's ablation).
 EMBEDDED_MODELS = {

@@ -13,9 +13,9 @@ from sodviz.erf.fields import (
     available_stages,
     compute_erf,
     erf_maps,
-    fit_gaussian,
     gradient_maps,
 )
+from sodviz.erf.gaussian import fit_gaussian
 from sodviz.views.erf import erf_panel, zoom_window
 
 
