@@ -1,0 +1,1 @@
+"""ACS for detectors: candidate boxes per object, their attention features, selectors and the study."""

@@ -1,0 +1,1 @@
+"""Where to look again: windows, ViCrop-Det, re-detected crops, fusion, slicing and the budget study."""

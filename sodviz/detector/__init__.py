@@ -1,0 +1,1 @@
+"""DETR-family detectors: families, loading, attention capture and every forward pass."""

@@ -1,0 +1,1 @@
+"""The generated small-object benchmark: terrain, scenes with exact boxes, COCO datasets."""

@@ -1,0 +1,1 @@
+"""Training the demo detector: the recipe, the resumable loop, the crop stream."""
