@@ -31,8 +31,11 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'sodviz' has no attribute {name!r}")
+    if name not in _EXPORTS:  # a submodule, e.g. `sodviz.cache` after a bare `import sodviz`
+        try:
+            return importlib.import_module(f"sodviz.{name}")
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'sodviz' has no attribute {name!r}") from None
     value = getattr(importlib.import_module(_EXPORTS[name]), name)
     globals()[name] = value  # later lookups skip this function
     return value

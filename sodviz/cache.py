@@ -106,8 +106,8 @@ def cached(cache: InferenceCache | None, key: Callable[[], Hashable], compute: C
     """`compute()`, kept in `cache` under the key `key()` returns; with no cache (None), computed
     every time (and the key, which may hash images, never built).
 
-    The one place the library decides between a cache hit and a computation: every cached
-    function hands its key and its uncached body here.
+    Every cached function of the library hands its key and its uncached body here; only
+    `crops.redetect` reads the cache itself, to batch all missing crops into one forward pass.
     """
     if cache is None:
         return compute()

@@ -347,3 +347,14 @@ def test_candidates_page_without_candidates_says_so(app):
     app.switch_page("pages/candidates.py").run()  # tiny random boxes miss the generated objects
     _no_errors(app)
     assert any("nothing to fit" in i.value for i in app.info)
+
+
+def test_picked_reads_the_first_clicked_point_that_carries_data():
+    from types import SimpleNamespace
+
+    event = SimpleNamespace(
+        selection=SimpleNamespace(points=[{"x": 1}, {"customdata": 7}, {"customdata": 9}])
+    )
+    assert shared.picked(event) == 7
+    assert shared.picked(SimpleNamespace(selection=SimpleNamespace(points=[]))) is None  # nothing clicked
+    assert shared.picked(None) is None

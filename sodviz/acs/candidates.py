@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import supervision as sv
 
+from sodviz.attention.entropy import distribution_entropy
 from sodviz.boxes import box_size, crop_to_image
 from sodviz.crops.redetect import CropDetections
 from sodviz.types import DeformableAttention, InferenceResult
@@ -138,7 +139,7 @@ def query_features(result: InferenceResult, queries: np.ndarray) -> np.ndarray:
         xy = np.broadcast_to(np.stack([xs.ravel(), ys.ravel()], -1), (*weights.shape, 2))
     total = np.maximum(weights.sum(-1, keepdims=True), 1e-12)
     p = weights / total
-    entropy = -(p * np.log(np.maximum(p, 1e-12))).sum(-1) / np.log(max(p.shape[-1], 2))
+    entropy = distribution_entropy(p, normalize=True)
     b = boxes[:, None, None, None, :]
     inside = (
         (xy[..., 0] >= b[..., 0])

@@ -76,7 +76,8 @@ def fit_acs(
     def key() -> tuple:
         images = tuple(image_hash(image) for image, _ in scenes)
         boxes = tuple(truth.boxes_xyxy.tobytes() for _, truth in scenes)
-        return ("fit_acs", detector.content_hash, images, top_heads, regressor, crops, boxes)
+        planning = None if crops is None else crops.without_fusion()  # fusion plays no part here
+        return ("fit_acs", detector.content_hash, images, top_heads, regressor, planning, boxes)
 
     def fit() -> FittedAcs:
         labelled = label_scenes(

@@ -11,6 +11,7 @@ import numpy as np
 from scipy import stats
 
 from sodviz.acs.candidates import FEATURES, Candidates
+from sodviz.evaluation.buckets import bucket_masks
 
 
 def feature_correlations(candidates: Candidates, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -184,8 +185,7 @@ def selection_rows(
     rows = []
     for method, chosen in choices.items():
         iou, size = candidates.iou[chosen].astype(np.float64), candidates.object_size[chosen]
-        for bucket, (low, high) in [("all", (0, np.inf)), *buckets.items()]:
-            mask = (size >= low) & (size < high)
+        for bucket, mask in bucket_masks(size, {"all": (0, np.inf)} | buckets).items():
             row = dict.fromkeys(SELECTION_COLUMNS, float("nan"))
             row |= {"method": method, "bucket": bucket, "objects": int(mask.sum())}
             if mask.any():

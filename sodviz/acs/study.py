@@ -25,7 +25,7 @@ from sodviz.acs.selectors import (
 )
 from sodviz.crops.vicrop import ViCropConfig
 from sodviz.detector.loading import Detector
-from sodviz.evaluation.buckets import AITOD_BUCKETS
+from sodviz.evaluation.buckets import AITOD_BUCKETS, bucket_masks
 from sodviz.evaluation.coco import coco_metrics, coco_results, first_images, load_coco
 from sodviz.evaluation.ground_truth import ground_truth_from_coco
 from sodviz.imageio import load_image
@@ -104,10 +104,9 @@ def run_study(fit: LabelledSplit, test: LabelledSplit, *, top_heads: int = 4, bl
             "oracle": pick(candidates, candidates.iou),
         }
         selection += [{"pool": pool} | row for row in selection_rows(candidates, choices, AITOD_BUCKETS)]
-    size = fit.candidates.object_size
     by_bucket = {
-        bucket: feature_correlations(fit.candidates, mask=(size >= low) & (size < high))
-        for bucket, (low, high) in AITOD_BUCKETS.items()
+        bucket: feature_correlations(fit.candidates, mask=mask)
+        for bucket, mask in bucket_masks(fit.candidates.object_size, AITOD_BUCKETS).items()
     }
     return AcsStudy(
         correlations=fitted.correlations,

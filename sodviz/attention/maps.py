@@ -41,7 +41,7 @@ def query_attention_maps(
         (points outside the grid are clamped to its border), then each level is resampled to the
         finest grid keeping its mass.
     """
-    queries = _query_indices(result, query_indices)
+    queries = checked_queries(result, query_indices)
     return _maps(result.attention, queries, None, layer=layer, head=head, level=level)
 
 
@@ -68,7 +68,7 @@ def aggregate_attention_map(
     Returns:
         float32 `(h, w)` summing to 1 (with `level=None`), or all zeros when no query or no weight.
     """
-    queries = _query_indices(result, query_indices)
+    queries = checked_queries(result, query_indices)
     weights = result.scores[queries] if query_weights is None else np.asarray(query_weights, dtype=np.float64)
     if weights.shape != queries.shape:
         raise ValueError(f"query_weights must have shape {queries.shape}, got {weights.shape}")
@@ -87,7 +87,8 @@ def query_attention_entropy(
     return attention_entropy(query_attention_maps(result, layer=layer, head=head), normalize=normalize)
 
 
-def _query_indices(result: InferenceResult, query_indices) -> np.ndarray:
+def checked_queries(result: InferenceResult, query_indices) -> np.ndarray:
+    """int64 `(N,)` query indices, checked against the result (None: every query)."""
     if query_indices is None:
         return np.arange(result.num_queries)
     queries = np.asarray(query_indices, dtype=np.int64).reshape(-1)
@@ -96,7 +97,8 @@ def _query_indices(result: InferenceResult, query_indices) -> np.ndarray:
     return queries
 
 
-def _select(size: int, index: int | None, what: str) -> np.ndarray:
+def select_indices(size: int, index: int | None, what: str) -> np.ndarray:
+    """The chosen layer / head / level as an index array (None: all of them; negative from the end)."""
     if index is None:
         return np.arange(size)
     if not -size <= index < size:
@@ -106,8 +108,8 @@ def _select(size: int, index: int | None, what: str) -> np.ndarray:
 
 def _maps(attention: Attention, queries: np.ndarray, query_weights, *, layer, head, level) -> np.ndarray:
     """`(N, h, w)` per-query maps, or `(1, h, w)` weighted sum when `query_weights` is given."""
-    layers = _select(attention.num_layers, layer, "layer")
-    heads = _select(attention.num_heads, head, "head")
+    layers = select_indices(attention.num_layers, layer, "layer")
+    heads = select_indices(attention.num_heads, head, "head")
     if isinstance(attention, DenseAttention):
         if level not in (None, 0):
             raise ValueError(f"dense attention has a single level; got level={level}")
@@ -122,7 +124,7 @@ def _maps(attention: Attention, queries: np.ndarray, query_weights, *, layer, he
 def _deformable_maps(
     attention: DeformableAttention, queries: np.ndarray, query_weights, *, layers, heads, level
 ) -> np.ndarray:
-    levels = _select(attention.level_shapes.shape[0], level, "level")
+    levels = select_indices(attention.level_shapes.shape[0], level, "level")
     locations = attention.locations[np.ix_(layers, queries, heads)]  # [layers, N, heads, levels, points, 2]
     weights = attention.weights[np.ix_(layers, queries, heads)] / (len(layers) * len(heads))
     num_out = len(queries) if query_weights is None else 1
@@ -243,9 +245,9 @@ def query_sampling_points(
     attention = result.attention
     if not isinstance(attention, DeformableAttention):
         raise ValueError("sampling points exist for deformable attention only; this model's is dense")
-    _query_indices(result, [query_index])
-    layers = _select(attention.num_layers, layer, "layer")
-    heads = _select(attention.num_heads, head, "head")
+    checked_queries(result, [query_index])
+    layers = select_indices(attention.num_layers, layer, "layer")
+    heads = select_indices(attention.num_heads, head, "head")
     locations = attention.locations[np.ix_(layers, [query_index], heads)][:, 0]  # [L, K, levels, P, 2]
     weights = attention.weights[np.ix_(layers, [query_index], heads)][:, 0] / (len(layers) * len(heads))
     level = np.broadcast_to(np.arange(weights.shape[2])[None, None, :, None], weights.shape)

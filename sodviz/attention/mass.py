@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sodviz.attention.maps import _query_indices, _select, query_attention_map
+from sodviz.attention.maps import checked_queries, query_attention_map, select_indices
 from sodviz.types import DeformableAttention, InferenceResult
 
 
@@ -28,8 +28,8 @@ def attention_mass_in_box(
     input_h, input_w = result.transform.input_hw
     attention = result.attention
     if isinstance(attention, DeformableAttention):
-        _query_indices(result, [query_index])
-        layers = _select(attention.num_layers, layer, "layer")
+        checked_queries(result, [query_index])
+        layers = select_indices(attention.num_layers, layer, "layer")
         x, y = np.moveaxis(attention.locations[layers, query_index], -1, 0)
         weights = attention.weights[layers, query_index].astype(np.float64)
         inside = (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import supervision as sv
@@ -64,6 +64,11 @@ class ViCropConfig:
     score_threshold: float = 0.01
     fusion_iou: float = 0.5
     small_limit: float = 32.0
+
+    def without_fusion(self) -> ViCropConfig:
+        """The same planning and re-detection with the fusion settings at their defaults: the key
+        of anything that uses the crops but not their fusion (ACS candidates)."""
+        return replace(self, fusion_iou=ViCropConfig.fusion_iou, small_limit=ViCropConfig.small_limit)
 
     def __post_init__(self) -> None:
         if self.selection not in ("marginal", "fixed"):

@@ -13,7 +13,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from sodviz.boxes import bbox_size
+from sodviz.boxes import bbox_size, xyxy_to_xywh
 from sodviz.evaluation.buckets import AITOD_BUCKETS, COCO_BUCKETS, size_bucket
 
 MAX_DETECTIONS = 1500  # per image, as AI-TOD (dense aerial scenes exceed COCO's 100)
@@ -44,12 +44,12 @@ def coco_results(
 ) -> list[dict]:
     """COCO results records (`bbox` = [x, y, w, h]) for boxes `(N, 4)` xyxy; `columns` add per-row fields."""
     records = []
-    for i, (x0, y0, x1, y1) in enumerate(np.asarray(boxes_xyxy, np.float64).tolist()):
+    for i, bbox in enumerate(xyxy_to_xywh(boxes_xyxy).tolist()):
         record = {
             "image_id": image_id,
             "category_id": int(labels[i]),
             "score": float(scores[i]),
-            "bbox": [x0, y0, x1 - x0, y1 - y0],
+            "bbox": bbox,
         }
         record |= {
             name: values[i].item() if hasattr(values[i], "item") else values[i]

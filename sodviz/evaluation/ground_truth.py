@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import supervision as sv
 
-from sodviz.boxes import box_size
+from sodviz.boxes import box_size, xywh_to_xyxy, xyxy_to_xywh
 from sodviz.evaluation.buckets import APP_BUCKETS, size_bucket
 from sodviz.evaluation.coco import coco_results, match_detections
 
@@ -62,14 +62,10 @@ def app_bucket(boxes_xyxy: np.ndarray) -> np.ndarray:
 def ground_truth_from_coco(coco: dict, *, image_id: int, scale: float = 1.0) -> GroundTruth:
     """The objects of one image of a COCO dataset dict, boxes multiplied by `scale`."""
     names = {c["id"]: str(c.get("name", c["id"])) for c in coco.get("categories", [])}
-    boxes, classes = [], []
-    for annotation in coco["annotations"]:
-        if annotation["image_id"] != image_id:
-            continue
-        x, y, w, h = (float(v) for v in annotation["bbox"])
-        boxes.append([x, y, x + w, y + h])
-        classes.append(names.get(annotation["category_id"], str(annotation["category_id"])))
-    boxes_xyxy = np.array(boxes, np.float32).reshape(-1, 4) * np.float32(scale)
+    mine = [a for a in coco["annotations"] if a["image_id"] == image_id]
+    boxes = xywh_to_xyxy(np.array([[float(v) for v in a["bbox"]] for a in mine], np.float64).reshape(-1, 4))
+    classes = [names.get(a["category_id"], str(a["category_id"])) for a in mine]
+    boxes_xyxy = boxes.astype(np.float32) * np.float32(scale)
     return GroundTruth(boxes_xyxy=boxes_xyxy, class_names=np.array(classes, dtype=str))
 
 
@@ -115,8 +111,10 @@ def match_ground_truth(
         "images": [{"id": 0}],
         "categories": [{"id": i} for i in range(max(len(class_names), 1))],
         "annotations": [
-            {"id": i + 1, "image_id": 0, "category_id": c, "bbox": [x0, y0, x1 - x0, y1 - y0]}
-            for i, ((x0, y0, x1, y1), c) in enumerate(zip(truth.boxes_xyxy.tolist(), truth_ids, strict=True))
+            {"id": i + 1, "image_id": 0, "category_id": c, "bbox": bbox}
+            for i, (bbox, c) in enumerate(
+                zip(xyxy_to_xywh(truth.boxes_xyxy).tolist(), truth_ids, strict=True)
+            )
         ],
     }
     records = coco_results(

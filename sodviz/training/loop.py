@@ -235,7 +235,7 @@ def evaluate_model(
         )
         best, labels = best_class(probabilities)
         detections += coco_results(boxes, best, labels, image_id=record["id"])
-        scale[record["id"]] = transform.length_scale
+        scale[record["id"]] = input_size / max(record["width"], record["height"])  # as before the move
     model.train(was_training)
     return coco_metrics(subset, detections, area_scale=scale)
 

@@ -12,7 +12,7 @@ from sodviz.acs.selectors import FittedAcs, free_scores
 from sodviz.attention.maps import query_attention_map
 from sodviz.boxes import crop_window
 from sodviz.crops.redetect import CropDetections
-from sodviz.evaluation.buckets import AITOD_BUCKETS
+from sodviz.evaluation.buckets import AITOD_BUCKETS, bucket_masks
 from sodviz.types import InferenceResult
 from sodviz.views.palette import METHOD_RGB
 from sodviz.views.render import overlay_heatmap, tile_images
@@ -112,8 +112,7 @@ def entropy_scatter(fitted: FittedAcs) -> go.Figure:
     figure = go.Figure(layout=dict(xaxis=dict(title="mean attention entropy on ACS-Free's heads"),
                                    yaxis=dict(title="IoU with the object"), height=360,
                                    template="plotly_white", margin=dict(t=30)))  # fmt: skip
-    for bucket, (low, high) in AITOD_BUCKETS.items():
-        mask = (candidates.object_size >= low) & (candidates.object_size < high)
+    for bucket, mask in bucket_masks(candidates.object_size, AITOD_BUCKETS).items():
         if mask.any():
             figure.add_scattergl(x=entropy[mask], y=candidates.iou[mask], mode="markers", name=bucket,
                                  marker=dict(size=4, opacity=0.6))  # fmt: skip

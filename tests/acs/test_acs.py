@@ -341,3 +341,29 @@ def test_concatenate_renumbers_objects_and_images():
     assert kept.object_index.tolist() == [0, 0, 0, 1] * 2
     empty = candidates_for_objects(_scene(), np.zeros((0, 4), np.float32))
     assert Candidates.concatenate([empty]).features.shape == (0, 1, 2, 3)  # shapes survive
+
+
+def test_objects_by_size_smallest_first():
+    # object 0 is 20 px, object 1 is 10 px (its queries overlap it at IoU >= 0.1 only when small)
+    truth = np.array([[10, 10, 30, 30], [65, 65, 75, 75]], np.float32)
+    candidates = candidates_for_objects(_scene(), truth)
+    assert candidates.objects_by_size() == [1, 0]
+    assert candidates.size_of(1) == pytest.approx(10) and candidates.size_of(0) == pytest.approx(20)
+    assert candidates_for_objects(_scene(), truth[:0]).objects_by_size() == []  # the empty case
+
+
+def test_acs_fit_is_keyed_without_the_fusion_settings(tiny_detectors, image):
+    from dataclasses import replace
+
+    from sodviz.acs.labelling import fit_acs
+    from sodviz.cache import InferenceCache
+    from sodviz.crops.vicrop import ViCropConfig
+    from sodviz.evaluation.ground_truth import GroundTruth
+
+    detector, cache = tiny_detectors["rt_detr"], InferenceCache()
+    boxes = run_inference(detector, image, cache=None).boxes_xyxy[:6]  # objects the detector proposes
+    scenes = [(image, GroundTruth(boxes_xyxy=boxes, class_names=np.array(["vehicle"] * 6)))]
+    first = fit_acs(detector, scenes, crops=ViCropConfig(k=1), cache=cache)
+    again = fit_acs(detector, scenes, crops=replace(ViCropConfig(k=1), fusion_iou=0.3), cache=cache)
+    other = fit_acs(detector, scenes, crops=ViCropConfig(k=2), cache=cache)
+    assert again is first and other is not first

@@ -180,3 +180,18 @@ def test_real_aerial_photograph(tiny_detectors, model_type):
     heat = result.transform.grid_to_image(aggregate_attention_map(result), conserve_mass=True)
     assert heat.shape == (1080, 1920)
     assert heat.sum() == pytest.approx(1.0, rel=1e-3)
+
+
+def test_decode_predictions_sigmoid_or_softmax_without_the_no_object_class():
+    from sodviz.detector.inference import decode_predictions
+    from sodviz.types import InputTransform
+
+    logits = torch.tensor([[[0.0, 2.0, 1.0]]])  # [B=1, Q=1, 3]
+    boxes = torch.tensor([[[0.5, 0.25, 0.2, 0.1]]])  # cxcywh of the resized image
+    transform = InputTransform(image_hw=(100, 200), resized_hw=(64, 64), input_hw=(64, 64))
+    ((xyxy, sigmoid),) = decode_predictions(logits, boxes, [transform], sigmoid=True)
+    np.testing.assert_allclose(xyxy, [[80, 20, 120, 30]], atol=1e-4)  # x by 200, y by 100
+    np.testing.assert_allclose(sigmoid, torch.sigmoid(logits[0]).numpy(), atol=1e-6)
+    ((_, softmax),) = decode_predictions(logits, boxes, [transform], sigmoid=False)
+    assert softmax.shape == (1, 2)  # the last (no-object) column is dropped
+    np.testing.assert_allclose(softmax, torch.softmax(logits[0], -1)[:, :2].numpy(), atol=1e-6)

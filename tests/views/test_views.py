@@ -113,3 +113,16 @@ def test_sampling_points_figure_zooms_to_a_window(image):
     assert list(points.layout.xaxis.range) == [10, 60] and list(points.layout.yaxis.range) == [70, 20]
     whole = sampling_points_figure(image, np.array([[5.0, 5.0]]), np.array([1.0]), np.array([0]))
     assert list(whole.layout.xaxis.range) == [0, image.shape[1]]
+
+
+def test_erf_point_picker_carries_input_pixels():
+    from sodviz.views.erf import erf_point, point_picker_figure
+
+    assert erf_point(None, (64, 128)) == [64.0, 32.0]  # the centre of a 128 x 64 input (x, y)
+    assert erf_point([500, 10], (64, 128)) == [127, 10]  # kept inside
+    picture = np.zeros((30, 90, 3), np.uint8)
+    figure = point_picker_figure(picture, (64, 128), [64.0, 32.0])
+    grid = next(trace for trace in figure.data if trace.name == "click a point")
+    xy = np.array(grid.customdata)
+    assert xy[:, 0].max() < 128 and xy[:, 1].max() < 64 and xy[:, 0].max() > xy[:, 1].max()
+    np.testing.assert_array_equal(xy, np.stack([grid.x, grid.y], axis=1))

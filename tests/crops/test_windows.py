@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sodviz.attention.entropy import map_entropy
 from sodviz.attention.maps import image_attention
 from sodviz.crops.windows import score_windows, sliding_windows
 from sodviz.detector.inference import run_inference
@@ -98,12 +97,6 @@ def test_sliding_windows_cover_the_grid_and_stay_inside(overlap):
         assert covered.all()
     with pytest.raises(ValueError, match="overlap"):
         sliding_windows((10, 10), overlap=1.0)
-
-
-def test_map_entropy_bounds():
-    assert map_entropy(np.ones((4, 4))) == pytest.approx(1.0)
-    assert map_entropy(np.eye(4)[:1]) == 0.0
-    assert map_entropy(np.zeros((4, 4))) == 0.0
 
 
 def test_image_attention_modes(tiny_detectors, image):
