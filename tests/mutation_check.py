@@ -1,0 +1,174 @@
+"""Mutation check: break each guarded mechanism once, run the tests that guard it, restore.
+
+    .venv/bin/python tests/mutation_check.py [NAME_PART ...]
+
+Each line prints OK when the tests fail on the mutated code and pass on the real code. The file
+is edited in place and restored afterwards (also on Ctrl-C); run it on a clean tree.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+M = [
+    (
+        "capture: level (h, w) swapped",
+        "sodviz/detector/capture.py",
+        "record.level_shapes = [(int(h), int(w)) for h, w in",
+        "record.level_shapes = [(int(w), int(h)) for h, w in",
+        ["tests/detector/test_capture.py::test_level_shapes_are_the_feature_grids_of_a_non_square_input"],
+    ),
+    (
+        "capture: sampling hooks never fire (records exist anyway)",
+        "sodviz/detector/capture.py",
+        "self._hooks.add(module.attn, _bind(self._on_sampling, record), with_kwargs=True)",
+        "pass",
+        ["tests/detector/test_capture.py::test_hooks_removed_after_forward"],
+    ),
+    (
+        "crops: image edges count as cuts",
+        "sodviz/crops/redetect.py",
+        "    if x0 > 0:\n        cut |= boxes[:, 0] <= margin\n    if y0 > 0:",
+        "    if True:\n        cut |= boxes[:, 0] <= margin\n    if True:",
+        ["tests/crops/test_crops.py::test_only_crop_edges_inside_the_image_cut_boxes"],
+    ),
+    (
+        "crops: default border factor 0.5 -> 1.0",
+        "sodviz/crops/redetect.py",
+        "border_factor: float = 0.5",
+        "border_factor: float = 1.0",
+        ["tests/crops/test_crops.py::test_cut_boxes_are_halved_by_default_and_dropped_at_factor_zero"],
+    ),
+    (
+        "inference: the cache ignored (a rerun per page)",
+        "sodviz/detector/inference.py",
+        "    return cached(\n        cache,",
+        "    return cached(\n        None,",
+        ["tests/test_app.py::test_input_size_reruns_the_detector_once_per_size"],
+    ),
+    (
+        "detections view: class filter dropped",
+        "sodviz/views/detections.py",
+        "to_detections(result, score_threshold=score_threshold, classes=classes)",
+        "to_detections(result, score_threshold=score_threshold, classes=None)",
+        ["tests/test_app.py::test_detections_page_controls"],
+    ),
+    (
+        "windows: SAE and intensity swapped in the joint score",
+        "sodviz/crops/windows.py",
+        "joint_score(normalised, intensity, alpha=alpha, beta=beta)",
+        "joint_score(intensity, normalised, alpha=alpha, beta=beta)",
+        ["tests/crops/test_windows.py"],
+    ),
+    (
+        "entropy: no log(N) normalisation of SAE",
+        "sodviz/attention/entropy.py",
+        "entropy / np.log(np.maximum(count, 2)), 0.0)",
+        "entropy, 0.0)",
+        [
+            "tests/crops/test_windows.py::test_uniform_attention_has_maximal_entropy_everywhere",
+            "tests/crops/test_windows.py::test_window_entropy_is_normalised_and_the_joint_score_weights_each_term_by_its_exponent",
+        ],
+    ),
+    (
+        "buckets: AI-TOD 8 px -> 9 px",
+        "sodviz/evaluation/buckets.py",
+        '"vt": (0, 8), "t": (8, 16)',
+        '"vt": (0, 9), "t": (9, 16)',
+        ["tests/evaluation/test_evaluation.py::test_aitod_bucket_bounds_in_both_frames"],
+    ),
+    (
+        "buckets: AI-TOD 16 px -> 17 px",
+        "sodviz/evaluation/buckets.py",
+        '"t": (8, 16), "s": (16, 32)',
+        '"t": (8, 17), "s": (17, 32)',
+        ["tests/evaluation/test_evaluation.py::test_aitod_bucket_bounds_in_both_frames"],
+    ),
+    (
+        "buckets: AI-TOD 32 px -> 33 px",
+        "sodviz/evaluation/buckets.py",
+        '"s": (16, 32), "m": (32, math.inf)}',
+        '"s": (16, 33), "m": (33, math.inf)}',
+        ["tests/evaluation/test_evaluation.py::test_aitod_bucket_bounds_in_both_frames"],
+    ),
+    (
+        "boxes: crop offset x / y swapped",
+        "sodviz/boxes.py",
+        "return (np.asarray(boxes_xyxy, np.float64).reshape(-1, 4) + np.array([x0, y0, x0, y0]))",
+        "return (np.asarray(boxes_xyxy, np.float64).reshape(-1, 4) + np.array([y0, x0, y0, x0]))",
+        [
+            "tests/acs/test_acs.py::test_crop_queries_join_the_objects_they_overlap_in_image_pixels",
+            "tests/crops/test_crops.py::test_crop_boxes_map_back_to_the_image",
+        ],
+    ),
+    (
+        "coco: AP50 at 1 detection per image",
+        "sodviz/evaluation/coco.py",
+        '"AP50": _mean_ap(precision[0, :, :, 0, -1])',
+        '"AP50": _mean_ap(precision[0, :, :, 0, 0])',
+        ["tests/evaluation/test_evaluation.py::test_known_cases"],
+    ),
+    (
+        "acs: the fit keyed with the fusion settings",
+        "sodviz/acs/labelling.py",
+        "planning = None if crops is None else crops.without_fusion()",
+        "planning = crops",
+        ["tests/acs/test_acs.py::test_acs_fit_is_keyed_without_the_fusion_settings"],
+    ),
+    (
+        "acs: objects sorted largest first",
+        "sodviz/acs/candidates.py",
+        "order = np.lexsort((objects, self.object_size[first]))",
+        "order = np.lexsort((objects, -self.object_size[first]))",
+        ["tests/acs/test_acs.py::test_objects_by_size_smallest_first"],
+    ),
+    (
+        "inference: softmax keeps the no-object column",
+        "sodviz/detector/inference.py",
+        "logits.softmax(dim=-1)[..., :-1]",
+        "logits.softmax(dim=-1)[..., 1:]",
+        [
+            "tests/detector/test_inference.py::test_decode_predictions_sigmoid_or_softmax_without_the_no_object_class"
+        ],
+    ),
+    (
+        "layout: an upward import (crops -> views)",
+        "sodviz/crops/fusion.py",
+        "from sodviz.boxes import box_size\n",
+        "from sodviz.boxes import box_size\nfrom sodviz.views.palette import STATUS_RGB  # noqa: F401\n",
+        ["tests/test_layout.py::test_subpackages_import_downwards_only"],
+    ),
+]
+env = os.environ | {"HF_HUB_OFFLINE": "1"}
+
+
+def run(tests):
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    return r.returncode, r.stdout.strip().splitlines()[-1]
+
+
+only = sys.argv[1:]
+for name, file, old, new, tests in M:
+    if only and not any(o in name for o in only):
+        continue
+    path = ROOT / file
+    text = path.read_text()
+    assert text.count(old) == 1, (name, text.count(old))
+    try:
+        path.write_text(text.replace(old, new))
+        code_m, line_m = run(tests)
+    finally:
+        path.write_text(text)
+    code, line = run(tests)
+    print(
+        f"{'OK ' if code_m != 0 and code == 0 else 'BAD'} {name}: mutated -> {line_m} | real -> {line}",
+        flush=True,
+    )
