@@ -64,7 +64,7 @@ class ForwardHooks:
 
 
 def wire_pre_hook(module: nn.Module, hook: Callable) -> RemovableHandle:
-    """A permanent forward pre-hook: part of the model from now on (copied with it, saved with it)."""
+    """A permanent forward pre-hook: part of the model from now on (deep copies keep it; files do not)."""
     return module.register_forward_pre_hook(hook)
 
 
