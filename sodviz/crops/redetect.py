@@ -9,7 +9,7 @@ import supervision as sv
 
 from sodviz.boxes import crop_to_image
 from sodviz.cache import DEFAULT_CACHE, InferenceCache
-from sodviz.detector.inference import image_hash, resolve_input_size, run_inference_batch, to_detections
+from sodviz.detector.inference import inference_key, resolve_input_size, run_inference_batch, to_detections
 from sodviz.detector.loading import Detector
 from sodviz.types import InferenceResult
 
@@ -84,7 +84,7 @@ def _cached_batch(detector, pixels, *, size: int, cache: InferenceCache | None) 
     """Results for every crop; the missing ones computed in one batch and then cached."""
     if cache is None:
         return (run_inference_batch(detector, pixels, input_size=size) if pixels else []), int(bool(pixels))
-    keys = [(detector.content_hash, image_hash(crop), size) for crop in pixels]
+    keys = [inference_key(detector, crop, size) for crop in pixels]
     missing = [i for i, key in enumerate(keys) if key not in cache]
     batch = run_inference_batch(detector, [pixels[i] for i in missing], input_size=size)
     computed = dict(zip(missing, batch, strict=True))

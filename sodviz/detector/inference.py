@@ -35,9 +35,15 @@ def run_inference(
     size = resolve_input_size(detector, input_size)
     return cached(
         cache,
-        lambda: (detector.content_hash, image_hash(image), size),
+        lambda: inference_key(detector, image, size),
         lambda: run_inference_batch(detector, [image], input_size=size)[0],
     )
+
+
+def inference_key(detector: Detector, image: np.ndarray, input_size: int) -> tuple:
+    """The cache key of one threshold-free forward pass: (detector hash, image hash, input size).
+    Crops re-detected in a batch use it too, so every pass of the same pixels is one entry."""
+    return (detector.content_hash, image_hash(image), input_size)
 
 
 def run_inference_batch(
