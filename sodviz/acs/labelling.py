@@ -12,8 +12,7 @@ import numpy as np
 from sodviz.acs.candidates import Candidates, candidates_for_objects
 from sodviz.acs.selectors import FittedAcs, fit_selectors
 from sodviz.cache import DEFAULT_CACHE, InferenceCache, cached, image_hash
-from sodviz.crops.redetect import detect_crops
-from sodviz.crops.vicrop import ViCropConfig, plan_crops
+from sodviz.crops.vicrop import ViCropConfig, redetect_planned
 from sodviz.detector.inference import run_inference
 from sodviz.detector.loading import Detector
 from sodviz.evaluation.ground_truth import GroundTruth
@@ -50,10 +49,7 @@ def label_scenes(
         results.append(result)
         refined = None
         if crops is not None:
-            planned = plan_crops(result, crops).crops_xyxy
-            refined = detect_crops(
-                detector, image, planned, score_threshold=crops.score_threshold, cache=cache
-            )
+            _, refined = redetect_planned(detector, image, result, crops, cache=cache)
         part = candidates_for_objects(
             result, truth.boxes_xyxy, crops=refined, min_iou=min_iou, image_index=index
         )

@@ -204,10 +204,19 @@ def run_vicrop(
     """Detect, plan crops from the attention, re-detect them in one batch, fuse (all cached)."""
     result = run_inference(detector, image, input_size=input_size, cache=cache)
     base = to_detections(result, score_threshold=config.score_threshold)
+    plan, refined = redetect_planned(detector, image, result, config, input_size=input_size, cache=cache)
+    fused = fuse_detections(base, refined.detections, iou=config.fusion_iou, small_limit=config.small_limit)
+    return ViCropResult(plan, base, refined, fused, forward_passes=1 + len(plan.crops_xyxy))
+
+
+def redetect_planned(
+    detector: Detector, image: np.ndarray, result: InferenceResult, config: ViCropConfig, *,
+    input_size: int | None = None, cache: InferenceCache | None = DEFAULT_CACHE,
+) -> tuple[CropPlan, CropDetections]:  # fmt: skip
+    """ViCrop-Det without the fusion: plan the crops on `result` (the image's pass) and re-detect them."""
     plan = plan_crops(result, config)
     refined = detect_crops(
         detector, image, plan.crops_xyxy, input_size=input_size, score_threshold=config.score_threshold,
         cache=cache,
     )  # fmt: skip
-    fused = fuse_detections(base, refined.detections, iou=config.fusion_iou, small_limit=config.small_limit)
-    return ViCropResult(plan, base, refined, fused, forward_passes=1 + len(plan.crops_xyxy))
+    return plan, refined
