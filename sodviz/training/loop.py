@@ -174,7 +174,18 @@ class _TrainingRun:
         self.step, self.ema.updates, self.log = state["step"], state["ema_updates"], state["log"]
 
     def save(self, path: Path) -> None:
-        _save_checkpoint(path, self.model, self.ema, self.optimizer, self.scheduler, self.step, self.log)
+        """Everything `load` reads, written atomically (a temporary file, then a rename)."""
+        state = {
+            "model": self.model.state_dict(),
+            "ema": self.ema.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "ema_updates": self.ema.updates,
+            "log": self.log,
+        }
+        torch.save(state, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
 
 
 def _batches(config: TrainConfig, start_step: int, device: torch.device) -> torch.utils.data.DataLoader:
@@ -193,20 +204,6 @@ def _batches(config: TrainConfig, start_step: int, device: torch.device) -> torc
         persistent_workers=config.workers > 0,
         pin_memory=device.type == "cuda",
     )
-
-
-def _save_checkpoint(path: Path, model, ema, optimizer, scheduler, step: int, log: list) -> None:
-    state = {
-        "model": model.state_dict(),
-        "ema": ema.module.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "step": step,
-        "ema_updates": ema.updates,
-        "log": log,
-    }
-    torch.save(state, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
 
 
 @torch.no_grad()
