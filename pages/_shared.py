@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import streamlit as st
@@ -52,6 +52,8 @@ ERF_DATASET = "erf_dataset"
 ERF_ZOOM = "erf_zoom"
 ERF_POINT = "erf_point"  # [x, y] in model-input pixels, or None: the centre
 VICROP_IOU = "vicrop_iou"
+VICROP_MERGE = "vicrop_merge"
+VICROP_METRIC = "vicrop_metric"
 VICROP_COMPARE = "vicrop_compare"
 FUSION_MODEL = "fusion_model"  # a name of EMBEDDED_MODELS, or a folder path
 FUSION_MODE = "fusion_mode"  # "mean" | "channel" | "pca"
@@ -95,7 +97,9 @@ DEFAULTS = {
     ERF_DATASET: False,
     ERF_ZOOM: True,
     ERF_POINT: None,
-    VICROP_IOU: _VICROP.fusion_iou,
+    VICROP_IOU: _VICROP.fusion.threshold,
+    VICROP_MERGE: _VICROP.fusion.merge,
+    VICROP_METRIC: _VICROP.fusion.metric,
     VICROP_COMPARE: False,
     FUSION_MODEL: "demo-fusion",
     FUSION_MODE: "mean",
@@ -142,7 +146,10 @@ def vicrop_config() -> ViCropConfig:
         k=state[VICROP_K], scales=tuple(sorted(state[VICROP_SCALES])), overlap=state[VICROP_OVERLAP],
         alpha=state[VICROP_ALPHA], beta=state[VICROP_BETA], max_overlap=state[VICROP_MAX_OVERLAP],
         selection=state[VICROP_SELECTION], gate_min_uncertain=state[VICROP_GATE],
-        fusion_iou=state[VICROP_IOU],
+        fusion=replace(
+            _VICROP.fusion, merge=state[VICROP_MERGE], metric=state[VICROP_METRIC],
+            threshold=state[VICROP_IOU],
+        ),
     )  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _shared as shared
+from sodviz.crops.fusion import MERGES, METRICS
 from sodviz.crops.slicing import run_slicing
 from sodviz.crops.vicrop import ViCropConfig, run_vicrop
 from sodviz.views.vicrop import counts_table, slicing_comparison, vicrop_view, windows_figure
@@ -30,7 +31,10 @@ with shared.controls():
         "Gate: min uncertain queries", 0, inputs.result.num_queries, key=shared.VICROP_GATE,
         help=f"Refine only when at least this many queries score in {ViCropConfig().score_band} (0: always).",
     )  # fmt: skip
-    columns[3].slider("Fusion IoU", 0.1, 0.9, step=0.05, key=shared.VICROP_IOU)
+    columns[3].slider(
+        "Fusion match threshold", 0.1, 0.9, step=0.05, key=shared.VICROP_IOU,
+        help="Boxes of one class match when their IoU (or IoS) is at least this.",
+    )  # fmt: skip
     columns[0].slider(
         "Crop overlap allowed", 0.0, 0.75, step=0.05, key=shared.VICROP_MAX_OVERLAP,
         help="Chosen crops may share this fraction of the smaller crop's area.",
@@ -38,6 +42,14 @@ with shared.controls():
     columns[1].radio(
         "Selection", ["marginal", "fixed"], key=shared.VICROP_SELECTION, horizontal=True,
         help="marginal: after each crop, rescore windows by the attention not yet covered.",
+    )  # fmt: skip
+    columns[2].radio(
+        "Fusion merge", list(MERGES), key=shared.VICROP_MERGE, horizontal=True,
+        help="SAHI's merges: NMS keeps the most confident box; greedy NMM and NMM merge matches into it.",
+    )  # fmt: skip
+    columns[3].radio(
+        "Match metric", list(METRICS), key=shared.VICROP_METRIC, horizontal=True,
+        help="IoU, or IoS: intersection over the smaller box.",
     )  # fmt: skip
 if not scales:
     st.warning("Pick at least one window scale.")
@@ -47,6 +59,12 @@ with st.spinner("Re-detecting the crops ..."):
     outcome = run_vicrop(inputs.detector, inputs.image, config=config)
 plan = outcome.plan
 (st.success if plan.refine else st.info)(f"Gate: {plan.reason}.")
+applied = config.fusion.at_score_threshold(config.score_threshold)
+if applied != config.fusion:
+    st.caption(
+        f"Fusion runs as {applied.merge.upper()} / {applied.metric.upper()}: detections are kept from score "
+        f"{config.score_threshold}, under SAHI's 0.1, where merged boxes swallow low-score junk."
+    )
 shown_scale = st.radio(
     "Heat maps of the windows at scale", sorted(scales), horizontal=True, key="vicrop_shown"
 )
@@ -88,7 +106,7 @@ st.subheader(f"Compare: uniform slicing at the same {outcome.forward_passes} for
 if st.toggle("Run uniform slicing", key=shared.VICROP_COMPARE):
     sliced = run_slicing(
         inputs.detector, inputs.image, forward_passes=outcome.forward_passes,
-        score_threshold=config.score_threshold, fusion_iou=config.fusion_iou, small_limit=config.small_limit,
+        score_threshold=config.score_threshold, fusion=config.fusion, border_factor=config.border_factor,
     )  # fmt: skip
     st.caption(
         f"{len(sliced.crops_xyxy)} near-square slices + the full image: {sliced.forward_passes} passes"

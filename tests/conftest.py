@@ -212,3 +212,10 @@ def shared_images() -> list[Path]:
 requires_shared_data = pytest.mark.skipif(
     not shared_images(), reason=f"real photographs not found in {SHARED_DATA} (only on the team's machines)"
 )
+
+
+@pytest.fixture(scope="session")
+def demo_detector() -> Detector:
+    """The embedded demo detector (assets/models/sodviz-demo): real weights, for checks that need
+    a detector that actually finds the generated objects."""
+    return load_detector("demo")

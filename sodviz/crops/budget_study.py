@@ -40,8 +40,8 @@ def run_benchmark(
     crops, slicing the best near-square grid of at most `budget - 1` slices (`slice_grid`); the
     table reports the passes each method actually used. "vicrop" runs with the gate off, "vicrop_gated"
     with `vicrop`'s gate, so its mean passes fall below the budget on images the gate skips.
-    `vicrop` holds the other knobs (default `ViCropConfig()`), its `score_threshold`, `fusion_iou` and
-    `small_limit` used by every method. "base" is budget 1 only.
+    `vicrop` holds the other knobs (default `ViCropConfig()`), its `score_threshold`, `border_factor`
+    and `fusion` used by every method. "base" is budget 1 only.
     """
     vicrop = vicrop or ViCropConfig()
     unknown = set(methods) - set(METHODS)
@@ -94,7 +94,7 @@ def _detect(detector, image, method: str, budget: int, vicrop: ViCropConfig):
     if method == "slicing":
         sliced = run_slicing(
             detector, image, forward_passes=budget, score_threshold=vicrop.score_threshold,
-            fusion_iou=vicrop.fusion_iou, small_limit=vicrop.small_limit, cache=None,
+            fusion=vicrop.fusion, border_factor=vicrop.border_factor, cache=None,
         )  # fmt: skip
         return sliced.detections, sliced.forward_passes
     gate = vicrop.gate_min_uncertain if method == "vicrop_gated" else 0

@@ -1,49 +1,200 @@
-"""Fusing the original predictions with those of re-detected crops, size-aware."""
+"""Fusing the full-image detections with those of re-detected crops: one rule for ViCrop-Det,
+uniform slicing and the app, with SAHI's merges (NMS, NMM, greedy NMM; IoU or IoS) selectable."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
 
 import numpy as np
 import supervision as sv
 
 from sodviz.boxes import box_size
 
+MERGES = ("nms", "nmm", "greedynmm")
+METRICS = ("iou", "ios")
+SAHI_LOW_SCORE = 0.1  # SAHI's LOW_MODEL_CONFIDENCE: below it, its merges fall back to NMS / IoU
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How the full-image pass and the crops' detections become one set.
+
+    Sizes are sqrt(area) in pixels of the model input of the full-image pass (the frame where
+    the size buckets are measured and where the full pass is weak on small objects).
+
+    Attributes:
+        merge: "nms" keeps the most confident of matching boxes; "greedynmm" merges every box
+            matching the most confident one into it (union box, its score); "nmm" merges
+            transitively (SAHI's three, with its semantics: matches are checked again against
+            the growing merged box).
+        metric: "iou" or "ios" (intersection over the smaller box), as in SAHI.
+        threshold: boxes match when the metric is at least this.
+        max_refined_size: crop boxes of this size or more are dropped (None: no size rule).
+        keep_large: full-image boxes of this size or more are kept as they are, and crop boxes
+            matching one are dropped (None: every box goes through the merge).
+        low_score_nms: SAHI's switch: with a score threshold under 0.1, merges become NMS / IoU
+            (union boxes of many low-score boxes swallow junk).
+    """
+
+    merge: str = "nms"
+    metric: str = "iou"
+    threshold: float = 0.5
+    max_refined_size: float | None = None
+    keep_large: float | None = None
+    low_score_nms: bool = True
+
+    def __post_init__(self) -> None:
+        if self.merge not in MERGES:
+            raise ValueError(f"merge must be one of {MERGES}, got {self.merge!r}")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"threshold must lie in (0, 1], got {self.threshold}")
+
+    def at_score_threshold(self, score_threshold: float | None) -> Fusion:
+        """The rule actually applied when detections were kept from `score_threshold` up."""
+        low = score_threshold is not None and score_threshold < SAHI_LOW_SCORE
+        if self.low_score_nms and low and self.merge != "nms":
+            return replace(self, merge="nms", metric="iou")
+        return self
+
+
+SAHI_FUSION = Fusion(merge="greedynmm", metric="ios")  # get_sliced_prediction's defaults
+
 
 def fuse_detections(
     original: sv.Detections,
     refined: sv.Detections,
+    fusion: Fusion = Fusion(),
     *,
-    iou: float = 0.5,
-    small_limit: float = 32.0,
-    method: str = "nms",
+    scale: float = 1.0,
+    score_threshold: float | None = None,
 ) -> sv.Detections:
-    """Original and refined detections as one set, in which refined boxes only add small objects.
+    """Original and refined detections as one set (see `Fusion`), most confident first.
 
-    - Refined boxes of `small_limit` px or more (sqrt of area, original pixels) are dropped: a
-      crop sees large objects cut or out of context, the full image sees them whole.
-    - Original boxes of `small_limit` px or more are kept as they are, and refined boxes that
-      overlap one of them by more than `iou` are dropped: fusion never loses a large detection.
-    - Among the rest (small originals and small refined), per-class suppression at `iou` by
-      supervision: "nms" keeps the most confident box, "nmm" merges overlapping boxes into it.
-
-    Both inputs need `confidence` and `class_id`; `data` columns present in both are kept, with
-    `data["refined"]` (bool) added.
+    `scale` is model-input pixels per original pixel of the full-image pass (sizes in `fusion`
+    are in that frame); `score_threshold` is the one the detections were kept with (SAHI's
+    switch to NMS below 0.1). Both inputs need `confidence` and `class_id`; `data` columns
+    present in both are kept, with `data["refined"]` (bool) added.
     """
-    if method not in ("nms", "nmm"):
-        raise ValueError(f"method must be 'nms' or 'nmm', got {method!r}")
+    fusion = fusion.at_score_threshold(score_threshold)
     original = _with_flag(original, False)
     refined = _with_flag(refined, True)
-    refined = refined[box_size(refined.xyxy) < small_limit]
-    large = box_size(original.xyxy) >= small_limit
-    kept_large, small_original = original[large], original[~large]
-    if len(kept_large) and len(refined):
-        overlap = sv.box_iou_batch(refined.xyxy, kept_large.xyxy).max(axis=1)
-        refined = refined[overlap <= iou]
-    pool = _merge([small_original, refined])
+    if fusion.max_refined_size is not None:
+        refined = refined[box_size(refined.xyxy) * scale < fusion.max_refined_size]
+    large = np.zeros(len(original), bool)
+    if fusion.keep_large is not None:
+        large = box_size(original.xyxy) * scale >= fusion.keep_large
+    protected, rest = original[large], original[~large]
+    if len(protected) and len(refined):
+        matrix = overlap_matrix(refined.xyxy, protected.xyxy, fusion.metric)
+        same = refined.class_id[:, None] == protected.class_id[None, :]
+        refined = refined[~((matrix >= fusion.threshold) & same).any(axis=1)]
+    pool = _merge([rest, refined])
     if len(pool):
-        pool = pool.with_nms(threshold=iou) if method == "nms" else pool.with_nmm(threshold=iou)
-    fused = _merge([kept_large, pool])
-    order = np.argsort(-fused.confidence, kind="stable")
-    return fused[order]
+        keep, boxes = merge_boxes(
+            pool.xyxy, pool.confidence, pool.class_id, merge=fusion.merge, metric=fusion.metric,
+            threshold=fusion.threshold,
+        )  # fmt: skip
+        pool = pool[keep]
+        pool.xyxy = boxes.astype(np.float32)
+    fused = _merge([protected, pool])
+    return fused[np.argsort(-fused.confidence, kind="stable")]
+
+
+def overlap_matrix(a: np.ndarray, b: np.ndarray, metric: str = "iou") -> np.ndarray:
+    """float64 `(len(a), len(b))`: IoU, or intersection over the smaller area ("ios"), of xyxy
+    boxes; 0 where the denominator is 0."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    if metric == "iou":
+        denominator = area_a[:, None] + area_b[None, :] - inter
+    elif metric == "ios":
+        denominator = np.minimum(area_a[:, None], area_b[None, :])
+    else:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    return np.divide(inter, denominator, out=np.zeros_like(inter), where=denominator > 0)
+
+
+def merge_boxes(
+    xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, *, merge: str = "nms",
+    metric: str = "iou", threshold: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Per-class NMS / greedy NMM / NMM with SAHI's semantics.
+
+    Boxes are visited by score (ties by x0, y0, x1, y1); a box matches another when `metric` is
+    at least `threshold`. NMS drops the matches of each kept box. Greedy NMM lets each kept box
+    claim its unclaimed matches; NMM lets every box, kept or claimed, claim its unclaimed
+    matches for its keeper (transitive). A keeper then absorbs its claims in order, each only if
+    it still matches the merged box (else it is dropped): the union box, the keeper's score.
+
+    Returns:
+        int64 indices of the kept boxes, most confident first, and float64 `(n, 4)` their
+        (merged) boxes.
+    """
+    if merge not in MERGES:
+        raise ValueError(f"merge must be one of {MERGES}, got {merge!r}")
+    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, np.float64)
+    class_ids = np.asarray(class_ids)
+    kept, boxes = [], []
+    for class_id in np.unique(class_ids):
+        members = np.flatnonzero(class_ids == class_id)
+        claims = _claims(xyxy[members], scores[members], merge, metric, threshold)
+        for keeper, claimed in claims.items():
+            box = xyxy[members[keeper]].copy()
+            for other in claimed:
+                candidate = xyxy[members[other]]
+                if overlap_matrix(box, candidate, metric)[0, 0] >= threshold:
+                    box = np.concatenate(
+                        [np.minimum(box[:2], candidate[:2]), np.maximum(box[2:], candidate[2:])]
+                    )
+            kept.append(members[keeper])
+            boxes.append(box)
+    kept = np.array(kept, np.int64)
+    boxes = np.array(boxes, np.float64).reshape(-1, 4)
+    order = _visit_order(xyxy[kept], scores[kept])
+    return kept[order], boxes[order]
+
+
+def _visit_order(xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    return np.lexsort((xyxy[:, 3], xyxy[:, 2], xyxy[:, 1], xyxy[:, 0], -scores))
+
+
+def _claims(xyxy, scores, merge: str, metric: str, threshold: float) -> dict[int, list[int]]:
+    """keeper -> the boxes it claims, in SAHI's order, for one class."""
+    order = _visit_order(xyxy, scores)
+    matches = overlap_matrix(xyxy, xyxy, metric) >= threshold
+    claims: dict[int, list[int]] = {}
+    if merge in ("nms", "greedynmm"):
+        taken = np.zeros(len(xyxy), bool)
+        for position, index in enumerate(order):
+            if taken[index]:
+                continue
+            later = order[position + 1 :]
+            claimed = later[~taken[later] & matches[index, later]]
+            taken[claimed] = True
+            taken[index] = True
+            claims[int(index)] = [] if merge == "nms" else claimed.tolist()
+        return claims
+    rank = np.empty(len(xyxy), np.int64)
+    rank[order] = np.arange(len(xyxy))
+    keeper_of = np.full(len(xyxy), -1, np.int64)
+    for index in order:
+        if keeper_of[index] < 0:
+            keeper_of[index] = index
+            claims[int(index)] = []
+        keeper = int(keeper_of[index])
+        for other in np.flatnonzero(matches[index] & (rank > rank[index])):
+            if keeper_of[other] < 0:
+                keeper_of[other] = keeper
+                claims[keeper].append(int(other))
+    return claims
 
 
 def _with_flag(detections: sv.Detections, refined: bool) -> sv.Detections:

@@ -48,8 +48,9 @@ def detect_crops(
     """Detect in each crop of `image` (uint8 RGB at native resolution) and map boxes back.
 
     All crops not in the cache go through the model in one batched forward pass, each resized
-    to the model input. A box within `border_margin` crop pixels of a crop edge that is not the
-    image's edge is probably cut: its confidence is multiplied by `border_factor` (0 drops it).
+    to the model input. Boxes are clamped to their crop. A box within `border_margin` crop pixels
+    of a crop edge that is not the image's edge is probably cut: its confidence is multiplied by
+    `border_factor` (1 keeps it as it is, 0 drops it).
     """
     crops = np.asarray(crops_xyxy, np.int64).reshape(-1, 4)
     height, width = image.shape[:2]
@@ -103,7 +104,8 @@ def _cached_batch(detector, pixels, *, size: int, cache: InferenceCache | None) 
 
 def _crop_detections(result, crop, index: int, *, image_hw, threshold: float, margin: float, factor: float):
     detections = to_detections(result, score_threshold=threshold)
-    boxes = detections.xyxy.astype(np.float64)
+    crop_w, crop_h = int(crop[2] - crop[0]), int(crop[3] - crop[1])
+    boxes = np.clip(detections.xyxy.astype(np.float64), 0, [crop_w, crop_h, crop_w, crop_h])
     cut = cut_by_crop_edge(boxes, crop, image_hw, margin=margin)
     confidence = detections.confidence * np.where(cut, factor, 1.0).astype(np.float32)
     keep = confidence > 0

@@ -9,7 +9,7 @@ import numpy as np
 import supervision as sv
 
 from sodviz.cache import DEFAULT_CACHE, InferenceCache
-from sodviz.crops.fusion import fuse_detections
+from sodviz.crops.fusion import Fusion, fuse_detections
 from sodviz.crops.redetect import detect_crops
 from sodviz.detector.inference import run_inference, to_detections
 from sodviz.detector.loading import Detector
@@ -19,7 +19,8 @@ def slice_grid(
     image_hw: tuple[int, int], max_slices: int, *, overlap: float = 0.2, max_aspect: float = 1.5
 ) -> np.ndarray:
     """int64 `(n, 4)` xyxy crops of a rows x cols grid covering the image, neighbours overlapping
-    by `overlap` of a slice side, with n = rows x cols <= `max_slices`.
+    by `overlap` of a slice side, with n = rows x cols <= `max_slices`. The slices are SAHI's
+    (`sahi.slicing.get_slice_bboxes`) for the slice side ceil(side / (n - (n - 1) * overlap)).
 
     The detector squashes every crop to its square input, so a grid is only used when its tiles
     are near-square (long side / short side <= `max_aspect`): the most slices among those, the
@@ -40,17 +41,24 @@ def slice_grid(
             near_square = aspect <= max_aspect
             grids.append((near_square, rows * cols if near_square else 0, -aspect, rows, cols))
     _, _, _, rows, cols = max(grids)
-    tile_h = height / (rows - (rows - 1) * overlap)
-    tile_w = width / (cols - (cols - 1) * overlap)
-    crops = []
-    for row in range(rows):
-        for col in range(cols):
-            top, left = row * tile_h * (1 - overlap), col * tile_w * (1 - overlap)
-            y0, x0 = math.floor(top), math.floor(left)
-            y1 = height if row == rows - 1 else min(height, math.ceil(top + tile_h))
-            x1 = width if col == cols - 1 else min(width, math.ceil(left + tile_w))
-            crops.append([x0, y0, x1, y1])
-    return np.array(crops, np.int64)
+    side_h = math.ceil(height / (rows - (rows - 1) * overlap))
+    side_w = math.ceil(width / (cols - (cols - 1) * overlap))
+    ys = _spans(height, side_h, int(overlap * side_h))
+    xs = _spans(width, side_w, int(overlap * side_w))
+    return np.array([[x0, y0, x1, y1] for y0, y1 in ys for x0, x1 in xs], np.int64).reshape(-1, 4)
+
+
+def _spans(length: int, side: int, overlap_px: int) -> list[tuple[int, int]]:
+    """SAHI's `get_slice_bboxes` on one axis: slices of `side` stepping by `side - overlap_px`,
+    the last one moved back to end flush with the border."""
+    spans, start = [], 0
+    while True:
+        end = start + side
+        if end >= length:
+            spans.append((max(0, length - side), length))
+            return spans
+        spans.append((start, end))
+        start = end - overlap_px
 
 
 def slices_for_budget(forward_passes: int, *, with_full_image: bool = True) -> int:
@@ -81,15 +89,16 @@ def run_slicing(
     overlap: float = 0.2,
     with_full_image: bool = True,
     score_threshold: float = 0.01,
-    fusion_iou: float = 0.5,
-    small_limit: float = 32.0,
+    fusion: Fusion = Fusion(),
+    border_factor: float = 1.0,
     input_size: int | None = None,
     cache: InferenceCache | None = DEFAULT_CACHE,
 ) -> SlicingResult:
     """Uniform slicing within a budget of forward passes: the full-image pass (when used) plus the
-    best near-square grid of at most `forward_passes - 1` slices (`slice_grid`), fused with the
-    same size-aware fusion as ViCrop-Det. A single slice covering the whole image would repeat the
+    best near-square grid of at most `forward_passes - 1` slices (`slice_grid`), fused by the same
+    `fuse_detections` as ViCrop-Det. A single slice covering the whole image would repeat the
     full-image pass, so it is not run: below a 2x2 grid, slicing on a square image is the base pass.
+    Without the full image, the slices' detections are merged among themselves by `fusion`.
     """
     height, width = image.shape[:2]
     crops = slice_grid(
@@ -98,13 +107,12 @@ def run_slicing(
     if with_full_image and len(crops) == 1 and crops[0].tolist() == [0, 0, width, height]:
         crops = crops[:0]
     sliced = detect_crops(
-        detector, image, crops, input_size=input_size, score_threshold=score_threshold, cache=cache
-    ).detections
+        detector, image, crops, input_size=input_size, score_threshold=score_threshold,
+        border_factor=border_factor, cache=cache,
+    ).detections  # fmt: skip
     used = len(crops) + int(with_full_image)
-    if not with_full_image:
-        fused = sliced.with_nms(threshold=fusion_iou) if len(sliced) else sliced
-        return SlicingResult(crops, fused, used)
-    result = run_inference(detector, image, input_size=input_size, cache=cache)
-    base = to_detections(result, score_threshold=score_threshold)
-    fused = fuse_detections(base, sliced, iou=fusion_iou, small_limit=small_limit)
+    result = run_inference(detector, image, input_size=input_size, cache=cache) if with_full_image else None
+    base = sliced[:0] if result is None else to_detections(result, score_threshold=score_threshold)
+    scale = 1.0 if result is None else min(result.transform.scale_xy)
+    fused = fuse_detections(base, sliced, fusion, scale=scale, score_threshold=score_threshold)
     return SlicingResult(crops, fused, used)

@@ -11,7 +11,7 @@ import supervision as sv
 from sodviz.attention.maps import image_attention
 from sodviz.boxes import intersection_area
 from sodviz.cache import DEFAULT_CACHE, InferenceCache
-from sodviz.crops.fusion import fuse_detections
+from sodviz.crops.fusion import Fusion, fuse_detections
 from sodviz.crops.redetect import CropDetections, detect_crops
 from sodviz.crops.windows import (
     WindowScores,
@@ -45,8 +45,8 @@ class ViCropConfig:
         gate_min_uncertain: skip refinement when fewer queries than this are uncertain (0: never).
         layer: decoder layer of the attention (None: the mean).
         score_threshold: detections of the full image and of the crops kept for fusion.
-        fusion_iou: IoU at which fusion suppresses duplicates (`fuse_detections`).
-        small_limit: crops only add objects under this size (sqrt area, original pixels).
+        border_factor: confidence factor of crop boxes cut by a crop edge inside the image (1: none).
+        fusion: how the full image's and the crops' detections become one set (`Fusion`).
     """
 
     k: int = 4
@@ -62,13 +62,13 @@ class ViCropConfig:
     gate_min_uncertain: int = 0
     layer: int | None = -1
     score_threshold: float = 0.01
-    fusion_iou: float = 0.5
-    small_limit: float = 32.0
+    border_factor: float = 1.0
+    fusion: Fusion = Fusion()
 
     def without_fusion(self) -> ViCropConfig:
-        """The same planning and re-detection with the fusion settings at their defaults: the key
-        of anything that uses the crops but not their fusion (ACS candidates)."""
-        return replace(self, fusion_iou=ViCropConfig.fusion_iou, small_limit=ViCropConfig.small_limit)
+        """The same planning and re-detection with the fusion at its default: the key of anything
+        that uses the crops but not their fusion (ACS candidates)."""
+        return replace(self, fusion=Fusion())
 
     def __post_init__(self) -> None:
         if self.selection not in ("marginal", "fixed"):
@@ -182,7 +182,7 @@ class ViCropResult:
         plan: where it looked again and why (the gate's decision included).
         base: the original detections (score >= the threshold).
         refined: detections of the re-detected crops, in original pixels (empty when gated).
-        fused: `fuse_detections(base, refined)`; `data["refined"]` marks the added ones.
+        fused: `fuse_detections(base, refined, config.fusion)`; `data["refined"]` marks the added ones.
         forward_passes: compute-equivalent model passes: 1 + the number of crops.
     """
 
@@ -205,7 +205,10 @@ def run_vicrop(
     result = run_inference(detector, image, input_size=input_size, cache=cache)
     base = to_detections(result, score_threshold=config.score_threshold)
     plan, refined = redetect_planned(detector, image, result, config, input_size=input_size, cache=cache)
-    fused = fuse_detections(base, refined.detections, iou=config.fusion_iou, small_limit=config.small_limit)
+    fused = fuse_detections(
+        base, refined.detections, config.fusion, scale=min(result.transform.scale_xy),
+        score_threshold=config.score_threshold,
+    )  # fmt: skip
     return ViCropResult(plan, base, refined, fused, forward_passes=1 + len(plan.crops_xyxy))
 
 
@@ -217,6 +220,6 @@ def redetect_planned(
     plan = plan_crops(result, config)
     refined = detect_crops(
         detector, image, plan.crops_xyxy, input_size=input_size, score_threshold=config.score_threshold,
-        cache=cache,
+        border_factor=config.border_factor, cache=cache,
     )  # fmt: skip
     return plan, refined

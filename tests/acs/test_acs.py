@@ -357,6 +357,7 @@ def test_acs_fit_is_keyed_without_the_fusion_settings(tiny_detectors, image):
 
     from sodviz.acs.labelling import fit_acs
     from sodviz.cache import InferenceCache
+    from sodviz.crops.fusion import Fusion
     from sodviz.crops.vicrop import ViCropConfig
     from sodviz.evaluation.ground_truth import GroundTruth
 
@@ -364,6 +365,8 @@ def test_acs_fit_is_keyed_without_the_fusion_settings(tiny_detectors, image):
     boxes = run_inference(detector, image, cache=None).boxes_xyxy[:6]  # objects the detector proposes
     scenes = [(image, GroundTruth(boxes_xyxy=boxes, class_names=np.array(["vehicle"] * 6)))]
     first = fit_acs(detector, scenes, crops=ViCropConfig(k=1), cache=cache)
-    again = fit_acs(detector, scenes, crops=replace(ViCropConfig(k=1), fusion_iou=0.3), cache=cache)
+    again = fit_acs(
+        detector, scenes, crops=replace(ViCropConfig(k=1), fusion=Fusion(threshold=0.3)), cache=cache
+    )
     other = fit_acs(detector, scenes, crops=ViCropConfig(k=2), cache=cache)
     assert again is first and other is not first

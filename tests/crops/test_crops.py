@@ -1,16 +1,11 @@
-"""Crops re-detected in one batch and mapped back; size-aware fusion; the uniform slicing grid."""
+"""Crops re-detected in one batch and mapped back; the uniform slicing grid."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import supervision as sv
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from sodviz.boxes import box_size
 from sodviz.cache import InferenceCache
-from sodviz.crops.fusion import fuse_detections
 from sodviz.crops.redetect import detect_crops
 from sodviz.crops.slicing import run_slicing, slice_grid, slices_for_budget
 from sodviz.detector.inference import run_inference, to_detections
@@ -80,69 +75,6 @@ def test_cut_boxes_are_halved_by_default_and_dropped_at_factor_zero(tiny_detecto
 def test_bad_crops_are_refused(tiny_detectors, image, crop):
     with pytest.raises(ValueError, match="crops must"):
         detect_crops(tiny_detectors["detr"], image, np.array([crop]), cache=None)
-
-
-def _detections(boxes, scores, classes=None) -> sv.Detections:
-    boxes = np.array(boxes, np.float32).reshape(-1, 4)
-    return sv.Detections(
-        xyxy=boxes,
-        confidence=np.array(scores, np.float32),
-        class_id=np.zeros(len(boxes), np.int64) if classes is None else np.array(classes, np.int64),
-    )
-
-
-def test_fusion_adds_small_refined_objects_and_keeps_large_originals():
-    original = _detections([[0, 0, 100, 100], [200, 200, 210, 210]], [0.9, 0.4])
-    refined = _detections(
-        [[1, 1, 99, 99], [201, 201, 211, 211], [300, 300, 308, 308], [5, 5, 30, 30]],
-        [
-            0.95,
-            0.8,
-            0.6,
-            0.99,
-        ],  # a large refined box, a better duplicate, a new small one, a small one inside
-    )
-    fused = fuse_detections(original, refined, iou=0.5, small_limit=32)
-    assert fused.xyxy.tolist()[:1] == [[5, 5, 30, 30]]  # most confident first; IoU with the large one is low
-    assert [0, 0, 100, 100] in fused.xyxy.tolist()  # the large original, untouched
-    assert [1, 1, 99, 99] not in fused.xyxy.tolist()  # refined large boxes never come in
-    assert [201, 201, 211, 211] in fused.xyxy.tolist() and [200, 200, 210, 210] not in fused.xyxy.tolist()
-    assert [300, 300, 308, 308] in fused.xyxy.tolist()
-    assert fused.data["refined"].sum() == 3
-
-
-@settings(max_examples=50, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.floats(0, 200), st.floats(0, 200), st.floats(1, 120), st.floats(1, 120), st.floats(0.01, 1)
-        ),
-        max_size=12,
-    ),
-    st.lists(
-        st.tuples(
-            st.floats(0, 200), st.floats(0, 200), st.floats(1, 120), st.floats(1, 120), st.floats(0.01, 1)
-        ),
-        max_size=12,
-    ),
-)
-def test_fusion_never_loses_an_original_large_detection(original_rows, refined_rows):
-    def build(rows):
-        return _detections([[x, y, x + w, y + h] for x, y, w, h, _ in rows], [s for *_, s in rows])
-
-    original, refined = build(original_rows), build(refined_rows)
-    fused = fuse_detections(original, refined, small_limit=32)
-    large = original.xyxy[box_size(original.xyxy) >= 32]
-    for box in large:
-        assert (np.abs(fused.xyxy - box).max(axis=1) < 1e-4).any()
-    assert (box_size(fused.xyxy[fused.data["refined"]]) < 32).all()
-
-
-def test_fusion_of_nothing():
-    empty = _detections([], [])
-    assert len(fuse_detections(empty, empty)) == 0
-    with pytest.raises(ValueError, match="method"):
-        fuse_detections(empty, empty, method="wbf?")
 
 
 @pytest.mark.parametrize("max_slices", [1, 2, 3, 4, 6, 7, 8])
