@@ -53,6 +53,8 @@ ERF_ZOOM = "erf_zoom"
 ERF_POINT = "erf_point"  # [x, y] in model-input pixels, or None: the centre
 VICROP_IOU = "vicrop_iou"
 VICROP_MERGE = "vicrop_merge"
+VICROP_FILL = "vicrop_fill"
+VICROP_SWITCH = "vicrop_switch"
 VICROP_METRIC = "vicrop_metric"
 VICROP_COMPARE = "vicrop_compare"
 FUSION_MODEL = "fusion_model"  # a name of EMBEDDED_MODELS, or a folder path
@@ -99,6 +101,8 @@ DEFAULTS = {
     ERF_POINT: None,
     VICROP_IOU: _VICROP.fusion.threshold,
     VICROP_MERGE: _VICROP.fusion.merge,
+    VICROP_FILL: _VICROP.fill,
+    VICROP_SWITCH: _VICROP.fusion.low_score_nms,
     VICROP_METRIC: _VICROP.fusion.metric,
     VICROP_COMPARE: False,
     FUSION_MODEL: "demo-fusion",
@@ -145,10 +149,10 @@ def vicrop_config() -> ViCropConfig:
     return ViCropConfig(
         k=state[VICROP_K], scales=tuple(sorted(state[VICROP_SCALES])), overlap=state[VICROP_OVERLAP],
         alpha=state[VICROP_ALPHA], beta=state[VICROP_BETA], max_overlap=state[VICROP_MAX_OVERLAP],
-        selection=state[VICROP_SELECTION], gate_min_uncertain=state[VICROP_GATE],
+        selection=state[VICROP_SELECTION], fill=state[VICROP_FILL], gate_min_uncertain=state[VICROP_GATE],
         fusion=replace(
             _VICROP.fusion, merge=state[VICROP_MERGE], metric=state[VICROP_METRIC],
-            threshold=state[VICROP_IOU],
+            threshold=state[VICROP_IOU], low_score_nms=state[VICROP_SWITCH],
         ),
     )  # fmt: skip
 

@@ -43,6 +43,10 @@ with shared.controls():
         "Selection", ["marginal", "fixed"], key=shared.VICROP_SELECTION, horizontal=True,
         help="marginal: after each crop, rescore windows by the attention not yet covered.",
     )  # fmt: skip
+    columns[1].toggle(
+        "Fill the budget", key=shared.VICROP_FILL,
+        help="marginal: once the crops cover all the attention, pick the rest by the windows' own scores.",
+    )  # fmt: skip
     columns[2].radio(
         "Fusion merge", list(MERGES), key=shared.VICROP_MERGE, horizontal=True,
         help="SAHI's merges: NMS keeps the most confident box; greedy NMM and NMM merge matches into it.",
@@ -50,6 +54,10 @@ with shared.controls():
     columns[3].radio(
         "Match metric", list(METRICS), key=shared.VICROP_METRIC, horizontal=True,
         help="IoU, or IoS: intersection over the smaller box.",
+    )  # fmt: skip
+    columns[0].toggle(
+        "SAHI's low-score switch", key=shared.VICROP_SWITCH,
+        help="Fusion keeps detections from score 0.01; below 0.1 SAHI runs its merges as NMS / IoU.",
     )  # fmt: skip
 if not scales:
     st.warning("Pick at least one window scale.")

@@ -140,6 +140,72 @@ M = [
         "from sodviz.boxes import box_size\nfrom sodviz.views.palette import STATUS_RGB  # noqa: F401\n",
         ["tests/test_layout.py::test_subpackages_import_downwards_only"],
     ),
+    (
+        "fusion: merges absorb a claimed box without checking it against the grown box",
+        "sodviz/crops/fusion.py",
+        "if overlap_matrix(box, candidate, metric)[0, 0] >= threshold:",
+        "if True:",
+        ["tests/crops/test_fusion.py::test_merges_are_sahis"],
+    ),
+    (
+        "fusion: NMM not transitive (a claimed box keeps nothing for its keeper)",
+        "sodviz/crops/fusion.py",
+        "        keeper = int(keeper_of[index])\n",
+        "        keeper = int(keeper_of[index])\n        if keeper != index:\n            continue\n",
+        [
+            "tests/crops/test_fusion.py::test_merges_are_sahis",
+            "tests/crops/test_fusion.py::test_merges_differ_where_they_should",
+        ],
+    ),
+    (
+        "fusion: the old 32 px crop-size limit as the default",
+        "sodviz/crops/fusion.py",
+        "    max_refined_size: float | None = None\n",
+        "    max_refined_size: float | None = 32.0\n",
+        ["tests/crops/test_fusion.py::test_a_mid_size_crop_box_survives_fusion"],
+    ),
+    (
+        "fusion: large full-image boxes not protected (merged with the rest)",
+        "sodviz/crops/fusion.py",
+        "protected, rest = original[large], original[~large]",
+        "protected, rest = original[:0], original",
+        ["tests/crops/test_fusion.py::test_a_large_full_image_detection_is_never_lost"],
+    ),
+    (
+        "fusion: SAHI's switch to NMS at low score thresholds ignored",
+        "sodviz/crops/fusion.py",
+        'if self.low_score_nms and low and self.merge != "nms":',
+        "if False:",
+        ["tests/crops/test_fusion.py::test_sahis_switch_to_nms_at_low_score_thresholds"],
+    ),
+    (
+        "slicing: overlap rounded where SAHI truncates",
+        "sodviz/crops/slicing.py",
+        "ys = _spans(height, side_h, int(overlap * side_h))",
+        "ys = _spans(height, side_h, round(overlap * side_h))",
+        ["tests/crops/test_fusion.py::test_slices_are_sahis"],
+    ),
+    (
+        "slicing: fused with a crop-size limit (no longer SAHI's fusion)",
+        "sodviz/crops/slicing.py",
+        "fused = fuse_detections(base, sliced, fusion, scale=scale",
+        "fused = fuse_detections(base, sliced, Fusion(max_refined_size=16), scale=scale",
+        ["tests/crops/test_fusion.py::test_our_slicing_gives_sahis_ap"],
+    ),
+    (
+        "redetect: crop boxes not clamped to their crop",
+        "sodviz/crops/redetect.py",
+        "np.clip(detections.xyxy.astype(np.float64), 0, [crop_w, crop_h, crop_w, crop_h])",
+        "detections.xyxy.astype(np.float64)",
+        ["tests/crops/test_crops.py::test_crop_boxes_are_clamped_to_their_crop"],
+    ),
+    (
+        "vicrop: fill ignored (budget left unspent once the attention is covered)",
+        "sodviz/crops/vicrop.py",
+        "if config.fill and not (np.delete(scores, chosen) > 0).any():",
+        "if False:",
+        ["tests/crops/test_vicrop.py::test_fill_spends_the_budget_once_the_attention_is_covered"],
+    ),
 ]
 env = os.environ | {"HF_HUB_OFFLINE": "1"}
 

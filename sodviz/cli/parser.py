@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+# sodviz.crops.fusion.MERGES / METRICS, written out so that `--help` imports nothing heavy (a test checks).
+MERGES_CHOICES = ("nms", "nmm", "greedynmm")
+METRICS_CHOICES = ("iou", "ios")
+
 COMMAND_ORDER = ("predict", "models", "synth", "train", "evaluate", "benchmark", "erf", "errors", "acs")
 
 
@@ -124,6 +128,14 @@ def _benchmark(commands) -> None:
         "--max-overlap", type=float, default=None, help="ViCrop-Det: area chosen crops may share"
     )
     bench.add_argument("--gate-min-uncertain", type=int, default=0, help="vicrop_gated: skip below this many")
+    bench.add_argument(
+        "--merge",
+        choices=MERGES_CHOICES,
+        default=None,
+        help="fusion of every method: SAHI's merges (default: nms)",
+    )
+    bench.add_argument("--match-metric", choices=METRICS_CHOICES, default=None, help="fusion: iou or ios")
+    bench.add_argument("--match-threshold", type=float, default=None, help="fusion: boxes match from this")
     bench.add_argument("--max-images", type=int, default=None)
     bench.add_argument("--out", type=Path, default=Path("runs/benchmark"))
 
@@ -175,8 +187,12 @@ def _acs(commands) -> None:
 
 
 def parse_budgets(text: str) -> tuple[int, ...]:
-    """ "1-8" -> (1, ..., 8); "1,3,5" -> (1, 3, 5)."""
-    if "-" in text:
-        low, high = (int(v) for v in text.split("-", 1))
-        return tuple(range(low, high + 1))
-    return tuple(int(v) for v in text.split(","))
+    """ "1-8" -> (1, ..., 8); "1,3,5" -> (1, 3, 5); "1-3,10" -> (1, 2, 3, 10)."""
+    budgets = []
+    for part in text.split(","):
+        if "-" in part:
+            low, high = (int(v) for v in part.split("-", 1))
+            budgets += range(low, high + 1)
+        else:
+            budgets.append(int(part))
+    return tuple(budgets)

@@ -55,6 +55,10 @@ def benchmark(args: argparse.Namespace) -> None:
         config = replace(config, scales=tuple(float(v) for v in args.k_scales.split(",")))
     if args.max_overlap is not None:
         config = replace(config, max_overlap=args.max_overlap)
+    chosen = {"merge": args.merge, "metric": args.match_metric, "threshold": args.match_threshold}
+    config = replace(
+        config, fusion=replace(config.fusion, **{k: v for k, v in chosen.items() if v is not None})
+    )
     with progress_bar("benchmark") as on_progress:
         rows = run_benchmark(
             detector,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -18,8 +19,8 @@ from sodviz.evaluation.tables import write_rows
 from sodviz.imageio import load_image
 
 METHODS = ("base", "vicrop", "vicrop_gated", "slicing")
-COLUMNS = ["method", "budget", "AP", "AP50", "AP_S", "AP_M", "AP_L", "AP_vt", "AP_t", "AP_s",
-           "forward_passes", "latency_ratio"]  # fmt: skip
+COLUMNS = ["method", "budget", "AP", "AP50", "AP_S", "AP_M", "AP_L", "AP_vt", "AP_t", "AP_s", "AP_m",
+           "forward_passes", "latency_ratio", "unspent"]  # fmt: skip
 
 
 def run_benchmark(
@@ -38,8 +39,10 @@ def run_benchmark(
 
     A budget counts forward passes, the full-image pass included: ViCrop-Det gets `budget - 1`
     crops, slicing the best near-square grid of at most `budget - 1` slices (`slice_grid`); the
-    table reports the passes each method actually used. "vicrop" runs with the gate off, "vicrop_gated"
-    with `vicrop`'s gate, so its mean passes fall below the budget on images the gate skips.
+    table reports the passes each method actually used, and `unspent` says on how many images
+    the budget was not spent, and why (the most frequent reasons). "vicrop" runs with the gate
+    off, "vicrop_gated" with `vicrop`'s gate, so its mean passes fall below the budget on images the
+    gate skips.
     `vicrop` holds the other knobs (default `ViCropConfig()`), its `score_threshold`, `border_factor`
     and `fusion` used by every method. "base" is budget 1 only.
     """
@@ -52,24 +55,27 @@ def run_benchmark(
     found = {run: [] for run in runs}
     seconds = dict.fromkeys(runs, 0.0)
     passes = dict.fromkeys(runs, 0)
+    unspent = {run: Counter() for run in runs}
     scale = {}
     for done, record in enumerate(truth["images"], start=1):
         image = load_image(Path(images) / record["file_name"])
         scale[record["id"]] = detector.input_size / max(image.shape[:2])
         for method, budget in runs:
             started = time.perf_counter()
-            detections, used = _detect(detector, image, method, budget, vicrop)
+            detections, used, shortfall = _detect(detector, image, method, budget, vicrop)
             seconds[(method, budget)] += time.perf_counter() - started
             passes[(method, budget)] += used
+            if used < budget:
+                unspent[(method, budget)][shortfall] += 1
             found[(method, budget)] += coco_results(
                 detections.xyxy, detections.confidence, detections.class_id, image_id=record["id"]
             )
         if on_progress is not None:
             on_progress(done / len(truth["images"]))
-    return _rows(truth, found, seconds, passes, scale)
+    return _rows(truth, found, seconds, passes, scale, unspent)
 
 
-def _rows(truth: dict, found: dict, seconds: dict, passes: dict, scale: dict) -> list[dict]:
+def _rows(truth: dict, found: dict, seconds: dict, passes: dict, scale: dict, unspent: dict) -> list[dict]:
     """One table row per (method, budget) from the detections, seconds and passes summed over images."""
     count = max(1, len(truth["images"]))
     rows = []
@@ -77,30 +83,37 @@ def _rows(truth: dict, found: dict, seconds: dict, passes: dict, scale: dict) ->
         metrics = coco_metrics(truth, found[(method, budget)], area_scale=scale)
         rows.append(
             {"method": method, "budget": budget}
-            | {name: metrics[name] for name in COLUMNS[2:10]}
+            | {name: metrics[name] for name in COLUMNS[2:11]}
             | {
                 "forward_passes": passes[(method, budget)] / count,
                 "latency_ratio": seconds[(method, budget)] / max(seconds[("base", 1)], 1e-9),
+                "unspent": "; ".join(
+                    f"{n}/{count}: {why}" for why, n in unspent[(method, budget)].most_common(2)
+                ),
             }
         )
     return rows
 
 
 def _detect(detector, image, method: str, budget: int, vicrop: ViCropConfig):
-    """(detections, forward passes used) of one method at one budget, the cache off."""
+    """(detections, forward passes used, why fewer than the budget) of one method at one budget,
+    the cache off."""
     if method == "base":
         result = run_inference(detector, image, cache=None)
-        return to_detections(result, score_threshold=vicrop.score_threshold), 1
+        return to_detections(result, score_threshold=vicrop.score_threshold), 1, ""
     if method == "slicing":
         sliced = run_slicing(
             detector, image, forward_passes=budget, score_threshold=vicrop.score_threshold,
             fusion=vicrop.fusion, border_factor=vicrop.border_factor, cache=None,
         )  # fmt: skip
-        return sliced.detections, sliced.forward_passes
+        slices = len(sliced.crops_xyxy)
+        why = f"the largest near-square grid within the budget has {slices or 1} slice{'s' * bool(slices)}"
+        return sliced.detections, sliced.forward_passes, why
     gate = vicrop.gate_min_uncertain if method == "vicrop_gated" else 0
     config = replace(vicrop, k=budget - 1, gate_min_uncertain=gate)
     outcome = run_vicrop(detector, image, config=config, cache=None)
-    return outcome.fused, outcome.forward_passes
+    plan = outcome.plan
+    return outcome.fused, outcome.forward_passes, plan.shortfall or plan.reason
 
 
 def write_tables(rows: list[dict], out: Path) -> tuple[Path, Path]:

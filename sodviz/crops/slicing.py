@@ -90,7 +90,7 @@ def run_slicing(
     with_full_image: bool = True,
     score_threshold: float = 0.01,
     fusion: Fusion = Fusion(),
-    border_factor: float = 1.0,
+    border_factor: float = 0.5,
     input_size: int | None = None,
     cache: InferenceCache | None = DEFAULT_CACHE,
 ) -> SlicingResult:
@@ -99,6 +99,7 @@ def run_slicing(
     `fuse_detections` as ViCrop-Det. A single slice covering the whole image would repeat the
     full-image pass, so it is not run: below a 2x2 grid, slicing on a square image is the base pass.
     Without the full image, the slices' detections are merged among themselves by `fusion`.
+    SAHI's own settings: `fusion=Fusion()` (NMS / IoU 0.5, no size rule) and `border_factor=1.0`.
     """
     height, width = image.shape[:2]
     crops = slice_grid(

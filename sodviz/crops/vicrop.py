@@ -39,6 +39,8 @@ class ViCropConfig:
         selection: "marginal" rescores after each pick with the attention mass not yet covered
             (`uncovered_intensity`), so later crops go where attention is left; "fixed" keeps
             every window's first score.
+        fill: with "marginal", once the chosen crops cover all the attention, the other crops go by
+            the windows' own scores (still within `max_overlap`) instead of leaving budget unspent.
         pixel_budget: optional cap on the chosen crops' total area, in multiples of the image area.
         attention: "all" or "uncertain" queries make the image-level attention (`image_attention`).
         score_band: the scores of "uncertain" queries, for the attention and for the gate.
@@ -56,13 +58,14 @@ class ViCropConfig:
     beta: float = 1.0
     max_overlap: float = 0.5
     selection: str = "marginal"
+    fill: bool = True
     pixel_budget: float | None = None
     attention: str = "all"
     score_band: tuple[float, float] = (0.1, 0.5)
     gate_min_uncertain: int = 0
     layer: int | None = -1
     score_threshold: float = 0.01
-    border_factor: float = 1.0
+    border_factor: float = 0.5
     fusion: Fusion = Fusion()
 
     def without_fusion(self) -> ViCropConfig:
@@ -85,8 +88,9 @@ class CropPlan:
         chosen: int64 `(K,)`, indices of the chosen windows, best first (empty when gated).
         crops_xyxy: int64 `(K, 4)`, the chosen crops in original pixels, inside the image.
         refine: the gate's decision; False means keep the original predictions.
-        reason: one sentence saying why.
+        reason: one sentence saying why (and, when fewer than K crops were chosen, why no more).
         uncertain_queries: how many queries scored inside `score_band`.
+        shortfall: why fewer than K crops were chosen ("" when K were, or when gated).
     """
 
     windows: WindowScores
@@ -96,6 +100,7 @@ class CropPlan:
     refine: bool
     reason: str
     uncertain_queries: int
+    shortfall: str = ""
 
 
 def plan_crops(result: InferenceResult, config: ViCropConfig = ViCropConfig()) -> CropPlan:
@@ -117,7 +122,10 @@ def plan_crops(result: InferenceResult, config: ViCropConfig = ViCropConfig()) -
 
     def rescore(chosen: list[int]) -> np.ndarray:
         left = uncovered_intensity(attention[:valid_h, :valid_w], cells, cells[chosen])
-        return joint_score(windows.entropy, left, alpha=config.alpha, beta=config.beta)
+        scores = joint_score(windows.entropy, left, alpha=config.alpha, beta=config.beta)
+        if config.fill and not (np.delete(scores, chosen) > 0).any():
+            return windows.score.astype(np.float64)  # all attention covered: the windows' own scores
+        return scores
 
     chosen = select_windows(
         windows.score,
@@ -131,7 +139,37 @@ def plan_crops(result: InferenceResult, config: ViCropConfig = ViCropConfig()) -
     crops[:, [0, 2]] = np.clip(crops[:, [0, 2]], 0, image_w)
     crops[:, [1, 3]] = np.clip(crops[:, [1, 3]], 0, image_h)
     reason = f"refined: {uncertain} uncertain queries; {len(chosen)} of {len(windows)} windows chosen"
-    return CropPlan(windows, windows_xyxy, chosen, crops, True, reason, uncertain)
+    shortfall = ""
+    if len(chosen) < config.k:
+        left = rescore(chosen.tolist()) if config.selection == "marginal" else windows.score
+        shortfall = _shortfall(left, windows_xyxy, chosen, config, image_h * image_w)
+        reason += f", not {config.k}: {shortfall}"
+    return CropPlan(windows, windows_xyxy, chosen, crops, True, reason, uncertain, shortfall)
+
+
+def _shortfall(scores, windows_xyxy, chosen: np.ndarray, config: ViCropConfig, image_area: float) -> str:
+    """Why `select_windows` stopped before K: no attention left, overlap, or the pixel budget."""
+    rest = np.setdiff1d(np.flatnonzero(np.asarray(scores) > 0), chosen)
+    if not len(rest) and config.selection == "marginal" and not config.fill:
+        return "the chosen crops cover all the attention (fill would spend the rest by window score)"
+    if not len(rest):
+        return "no other window has any attention"
+    boxes = np.asarray(windows_xyxy, np.float64)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    fits = [
+        not len(chosen)
+        or not (
+            intersection_area(boxes[i], boxes[chosen])
+            > config.max_overlap * np.minimum(areas[chosen], areas[i])
+        ).any()
+        for i in rest
+    ]
+    if not any(fits):
+        return (
+            f"the {len(rest)} other windows with attention each overlap a chosen crop by more than "
+            f"{config.max_overlap:.0%} of the smaller"
+        )
+    return f"the pixel budget ({config.pixel_budget} x the image area) is spent"
 
 
 def select_windows(

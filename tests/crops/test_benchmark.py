@@ -50,7 +50,12 @@ def test_tables_and_figure(tmp_path):
         {"method": "base", "budget": 1, "AP50": 0.5, "forward_passes": 1.0, "latency_ratio": 1.0},
         {"method": "slicing", "budget": 3, "AP50": 0.6, "forward_passes": 3.0, "latency_ratio": 2.5},
     ]
-    rows = [{c: 0.1 for c in ("AP", "AP_S", "AP_M", "AP_L", "AP_vt", "AP_t", "AP_s")} | r for r in rows]
+    rows = [
+        {c: 0.1 for c in ("AP", "AP_S", "AP_M", "AP_L", "AP_vt", "AP_t", "AP_s", "AP_m")}
+        | {"unspent": ""}
+        | r
+        for r in rows
+    ]
     csv_path, markdown = write_tables(rows, tmp_path)
     assert [r["method"] for r in csv.DictReader(csv_path.read_text().splitlines())] == ["base", "slicing"]
     assert markdown.read_text().count("\n") == 4
@@ -63,8 +68,19 @@ def test_tables_and_figure(tmp_path):
 
 def test_budget_parsing_and_the_cli(tiny_model_dirs, scenes, tmp_path):
     assert parse_budgets("1-4") == (1, 2, 3, 4) and parse_budgets("1,3") == (1, 3)
+    assert parse_budgets("1-3,10") == (1, 2, 3, 10)
     argv = ["benchmark", "--data", str(scenes / "annotations.json"), "--images", str(scenes / "images")]
     argv += ["--model", str(tiny_model_dirs["d_fine"]), "--budgets", "1-2", "--out", str(tmp_path)]
     argv += ["--k-scales", "0.3,0.6", "--max-overlap", "0"]
     assert main(argv) == 0
     assert (tmp_path / "benchmark.csv").is_file() and (tmp_path / "benchmark.md").is_file()
+
+
+def test_the_table_says_why_a_budget_was_not_spent(tiny_detectors, scenes):
+    rows = run_benchmark(
+        tiny_detectors["rt_detr"], scenes / "annotations.json", scenes / "images", methods=("slicing",),
+        budgets=(3, 5),
+    )  # fmt: skip
+    unspent = {r["budget"]: r["unspent"] for r in rows}
+    assert unspent[3] == "2/2: the largest near-square grid within the budget has 1 slice"  # square scenes
+    assert unspent[5] == ""  # 2x2 + the full image: spent

@@ -129,3 +129,13 @@ def test_a_crop_evicted_after_the_cache_check_is_recomputed(tiny_detectors, imag
     assert found.model_calls == 2  # nothing looked missing, so no batch: one call per crop instead
     for mine, theirs in zip(found.results, direct.results, strict=True):
         np.testing.assert_allclose(mine.boxes_xyxy, theirs.boxes_xyxy, atol=1e-4)
+
+
+def test_crop_boxes_are_clamped_to_their_crop(tiny_detectors, image):
+    detector, crop = tiny_detectors["conditional_detr"], np.array([[40, 20, 160, 110]])
+    raw = to_detections(run_inference(detector, image[20:110, 40:160], cache=None), score_threshold=0.0)
+    assert ((raw.xyxy < 0) | (raw.xyxy > [120, 90, 120, 90])).any()  # random boxes spill out of the crop
+    boxes = detect_crops(
+        detector, image, crop, score_threshold=0.0, border_factor=1.0, cache=None
+    ).detections.xyxy
+    assert (boxes[:, :2] >= [40, 20]).all() and (boxes[:, 2:] <= [160, 110]).all()

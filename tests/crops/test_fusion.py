@@ -163,7 +163,9 @@ def test_our_slicing_gives_sahis_ap(demo_detector, scenes, budget):
     for record in truth["images"]:
         image = load_image(images / record["file_name"])
         scale[record["id"]] = demo_detector.input_size / max(image.shape[:2])
-        sliced = run_slicing(demo_detector, image, forward_passes=budget, score_threshold=0.01, cache=None)
+        sliced = run_slicing(
+            demo_detector, image, forward_passes=budget, score_threshold=0.01, border_factor=1.0, cache=None
+        )
         theirs, passes = sahi_sliced(demo_detector, image, forward_passes=budget, score_threshold=0.01)
         assert sliced.forward_passes == passes == budget
         for found, rows in ((sliced.detections, ours), (theirs, reference)):
@@ -181,3 +183,10 @@ def test_our_slicing_gives_sahis_ap(demo_detector, scenes, budget):
         base += coco_results(found.xyxy, found.confidence, found.class_id, image_id=record["id"])
     assert expected["AP50"] > coco_metrics(truth, base, area_scale=scale)["AP50"] + 0.02  # slicing helps here
     assert abs(mine["AP"] - expected["AP"]) <= 0.005 and abs(mine["AP50"] - expected["AP50"]) <= 0.005
+
+
+def test_the_command_line_offers_every_merge():
+    from sodviz.cli.parser import MERGES_CHOICES, METRICS_CHOICES
+    from sodviz.crops.fusion import MERGES, METRICS
+
+    assert (MERGES_CHOICES, METRICS_CHOICES) == (MERGES, METRICS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -162,3 +164,35 @@ def test_vicrop_view_with_ground_truth(tiny_detectors, image):
     assert [r["size"] for r in rows] == ["tiny", "small", "medium", "large"] and "fn ViCrop" in rows[0]
     empty = run_vicrop(detector, image, config=ViCropConfig(k=0), cache=None)
     assert vicrop_view(empty, image, scale=0.25, score_threshold=0.5, class_names=("a", "b")).crops is None
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (
+            ViCropConfig(k=50, scales=(0.5,), overlap=0.5, max_overlap=0.0, selection="fixed"),
+            "overlap a chosen",
+        ),
+        (
+            ViCropConfig(k=50, scales=(0.5,), overlap=0.0, max_overlap=1.0, fill=False),
+            "cover all the attention",
+        ),
+        (ViCropConfig(k=50, scales=(1.0, 0.67), max_overlap=1.0, fill=True), "no other window"),
+        (ViCropConfig(k=50, scales=(0.5,), overlap=0.5, max_overlap=1.0, pixel_budget=0.3), "pixel budget"),
+    ],
+)
+def test_a_budget_not_spent_says_why(tiny_detectors, image, config, expected):
+    result = run_inference(tiny_detectors["detr"], image, cache=None)
+    plan = plan_crops(result, config)
+    assert 0 < len(plan.chosen) < config.k
+    assert expected in plan.shortfall and plan.shortfall in plan.reason
+    assert plan_crops(result, ViCropConfig(k=1)).shortfall == ""
+
+
+def test_fill_spends_the_budget_once_the_attention_is_covered(tiny_detectors, image):
+    result = run_inference(tiny_detectors["detr"], image, cache=None)
+    config = ViCropConfig(k=6, scales=(1.0, 0.67), max_overlap=1.0, fill=False)  # two large windows cover it
+    plain, filled = plan_crops(result, config), plan_crops(result, replace(config, fill=True))
+    assert len(plain.chosen) < 6 and "cover all the attention" in plain.shortfall
+    assert len(filled.chosen) > len(plain.chosen)
+    assert filled.chosen[: len(plain.chosen)].tolist() == plain.chosen.tolist()  # the same first crops
