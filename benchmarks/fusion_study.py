@@ -6,7 +6,8 @@ picks them in order). Boxes are bucketed in model-input pixels, as in `sodviz be
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/fusion_study.py --data data/synth/val/annotations.json \
         --images data/synth/val/images --out runs/fusion_val [--sahi] [--max-images N]
 
-Writes `fusion.csv` / `fusion.md` (variant, method, budget, passes used, AP columns) and, with
+Writes `fusion.csv` / `fusion.md` (variant, method, budget, passes used, AP columns), `fusion.png`
+(AP50 against passes of the `--full` variant; needs a Chromium for kaleido) and, with
 --sahi, `sahi.csv` / `sahi.md`: SAHI's `get_sliced_prediction` (NMS / IoU 0.5, and its default
 greedy NMM / IoS forced on) beside our slicing with SAHI-equivalent settings at budgets 5 and 10.
 Also prints how many crops ViCrop-Det planned at each budget and why it stopped short.
@@ -28,6 +29,7 @@ import supervision as sv
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sodviz.cache import InferenceCache
+from sodviz.crops.budget_study import budget_figure
 from sodviz.crops.fusion import Fusion, fuse_detections
 from sodviz.crops.redetect import detect_crops
 from sodviz.crops.slicing import slice_grid, slices_for_budget
@@ -194,8 +196,29 @@ def main() -> None:
                       flush=True)  # fmt: skip
     rows.sort(key=lambda row: (list(VARIANTS).index(row["variant"]), row["method"], row["budget"]))
     write_rows(rows, out, args.out_name, COLUMNS)
+    write_budget_figure([r for r in rows if r["variant"] == args.full], out / f"{args.out_name}.png")
     if args.sahi:
         sahi_table(detector, truth, images, raw, scale, out)
+
+
+def write_budget_figure(rows: list[dict], path: Path) -> None:
+    """AP50 against passes used: ViCrop-Det (fill on) and slicing with the `--full` fusion."""
+    names = {"vicrop_fill": "ViCrop-Det", "slicing": "slicing"}
+    points, seen = [], set()
+    for row in rows:
+        if row["method"] in names and (row["method"], row["passes"]) not in seen:
+            seen.add((row["method"], row["passes"]))
+            points.append(
+                {"method": names[row["method"]], "forward_passes": row["passes"], "AP50": row["AP50"]}
+            )
+    if not points:
+        return
+    figure = budget_figure(points)
+    figure.update_layout(title=f"AP50 against forward passes ({len(_SHARED[0])} scenes)")
+    try:
+        figure.write_image(path)
+    except Exception as error:  # kaleido raises several kinds when no browser is found
+        print(f"{path.name} not written ({type(error).__name__}: {error})")
 
 
 def sahi_table(detector, truth, images: Path, raw, scale: dict, out: Path) -> None:

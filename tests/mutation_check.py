@@ -145,7 +145,7 @@ M = [
         "sodviz/crops/fusion.py",
         "if overlap_matrix(box, candidate, metric)[0, 0] >= threshold:",
         "if True:",
-        ["tests/crops/test_fusion.py::test_merges_are_sahis"],
+        ["tests/crops/test_fusion.py::test_a_claim_that_no_longer_matches_the_grown_box_is_dropped"],
     ),
     (
         "fusion: NMM not transitive (a claimed box keeps nothing for its keeper)",

@@ -190,3 +190,19 @@ def test_the_command_line_offers_every_merge():
     from sodviz.crops.fusion import MERGES, METRICS
 
     assert (MERGES_CHOICES, METRICS_CHOICES) == (MERGES, METRICS)
+
+
+@pytest.mark.parametrize("merge", ["greedynmm", "nmm"])
+def test_a_claim_that_no_longer_matches_the_grown_box_is_dropped(merge):
+    boxes = np.array(
+        [[4, 0, 14, 10], [8, 0, 18, 10], [0, 0, 10, 10]], np.float64
+    )  # B, C both IoU 0.43 with A
+    scores, classes = np.array([0.9, 0.8, 0.7]), np.zeros(3, np.int64)
+    keep, merged = merge_boxes(boxes, scores, classes, merge=merge, metric="iou", threshold=0.4)
+    predictions = [
+        ObjectPrediction(bbox=box.tolist(), category_id=0, score=float(score), full_shape=[20, 20])
+        for box, score in zip(boxes, scores, strict=True)
+    ]
+    theirs = SAHI_MERGES[merge](match_threshold=0.4, match_metric="IOU", class_agnostic=False)(predictions)
+    assert [p.bbox.to_xyxy() for p in theirs] == [[4, 0, 18, 10]]  # A + B; C (IoU 0.33 with A + B) is gone
+    assert keep.tolist() == [0] and merged.tolist() == [[4, 0, 18, 10]]
