@@ -73,7 +73,7 @@ def with_border(crops: sv.Detections, factor: float) -> sv.Detections:
 
 def collect(detector, truth, images: Path, budgets: list[int], vicrop: ViCropConfig) -> tuple[list, Counter]:
     """Per image: (id, input scale, base, {plan: (crops planned, their detections)}, {slices: crop
-    detections}, image size). Plans: "vicrop" (the library's default) and "vicrop_fill" (with `fill`)."""
+    detections}, image size). Plans: "vicrop" (fill off) and "vicrop_fill" (fill on, the default)."""
     raw, stops = [], Counter()
     top = max(budgets)
     for done, record in enumerate(truth["images"], start=1):

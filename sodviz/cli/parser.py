@@ -136,6 +136,11 @@ def _benchmark(commands) -> None:
     )
     bench.add_argument("--match-metric", choices=METRICS_CHOICES, default=None, help="fusion: iou or ios")
     bench.add_argument("--match-threshold", type=float, default=None, help="fusion: boxes match from this")
+    bench.add_argument(
+        "--no-low-score-switch", action="store_true",
+        help="fusion: keep the merge below a 0.1 score threshold (SAHI switches to NMS / IoU; the benchmark "
+        "keeps detections from 0.01)",
+    )  # fmt: skip
     bench.add_argument("--max-images", type=int, default=None)
     bench.add_argument("--out", type=Path, default=Path("runs/benchmark"))
 

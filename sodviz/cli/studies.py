@@ -56,6 +56,7 @@ def benchmark(args: argparse.Namespace) -> None:
     if args.max_overlap is not None:
         config = replace(config, max_overlap=args.max_overlap)
     chosen = {"merge": args.merge, "metric": args.match_metric, "threshold": args.match_threshold}
+    chosen["low_score_nms"] = False if args.no_low_score_switch else None
     config = replace(
         config, fusion=replace(config.fusion, **{k: v for k, v in chosen.items() if v is not None})
     )

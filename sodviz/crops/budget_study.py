@@ -113,7 +113,8 @@ def _detect(detector, image, method: str, budget: int, vicrop: ViCropConfig):
     config = replace(vicrop, k=budget - 1, gate_min_uncertain=gate)
     outcome = run_vicrop(detector, image, config=config, cache=None)
     plan = outcome.plan
-    return outcome.fused, outcome.forward_passes, plan.shortfall or plan.reason
+    why = plan.shortfall or f"gated: fewer than {config.gate_min_uncertain} uncertain queries"
+    return outcome.fused, outcome.forward_passes, why
 
 
 def write_tables(rows: list[dict], out: Path) -> tuple[Path, Path]:

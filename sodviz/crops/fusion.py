@@ -132,6 +132,8 @@ def merge_boxes(
     claim its unclaimed matches; NMM lets every box, kept or claimed, claim its unclaimed
     matches for its keeper (transitive). A keeper then absorbs its claims in order, each only if
     it still matches the merged box (else it is dropped): the union box, the keeper's score.
+    One difference: with tied scores, NMM here lets the earlier box in visiting order claim the
+    later one; SAHI's dominance rule can leave both (tested with distinct scores only).
 
     Returns:
         int64 indices of the kept boxes, most confident first, and float64 `(n, 4)` their

@@ -166,8 +166,7 @@ def _shortfall(scores, windows_xyxy, chosen: np.ndarray, config: ViCropConfig, i
     ]
     if not any(fits):
         return (
-            f"the {len(rest)} other windows with attention each overlap a chosen crop by more than "
-            f"{config.max_overlap:.0%} of the smaller"
+            f"every other window with attention overlaps a chosen crop by more than {config.max_overlap:.0%}"
         )
     return f"the pixel budget ({config.pixel_budget} x the image area) is spent"
 

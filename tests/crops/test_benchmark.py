@@ -71,7 +71,7 @@ def test_budget_parsing_and_the_cli(tiny_model_dirs, scenes, tmp_path):
     assert parse_budgets("1-3,10") == (1, 2, 3, 10)
     argv = ["benchmark", "--data", str(scenes / "annotations.json"), "--images", str(scenes / "images")]
     argv += ["--model", str(tiny_model_dirs["d_fine"]), "--budgets", "1-2", "--out", str(tmp_path)]
-    argv += ["--k-scales", "0.3,0.6", "--max-overlap", "0"]
+    argv += ["--k-scales", "0.3,0.6", "--max-overlap", "0", "--merge", "greedynmm", "--no-low-score-switch"]
     assert main(argv) == 0
     assert (tmp_path / "benchmark.csv").is_file() and (tmp_path / "benchmark.md").is_file()
 

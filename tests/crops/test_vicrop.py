@@ -171,7 +171,7 @@ def test_vicrop_view_with_ground_truth(tiny_detectors, image):
     [
         (
             ViCropConfig(k=50, scales=(0.5,), overlap=0.5, max_overlap=0.0, selection="fixed"),
-            "overlap a chosen",
+            "overlaps a chosen",
         ),
         (
             ViCropConfig(k=50, scales=(0.5,), overlap=0.0, max_overlap=1.0, fill=False),
