@@ -72,3 +72,22 @@ def intersection_area(box_xyxy: np.ndarray, others_xyxy: np.ndarray) -> np.ndarr
     width = np.minimum(others[:, 2], box[2]) - np.maximum(others[:, 0], box[0])
     height = np.minimum(others[:, 3], box[3]) - np.maximum(others[:, 1], box[1])
     return np.clip(width, 0, None) * np.clip(height, 0, None)
+
+
+def overlap_matrix(a: np.ndarray, b: np.ndarray, metric: str = "iou") -> np.ndarray:
+    """float64 `(len(a), len(b))`: IoU, or intersection over the smaller area ("ios"), of xyxy
+    boxes; 0 where the denominator is 0."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    if metric == "iou":
+        denominator = area_a[:, None] + area_b[None, :] - inter
+    elif metric == "ios":
+        denominator = np.minimum(area_a[:, None], area_b[None, :])
+    else:
+        raise ValueError(f"metric must be 'iou' or 'ios', got {metric!r}")
+    return np.divide(inter, denominator, out=np.zeros_like(inter), where=denominator > 0)

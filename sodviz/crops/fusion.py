@@ -8,10 +8,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import supervision as sv
 
-from sodviz.boxes import box_size
+from sodviz.boxes import box_size, overlap_matrix
 
 MERGES = ("nms", "nmm", "greedynmm")
-METRICS = ("iou", "ios")
+METRICS = ("iou", "ios")  # `overlap_matrix`'s metrics
 SAHI_LOW_SCORE = 0.1  # SAHI's LOW_MODEL_CONFIDENCE: below it, its merges fall back to NMS / IoU
 
 
@@ -100,25 +100,6 @@ def fuse_detections(
         pool.xyxy = boxes.astype(np.float32)
     fused = _merge([protected, pool])
     return fused[np.argsort(-fused.confidence, kind="stable")]
-
-
-def overlap_matrix(a: np.ndarray, b: np.ndarray, metric: str = "iou") -> np.ndarray:
-    """float64 `(len(a), len(b))`: IoU, or intersection over the smaller area ("ios"), of xyxy
-    boxes; 0 where the denominator is 0."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    if metric == "iou":
-        denominator = area_a[:, None] + area_b[None, :] - inter
-    elif metric == "ios":
-        denominator = np.minimum(area_a[:, None], area_b[None, :])
-    else:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    return np.divide(inter, denominator, out=np.zeros_like(inter), where=denominator > 0)
 
 
 def merge_boxes(

@@ -156,14 +156,7 @@ def _shortfall(scores, windows_xyxy, chosen: np.ndarray, config: ViCropConfig, i
         return "no other window has any attention"
     boxes = np.asarray(windows_xyxy, np.float64)
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    fits = [
-        not len(chosen)
-        or not (
-            intersection_area(boxes[i], boxes[chosen])
-            > config.max_overlap * np.minimum(areas[chosen], areas[i])
-        ).any()
-        for i in rest
-    ]
+    fits = [_fits(i, list(chosen), boxes, areas, config.max_overlap) for i in rest]
     if not any(fits):
         return (
             f"every other window with attention overlaps a chosen crop by more than {config.max_overlap:.0%}"
@@ -196,10 +189,8 @@ def select_windows(
                 break
             if index in chosen or (max_area is not None and area_used + areas[index] > max_area):
                 continue
-            if chosen:
-                shared = intersection_area(boxes[index], boxes[chosen])
-                if (shared > max_overlap * np.minimum(areas[chosen], areas[index])).any():
-                    continue
+            if not _fits(index, chosen, boxes, areas, max_overlap):
+                continue
             picked = int(index)
             break
         if picked is None:
@@ -209,6 +200,14 @@ def select_windows(
         if rescore is not None:
             current = np.asarray(rescore(chosen), np.float64)
     return np.array(chosen, np.int64)
+
+
+def _fits(index: int, chosen: list[int], boxes: np.ndarray, areas: np.ndarray, max_overlap: float) -> bool:
+    """Window `index` shares at most `max_overlap` of the smaller area with every chosen window."""
+    if not chosen:
+        return True
+    shared = intersection_area(boxes[index], boxes[chosen])
+    return not (shared > max_overlap * np.minimum(areas[chosen], areas[index])).any()
 
 
 @dataclass(frozen=True, slots=True)
