@@ -33,7 +33,7 @@ browser:
 	  echo "could not install chromium and chromium-driver: the browser test will skip (and fail under CI)"
 
 test: lint browser
-	HF_HUB_OFFLINE=1 $(PY) -m pytest
+	HF_HUB_OFFLINE=1 $(PY) -m pytest --durations=15
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_inference.py

@@ -8,10 +8,13 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from sodviz.notices import notify
 
 MIN_SIDE = 8  # pixels; smaller images carry nothing a detector can use
 MAX_SIDE = 4096  # pixels; larger uploads are downscaled (with a notice) to keep the app responsive
+_EXIF_ORIENTATION = 0x0112
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,8 @@ def decode_image(data: bytes, *, name: str = "the file", max_side: int | None = 
         ValueError: not an image, truncated or corrupt, or smaller than `MIN_SIDE` pixels.
     """
     notices = []
+    if not data:
+        raise ValueError(f"{name} is empty (0 bytes); it is not a readable image.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -51,12 +56,22 @@ def decode_image(data: bytes, *, name: str = "the file", max_side: int | None = 
             width, height = picture.size
             if max_side is not None and max(width, height) > max_side and picture.format == "JPEG":
                 picture.draft("RGB", (max_side, max_side))  # decode at a reduced DCT scale: fast, small
+            wide = _raw_mode(picture).endswith(("16", "16B", "16L", "16N")) and picture.mode == "RGB"
             picture.load()
             reduction = picture.size[0] / width  # < 1 when the JPEG draft decoded smaller
+            orientation = picture.getexif().get(_EXIF_ORIENTATION, 1)
             picture = ImageOps.exif_transpose(picture)
+            if orientation not in (None, 1):
+                notices.append(f"{name} carries EXIF orientation {orientation}; shown upright (rotated).")
+            if wide:
+                notices.append(f"{name} has 16 bits per channel; shown at 8 bits per channel.")
             rgb = _to_rgb(picture, notices, name)
     except Image.DecompressionBombError as error:
         raise ValueError(f"{name} is too large to open safely ({error}).") from error
+    except UnidentifiedImageError as error:  # PIL's message names an in-memory buffer: say it plainly
+        raise ValueError(
+            f"{name} is not a readable image (not a format PIL can open: JPEG, PNG, TIFF, WebP, BMP ...)."
+        ) from error
     except (OSError, SyntaxError, ValueError) as error:  # what PIL raises for unreadable data
         raise ValueError(f"{name} is not a readable image ({error}).") from error
     full_h, full_w = (round(side / reduction) for side in rgb.shape[:2])  # upright, in the file's pixels
@@ -74,6 +89,14 @@ def decode_image(data: bytes, *, name: str = "the file", max_side: int | None = 
     return DecodedImage(image=np.ascontiguousarray(rgb, dtype=np.uint8), notices=tuple(notices), scale=scale)
 
 
+def _raw_mode(picture: Image.Image) -> str:
+    """The pixel layout in the file, before PIL converts it (e.g. 'RGB;16B' for a 48-bit PNG)."""
+    if not picture.tile:
+        return picture.mode
+    args = picture.tile[0].args
+    return str(args if isinstance(args, str) else (args[0] if args else picture.mode))
+
+
 def _to_rgb(picture: Image.Image, notices: list[str], name: str) -> np.ndarray:
     """uint8 RGB of any PIL mode; high bit depths rescaled, transparency flattened on white."""
     if picture.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -88,16 +111,31 @@ def _to_rgb(picture: Image.Image, notices: list[str], name: str) -> np.ndarray:
         background = Image.new("RGBA", picture.size, (255, 255, 255, 255))
         picture = Image.alpha_composite(background, picture.convert("RGBA"))
         notices.append(f"{name} has transparency; shown on a white background.")
+    elif picture.mode in ("L", "1") or _is_gray_palette(picture):
+        notices.append(f"{name} is grayscale; its gray is copied to all three colour channels.")
+    elif picture.mode == "CMYK":
+        notices.append(f"{name} is CMYK; converted to RGB (colours may shift slightly).")
+    elif picture.mode not in ("RGB", "P"):
+        notices.append(f"{name} is in PIL mode {picture.mode}; converted to RGB.")
     return np.asarray(picture.convert("RGB"), dtype=np.uint8)
+
+
+def _is_gray_palette(picture: Image.Image) -> bool:
+    if picture.mode != "P":
+        return False
+    palette = np.asarray(picture.getpalette() or [0, 0, 0], np.int16).reshape(-1, 3)
+    return bool((palette == palette[:, :1]).all())
 
 
 def read_image(path: str | os.PathLike, *, max_side: int | None = None) -> DecodedImage:
     """`decode_image` of a file (full size unless `max_side`).
 
     Raises:
-        FileNotFoundError: no such file.
+        FileNotFoundError: no such file (a folder is named as one).
         ValueError: the file is not a readable image.
     """
+    if os.path.isdir(path):
+        raise FileNotFoundError(f"{path} is a folder; give an image file inside it")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such image file: {path}")
     with open(path, "rb") as file:
@@ -105,8 +143,12 @@ def read_image(path: str | os.PathLike, *, max_side: int | None = None) -> Decod
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """uint8 `(H, W, 3)` RGB of an image file at full size, upright (see `decode_image`)."""
-    return read_image(path).image
+    """uint8 `(H, W, 3)` RGB of an image file at full size, upright (see `decode_image`).
+
+    Its notices (grayscale, EXIF-rotated, ...) are warned as `DataNotice`s."""
+    decoded = read_image(path)
+    notify(decoded.notices)
+    return decoded.image
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95) -> None:

@@ -206,6 +206,48 @@ M = [
         "if False:",
         ["tests/crops/test_vicrop.py::test_fill_spends_the_budget_once_the_attention_is_covered"],
     ),
+    (
+        "validation: orphan annotations kept",
+        "sodviz/evaluation/validation.py",
+        "        if image is None:\n            reasons[_ORPHAN].append(label)",
+        "        if image is None and False:\n            reasons[_ORPHAN].append(label)",
+        ["tests/evaluation/test_validation.py", "tests/cli/test_bad_data.py"],
+    ),
+    (
+        "validation: boxes outside the image not clipped",
+        "sodviz/evaluation/validation.py",
+        "        inside = _clip(box, image)",
+        "        inside = box",
+        ["tests/evaluation/test_validation.py", "tests/cli/test_bad_data.py"],
+    ),
+    (
+        "validation: non-positive boxes kept",
+        "sodviz/evaluation/validation.py",
+        "        if box[2] <= 0 or box[3] <= 0:",
+        "        if box[2] < -1e9:",
+        ["tests/evaluation/test_validation.py", "tests/cli/test_bad_data.py"],
+    ),
+    (
+        "validation: notices not shown by the CLI",
+        "sodviz/notices.py",
+        "        warnings.warn(notice, DataNotice, stacklevel=3)",
+        "        pass",
+        ["tests/cli/test_bad_data.py"],
+    ),
+    (
+        "imageio: predict decodes at full size",
+        "sodviz/cli/commands.py",
+        "    decoded = read_image(args.image, max_side=MAX_SIDE)",
+        "    decoded = read_image(args.image)",
+        ["tests/cli/test_bad_data.py"],
+    ),
+    (
+        "imageio: predict boxes left in decoded pixels",
+        "sodviz/cli/commands.py",
+        "        detections.xyxy / scale,",
+        "        detections.xyxy,",
+        ["tests/cli/test_bad_data.py"],
+    ),
 ]
 env = os.environ | {"HF_HUB_OFFLINE": "1"}
 

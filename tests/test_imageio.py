@@ -66,8 +66,9 @@ def test_sixteen_bit_png_is_rescaled_to_eight_bits():
 
 def test_cmyk_jpeg_becomes_rgb():
     red = Image.new("CMYK", (16, 16), (0, 255, 255, 0))
-    decoded = decode_image(_encode(red, "JPEG", quality=95))
+    decoded = decode_image(_encode(red, "JPEG", quality=95), name="print.jpg")
     np.testing.assert_allclose(decoded.image[8, 8], (255, 0, 0), atol=8)
+    assert decoded.notices == ("print.jpg is CMYK; converted to RGB (colours may shift slightly).",)
 
 
 def test_transparency_is_flattened_on_white():
@@ -81,15 +82,34 @@ def test_transparency_is_flattened_on_white():
 
 def test_grayscale_becomes_three_equal_channels():
     gray = np.tile(np.arange(0, 256, 16, dtype=np.uint8), (16, 1))
-    decoded = decode_image(_encode(Image.fromarray(gray), "PNG"))
+    decoded = decode_image(_encode(Image.fromarray(gray), "PNG"), name="pan.png")
     assert decoded.image.shape == (16, 16, 3)
     np.testing.assert_array_equal(decoded.image[..., 1], gray)
+    assert decoded.notices == ("pan.png is grayscale; its gray is copied to all three colour channels.",)
+
+
+def test_sixteen_bit_rgb_png_is_shown_at_eight_bits_with_a_notice():
+    import cv2
+
+    values = (np.arange(16 * 16 * 3).reshape(16, 16, 3) * 85).astype(np.uint16)  # up to 65195
+    ok, data = cv2.imencode(".png", values)  # 48-bit RGB (PIL cannot write it)
+    decoded = decode_image(data.tobytes(), name="hdr.png")
+    assert ok and decoded.image.dtype == np.uint8
+    np.testing.assert_allclose(decoded.image[..., ::-1].astype(int), values >> 8, atol=1)  # cv2 is BGR
+    assert decoded.notices == ("hdr.png has 16 bits per channel; shown at 8 bits per channel.",)
+
+
+def test_colour_png_and_palette_png_get_no_notice():
+    colour = _halves()
+    assert decode_image(_encode(colour, "PNG")).notices == ()
+    assert decode_image(_encode(colour.convert("P"), "PNG")).notices == ()
 
 
 def test_exif_rotated_photo_is_shown_upright():
     exif = Image.Exif()
     exif[0x0112] = 6  # stored turned 90 degrees counter-clockwise: display turns it clockwise
-    decoded = decode_image(_encode(_halves((40, 20)), "PNG", exif=exif))
+    decoded = decode_image(_encode(_halves((40, 20)), "PNG", exif=exif), name="phone.png")
+    assert decoded.notices == ("phone.png carries EXIF orientation 6; shown upright (rotated).",)
     assert decoded.image.shape == (40, 20, 3)
     np.testing.assert_array_equal(decoded.image[0, 0], (255, 0, 0))  # the left half is now on top
     np.testing.assert_array_equal(decoded.image[-1, 0], (0, 0, 255))
@@ -104,6 +124,8 @@ def test_animated_gif_gives_its_first_frame_with_a_notice():
     assert any("3 frames" in notice for notice in decoded.notices)
 
 
-def test_read_image_of_a_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError):
+def test_read_image_of_a_missing_file_or_a_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such image file"):
         read_image(tmp_path / "missing.png")
+    with pytest.raises(FileNotFoundError, match="is a folder"):
+        read_image(tmp_path)

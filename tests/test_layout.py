@@ -10,16 +10,17 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "sodviz"
 # Lower ranks are used by higher ones, never the reverse; a unit may import itself freely.
 RANKS = {
-    "types": 0, "boxes": 0, "cache": 0, "imageio": 0, "hooks": 0,
-    "modules": 1, "synth": 1,
-    "detector": 2,
-    "attention": 3,
-    "evaluation": 4,
-    "samples": 5, "crops": 5, "erf": 5,
-    "acs": 6, "training": 6,
-    "views": 7,
-    "cli": 8,
-    "__init__": 9, "__main__": 9,
+    "notices": 0,
+    "types": 1, "boxes": 1, "cache": 1, "imageio": 1, "hooks": 1,
+    "modules": 2, "synth": 2,
+    "detector": 3,
+    "attention": 4,
+    "evaluation": 5,
+    "samples": 6, "crops": 6, "erf": 6,
+    "acs": 7, "training": 7,
+    "views": 8,
+    "cli": 9,
+    "__init__": 10, "__main__": 10,
 }  # fmt: skip
 
 

@@ -138,15 +138,18 @@ def predict(args: argparse.Namespace) -> None:
     from sodviz.attention.maps import aggregate_attention_map, query_attention_entropy
     from sodviz.detector.inference import run_inference, to_detections
     from sodviz.detector.loading import load_detector
-    from sodviz.imageio import load_image, save_image
+    from sodviz.imageio import MAX_SIDE, read_image, save_image
+    from sodviz.notices import notify
     from sodviz.views.render import draw_detections, overlay_heatmap
 
-    image = load_image(args.image)
+    decoded = read_image(args.image, max_side=MAX_SIDE)  # as the app decodes an upload
+    notify(decoded.notices)
+    image = decoded.image
     detector = load_detector(args.model, allow_pickle=args.allow_pickle)
     result = run_inference(detector, image, input_size=args.input_size, cache=None)
     detections = to_detections(result, score_threshold=args.threshold, nms=args.nms)
     entropy = query_attention_entropy(result)
-    records = coco_records(detections, entropy, image_id=args.image_id)
+    records = coco_records(detections, entropy, image_id=args.image_id, scale=decoded.scale)
     text = json.dumps(records, indent=1)
     if args.out is None:
         print(text)
@@ -163,13 +166,15 @@ def predict(args: argparse.Namespace) -> None:
     )
 
 
-def coco_records(detections, entropy, *, image_id: int) -> list[dict]:
-    """COCO results format (bbox = [x, y, w, h]) plus the query index and its attention entropy."""
+def coco_records(detections, entropy, *, image_id: int, scale: float = 1.0) -> list[dict]:
+    """COCO results format (bbox = [x, y, w, h]) plus the query index and its attention entropy.
+
+    Boxes are divided by `scale` (the decoding's downscale), so they are in the file's pixels."""
     from sodviz.evaluation.coco import coco_results
 
     queries = detections.data["query_index"]
     return coco_results(
-        detections.xyxy,
+        detections.xyxy / scale,
         detections.confidence,
         detections.class_id,
         image_id=image_id,

@@ -25,6 +25,13 @@ EMBEDDED_MODELS = {
     "demo-fusion": MODELS_DIR / "sodviz-fusion",  # + FINE + CCTM + Boost loss
     "demo-boost": MODELS_DIR / "sodviz-boost",  # + Boost loss only
 }
+# What the embedded detectors know, said where the model is chosen and on every upload with one.
+EMBEDDED_SCOPE = (
+    "The embedded demo detectors were trained only on sodviz's generated top-down scenes (vehicle, "
+    "person, boat, truck): on real photographs they find few objects and raise many false positives. "
+    "For real images load a hub preset or your own fine-tuned folder, or fine-tune the demo on your "
+    "COCO data with `python -m sodviz train --init demo` (docs/fine_tune.md)."
+)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -117,7 +124,24 @@ def _resolve_source(source: str) -> str:
         raise FileNotFoundError(
             f"model folder {source!r} does not exist (and it is not a hub id like 'org/name')"
         )
+    if path.parent.is_dir():  # 'runs/demo' with a local 'runs/': a folder was meant, not a hub id
+        raise FileNotFoundError(
+            f"model folder {source!r} does not exist: {path.parent.resolve()} has no {path.name!r}"
+            f"{_listing(path.parent)}"
+        )
     return source
+
+
+def _listing(folder: Path) -> str:
+    """' (it holds: a, b, c)', naming the model folders (those with a config.json) first."""
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    models = [n for n in names if (folder / n / "config.json").is_file()]
+    shown = (models or names)[:8]
+    return (
+        f" (model folders there: {', '.join(shown)})"
+        if models
+        else (f" (it holds: {', '.join(shown)})" if shown else "")
+    )
 
 
 def _load_config(location: str, source: str) -> transformers.PreTrainedConfig:
@@ -127,7 +151,8 @@ def _load_config(location: str, source: str) -> transformers.PreTrainedConfig:
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
         why = "offline mode (HF_HUB_OFFLINE=1) and it is not in the local cache" if offline else str(error)
         raise FileNotFoundError(
-            f"could not load {source!r} from the Hugging Face hub: {why}. Download it where the hub "
+            f"{source!r} is not a local folder (no {Path(source).resolve()}), and as a hub id it "
+            f"could not be loaded: {why}. Download it where the hub "
             "is reachable (e.g. `hf download ORG/NAME --local-dir DIR`) and pass that "
             "local folder instead."
         ) from error

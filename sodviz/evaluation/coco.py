@@ -15,19 +15,31 @@ from pycocotools.cocoeval import COCOeval
 
 from sodviz.boxes import bbox_size, xyxy_to_xywh
 from sodviz.evaluation.buckets import AITOD_BUCKETS, COCO_BUCKETS, size_bucket
+from sodviz.evaluation.validation import check_coco
+from sodviz.notices import notify
 
 MAX_DETECTIONS = 1500  # per image, as AI-TOD (dense aerial scenes exceed COCO's 100)
 
 
-def load_coco(path: str | Path) -> dict:
-    """A COCO-format dataset dict from a JSON file."""
+def load_coco(path: str | Path, *, require_objects: bool = True) -> dict:
+    """A COCO-format dataset dict from a JSON file, checked by `check_coco`.
+
+    What was left out or clipped is warned as `DataNotice`s (the CLI prints them on stderr).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not JSON, or not usable COCO (the message says why).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no COCO annotations at {path}")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+        coco = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
+    check = check_coco(coco, source=str(path), require_objects=require_objects)
+    notify(check.notices)
+    return check.coco
 
 
 def first_images(coco: dict, max_images: int | None) -> dict:

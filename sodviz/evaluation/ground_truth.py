@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import supervision as sv
@@ -13,6 +13,7 @@ import supervision as sv
 from sodviz.boxes import box_size, xywh_to_xyxy, xyxy_to_xywh
 from sodviz.evaluation.buckets import APP_BUCKETS, size_bucket
 from sodviz.evaluation.coco import coco_results, match_detections
+from sodviz.evaluation.validation import check_coco
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +23,12 @@ class GroundTruth:
     Attributes:
         boxes_xyxy: float32 `(N, 4)` in pixels of the image as decoded (scaled with it).
         class_names: str `(N,)`, each object's category name.
+        notices: what reading the annotations left out or changed (see `check_coco`).
     """
 
     boxes_xyxy: np.ndarray
     class_names: np.ndarray
+    notices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.boxes_xyxy.shape != (len(self.class_names), 4):
@@ -74,17 +77,17 @@ def parse_annotations(data: bytes, *, file_name: str | None = None, scale: float
 
     The image is the file's only image, or the one whose `file_name` matches (by base name).
 
+    Annotations are checked by `check_coco`; what it left out or clipped is in `notices`.
+
     Raises:
-        ValueError: not JSON, not COCO-shaped, no matching image, or a malformed box.
+        ValueError: not JSON, not usable COCO, or no matching image.
     """
     try:
         coco = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"The annotations are not valid JSON ({error}).") from error
-    if not isinstance(coco, dict) or not all(
-        isinstance(coco.get(k), list) for k in ("images", "annotations")
-    ):
-        raise ValueError("The annotations are not COCO format: 'images' and 'annotations' lists are needed.")
+    check = check_coco(coco, source="The annotations", need_files=False, require_objects=False)
+    coco = check.coco
     images = coco["images"]
     if len(images) != 1:
         wanted = os.path.basename(file_name or "")
@@ -94,10 +97,8 @@ def parse_annotations(data: bytes, *, file_name: str | None = None, scale: float
                 f"The annotations list {len(coco['images'])} images and none is named {wanted!r}; "
                 "upload annotations with this image's file name, or for this image only."
             )
-    try:
-        return ground_truth_from_coco(coco, image_id=images[0]["id"], scale=scale)
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"The annotations have a malformed entry ({error!r}).") from error
+    truth = ground_truth_from_coco(coco, image_id=images[0]["id"], scale=scale)
+    return replace(truth, notices=check.notices)
 
 
 def match_ground_truth(

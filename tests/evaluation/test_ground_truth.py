@@ -49,17 +49,23 @@ def test_parse_picks_the_image_by_file_name_and_scales_boxes():
         (b"[1, 2, 3]", "not COCO format"),
         (json.dumps({"images": []}).encode(), "not COCO format"),  # no annotations list
         (json.dumps(COCO).encode(), "none is named 'unknown.jpg'"),  # two images, neither this one
-        (
-            json.dumps(
-                COCO | {"images": [{"id": 7}], "annotations": [{"image_id": 7, "bbox": [1, 2]}]}
-            ).encode(),
-            "malformed entry",
-        ),
     ],
 )
 def test_malformed_annotations_raise_a_clear_value_error(data, message):
     with pytest.raises(ValueError, match=message):
         parse_annotations(data, file_name="unknown.jpg")
+
+
+def test_a_malformed_annotation_is_left_out_and_said():
+    data = COCO | {
+        "images": [{"id": 7}],
+        "annotations": [{"id": 3, "image_id": 7, "category_id": 1, "bbox": [1, 2]}],
+    }
+    truth = parse_annotations(json.dumps(data).encode())
+    assert len(truth) == 0
+    assert truth.notices == (
+        "1 annotation left out (no bbox of four finite numbers [x, y, w, h]): annotation ids 3.",
+    )
 
 
 def test_size_buckets_edges():
