@@ -9,7 +9,7 @@ import streamlit as st
 
 from sodviz.crops.vicrop import ViCropConfig
 from sodviz.detector.inference import run_inference
-from sodviz.detector.loading import Detector, load_detector
+from sodviz.detector.loading import EMBEDDED_MODELS, EMBEDDED_SCOPE, Detector, load_detector
 from sodviz.erf.fields import BACKBONE_STAGES
 from sodviz.evaluation.ground_truth import GroundTruth, parse_annotations
 from sodviz.imageio import DecodedImage, decode_image, encode_png
@@ -233,6 +233,8 @@ def current_image() -> tuple[np.ndarray, GroundTruth | None, str]:
         st.stop()
     for notice in decoded.notices:
         st.warning(notice)
+    if model_source() in EMBEDDED_MODELS:
+        st.warning(EMBEDDED_SCOPE, icon=":material/info:")
     truth = None
     annotations = st.session_state.get(ANNOTATIONS_UPLOAD)
     if annotations is not None:
@@ -240,6 +242,9 @@ def current_image() -> tuple[np.ndarray, GroundTruth | None, str]:
             truth = cached_annotations(annotations, name, decoded.scale)
         except ValueError as error:
             st.warning(f"{error} Showing detections without ground truth.")
+        else:
+            for notice in truth.notices:
+                st.warning(notice)
     return decoded.image, truth, name
 
 

@@ -6,6 +6,7 @@ import streamlit as st
 
 from pages import _shared as shared
 from sodviz.detector.families import HUB_PRESETS
+from sodviz.detector.loading import EMBEDDED_SCOPE
 from sodviz.samples import sample_names
 
 shared.init_state()
@@ -28,6 +29,8 @@ with left:
         format_func={"demo": "Embedded demo detector", "preset": "Hub preset", "folder": "Local folder"}.get,
         horizontal=True,
     )
+    if kind == "demo":
+        st.info(EMBEDDED_SCOPE, icon=":material/info:")
     if kind == "preset":
         st.selectbox(
             "Hub id (needs the network or a local cache)",
@@ -64,7 +67,11 @@ with right:
     if source == "sample":
         st.selectbox("Sample scene", sample_names(), key=shared.SAMPLE_NAME)
     else:
-        st.file_uploader("Image (any format)", key=shared.IMAGE_UPLOADER, on_change=shared.store_uploads)
+        st.file_uploader(
+            "Image (JPEG, PNG, TIFF, WebP, BMP ...)",
+            key=shared.IMAGE_UPLOADER,
+            on_change=shared.store_uploads,
+        )
         st.file_uploader(
             "COCO annotations for it (optional)",
             type=["json"],

@@ -19,6 +19,7 @@ from sodviz.cache import DEFAULT_CACHE
 from sodviz.crops.vicrop import run_vicrop
 from sodviz.detector import inference
 from sodviz.detector.inference import run_inference
+from sodviz.detector.loading import EMBEDDED_SCOPE
 from sodviz.evaluation.ground_truth import GroundTruth
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,10 +200,21 @@ def test_presentation_mode_folds_the_controls(app):
     assert app.expander and app.expander[0].label == "Controls"
 
 
-def _png(size=(64, 48)) -> bytes:
+def _png(size=(64, 48), mode="RGB") -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(np.full((size[1], size[0], 3), 90, np.uint8)).save(buffer, format="PNG")
+    Image.fromarray(np.full((size[1], size[0], 3), 90, np.uint8)).convert(mode).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def _coco(boxes: list, image_id: int = 1) -> dict:
+    """One 64x48 image and its boxes (xywh), all of class 'vehicle'."""
+    return {
+        "images": [{"id": 1, "file_name": "upload.png", "width": 64, "height": 48}],
+        "categories": [{"id": 0, "name": "vehicle"}],
+        "annotations": [
+            {"id": i + 1, "image_id": image_id, "category_id": 0, "bbox": box} for i, box in enumerate(boxes)
+        ],
+    }
 
 
 @pytest.mark.parametrize(
@@ -211,7 +223,12 @@ def _png(size=(64, 48)) -> bytes:
         (b"not an image", None, "error", "not a readable image"),
         (_png((1, 1)), None, "error", "at least 8x8"),
         (_png(), b"{broken", "warning", "not valid JSON"),
-        (_png(), json.dumps({"images": [{"id": 1}], "annotations": []}).encode(), None, None),
+        (_png(), json.dumps({"images": [{"id": 1}], "annotations": []}).encode(), "warning", "'categories'"),
+        (_png(), json.dumps(_coco([])).encode(), "warning", "annotates no objects"),
+        (_png(), json.dumps(_coco([[5, 5, 10, 10]], image_id=7)).encode(), "warning", "image ids 7"),
+        (_png(), json.dumps(_coco([[60, 40, 10, 10]])).encode(), "warning", "1 box clipped"),
+        (_png(), json.dumps(_coco([[5, 5, 10, 10]])).encode(), None, None),
+        (_png(mode="L"), None, "warning", "grayscale"),
     ],
 )
 def test_uploads_are_checked_without_a_traceback(app, data, annotations, kind, message):
@@ -221,11 +238,29 @@ def test_uploads_are_checked_without_a_traceback(app, data, annotations, kind, m
     for page in PAGES:
         app.switch_page(page).run()
         assert not app.exception, [e.value for e in app.exception]
-        shown = {"error": app.error, "warning": app.warning}
+        warnings = [w for w in app.warning if w.value != EMBEDDED_SCOPE]
+        shown = {"error": app.error, "warning": warnings}
         if kind is None:
-            assert not app.error and not app.warning
+            assert not app.error and not warnings
         else:
             assert any(message in element.value for element in shown[kind])
+        if not app.error:  # every upload with an embedded demo detector says what it knows
+            assert EMBEDDED_SCOPE in [w.value for w in app.warning]
+
+
+def test_the_demo_detectors_scope_is_said_where_it_is_chosen_and_on_uploads_only(app):
+    assert EMBEDDED_SCOPE in [info.value for info in app.info]  # Home, demo chosen
+    assert EMBEDDED_SCOPE not in [w.value for w in app.warning]  # a sample scene: what it knows
+    app.session_state[shared.IMAGE_KIND] = "upload"
+    app.session_state[shared.IMAGE_UPLOAD] = ("photo.png", _png())
+    app.switch_page("pages/detections.py").run()
+    assert EMBEDDED_SCOPE in [w.value for w in app.warning]
+    app.session_state[shared.MODEL_KIND] = "folder"
+    app.session_state[shared.MODEL_FOLDER] = "runs/mine/model"  # load_detector is patched
+    app.run()
+    assert not app.exception and EMBEDDED_SCOPE not in [w.value for w in app.warning]
+    app.switch_page("pages/home.py").run()
+    assert EMBEDDED_SCOPE not in [info.value for info in app.info]
 
 
 def test_a_model_folder_that_fails_to_load_is_an_error(app, monkeypatch, tmp_path):

@@ -12,6 +12,17 @@ from PIL import Image
 from sodviz.evaluation.coco import load_coco
 
 
+def class_names(coco: dict) -> list[str]:
+    """The dataset's category names in label order (categories sorted by id)."""
+    return [str(c.get("name", c["id"])) for c in sorted(coco["categories"], key=lambda c: c["id"])]
+
+
+def class_labels(coco: dict) -> dict:
+    """Category id -> the model's class label (0..C-1, categories sorted by id): COCO ids may
+    start at 1 or have gaps; a model's labels may not."""
+    return {c["id"]: label for label, c in enumerate(sorted(coco["categories"], key=lambda c: c["id"]))}
+
+
 class CocoCrops:
     """Random zoomed crops of a COCO dataset's images with their boxes.
 
@@ -24,10 +35,11 @@ class CocoCrops:
     ) -> None:
         self.folder = Path(folder)
         self.coco = load_coco(self.folder / "annotations.json")
+        label = class_labels(self.coco)
         self.boxes: dict[int, list] = {image["id"]: [] for image in self.coco["images"]}
         for annotation in self.coco["annotations"]:
             x, y, w, h = annotation["bbox"]
-            self.boxes[annotation["image_id"]].append([x, y, x + w, y + h, annotation["category_id"]])
+            self.boxes[annotation["image_id"]].append([x, y, x + w, y + h, label[annotation["category_id"]]])
         self.input_size = input_size
         self.zoom_range = zoom_range
         self.rng = np.random.default_rng(seed)

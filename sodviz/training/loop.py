@@ -19,7 +19,7 @@ from transformers import RTDetrImageProcessorPil
 from sodviz.detector.inference import decode_predictions, uses_sigmoid
 from sodviz.evaluation.coco import coco_metrics, coco_results, first_images, load_coco
 from sodviz.modules import save_modules, split_state_dict
-from sodviz.training.data import CropBatches
+from sodviz.training.data import CropBatches, class_labels, class_names
 from sodviz.training.recipe import TrainConfig, initial_model, lr_factor, parameter_groups
 from sodviz.types import InputTransform, best_class
 
@@ -128,10 +128,7 @@ class _TrainingRun:
     def start(
         cls, config: TrainConfig, device: torch.device, *, prepare_model, loss_function
     ) -> _TrainingRun:
-        categories = sorted(
-            load_coco(Path(config.data) / "annotations.json")["categories"], key=lambda c: c["id"]
-        )
-        model = initial_model(config, [c["name"] for c in categories])
+        model = initial_model(config, class_names(load_coco(Path(config.data) / "annotations.json")))
         if prepare_model is not None:
             model = prepare_model(model)
         if loss_function is not None:
@@ -217,8 +214,10 @@ def evaluate_model(
     model.eval()
     device = next(model.parameters()).device
     detections, scale = [], {}
+    category_of = {label: category for category, label in class_labels(subset).items()}
     for record in subset["images"]:
         with Image.open(folder / "images" / record["file_name"]) as picture:
+            record = {"width": picture.width, "height": picture.height} | record
             resized = np.asarray(picture.convert("RGB").resize((input_size, input_size), Image.BILINEAR))
         outputs = model(pixel_values=to_pixel_values(resized[None], channels_last=False, device=device))
         transform = InputTransform(
@@ -231,7 +230,8 @@ def evaluate_model(
             outputs.logits, outputs.pred_boxes, [transform], sigmoid=sigmoid
         )
         best, labels = best_class(probabilities)
-        detections += coco_results(boxes, best, labels, image_id=record["id"])
+        categories = np.array([category_of[int(label)] for label in labels])
+        detections += coco_results(boxes, best, categories, image_id=record["id"])
         scale[record["id"]] = input_size / max(record["width"], record["height"])  # as before the move
     model.train(was_training)
     return coco_metrics(subset, detections, area_scale=scale)

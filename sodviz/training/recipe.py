@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import RTDetrConfig, RTDetrForObjectDetection, RTDetrResNetConfig
+from transformers import AutoConfig, RTDetrConfig, RTDetrForObjectDetection, RTDetrResNetConfig
 
+from sodviz.detector.loading import EMBEDDED_MODELS
 from sodviz.modules import FineConfig, ModulesConfig, attach_modules
 from sodviz.modules.attach import ATTRIBUTE
 from sodviz.modules.losses import BoostConfig, boost_loss_function
+from sodviz.notices import notify
 
 
 @dataclass
@@ -71,7 +74,6 @@ def demo_model_config(class_names: list[str], **overrides) -> RTDetrConfig:
         decoder_n_points=4,
         num_queries=300,
         num_denoising=100,
-        num_labels=len(class_names),
         id2label=dict(enumerate(class_names)),
         label2id={name: i for i, name in enumerate(class_names)},
     )
@@ -87,11 +89,7 @@ def initial_model(config: TrainConfig, class_names: list[str]) -> RTDetrForObjec
     if config.init is None:
         model = RTDetrForObjectDetection(demo_model_config(class_names, **config.model))
     else:
-        model = RTDetrForObjectDetection.from_pretrained(config.init, dtype=torch.float32)
-        if list(model.config.id2label.values()) != class_names:
-            raise ValueError(
-                f"{config.init} has classes {list(model.config.id2label.values())}, data has {class_names}"
-            )
+        model = initial_weights(config.init, class_names)
     boost = BoostConfig() if "boost" in config.modules else None
     modules = ModulesConfig(
         cctm="cctm" in config.modules,
@@ -103,6 +101,31 @@ def initial_model(config: TrainConfig, class_names: list[str]) -> RTDetrForObjec
     if boost is not None:
         model.loss_function = boost_loss_function(boost)
     return model
+
+
+def initial_weights(init: str, class_names: list[str]) -> RTDetrForObjectDetection:
+    """`init`'s weights (a folder, or a name of `EMBEDDED_MODELS` such as "demo") for data with
+    `class_names`. With other classes than `init`'s, every weight but the class heads is kept and
+    the class heads start afresh (a `DataNotice` says so)."""
+    folder = EMBEDDED_MODELS.get(init, Path(init).expanduser())
+    if not (Path(folder) / "config.json").is_file():
+        raise FileNotFoundError(f"--init {init!r}: no model there ({folder} has no config.json)")
+    old = AutoConfig.from_pretrained(folder)
+    if [old.id2label[i] for i in range(old.num_labels)] == class_names:
+        return RTDetrForObjectDetection.from_pretrained(folder, dtype=torch.float32)
+    notify(
+        [
+            f"--init {init}: its classes {[old.id2label[i] for i in range(old.num_labels)]} differ from "
+            f"the data's {class_names}; the class heads start afresh, every other weight is {init}'s."
+        ]
+    )
+    return RTDetrForObjectDetection.from_pretrained(
+        folder,
+        dtype=torch.float32,
+        id2label=dict(enumerate(class_names)),
+        label2id={name: i for i, name in enumerate(class_names)},
+        ignore_mismatched_sizes=True,
+    )
 
 
 def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
