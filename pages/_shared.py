@@ -16,6 +16,7 @@ from sodviz.imageio import DecodedImage, decode_image, encode_png
 from sodviz.modules.losses import BoostConfig
 from sodviz.samples import load_sample, sample_names
 from sodviz.types import InferenceResult
+from sodviz.views.figures import LEGEND_HEIGHT
 
 # Session-state keys: every choice that persists across pages.
 MODEL_KIND = "model_kind"  # "demo" | "preset" | "folder"
@@ -50,6 +51,7 @@ ERF_SCALE = "erf_scale"
 ERF_RANDOM = "erf_random"
 ERF_DATASET = "erf_dataset"
 ERF_ZOOM = "erf_zoom"
+ERF_OVER_IMAGE = "erf_over_image"
 ERF_POINT = "erf_point"  # [x, y] in model-input pixels, or None: the centre
 VICROP_IOU = "vicrop_iou"
 VICROP_MERGE = "vicrop_merge"
@@ -98,6 +100,7 @@ DEFAULTS = {
     ERF_RANDOM: False,
     ERF_DATASET: False,
     ERF_ZOOM: True,
+    ERF_OVER_IMAGE: True,
     ERF_POINT: None,
     VICROP_IOU: _VICROP.fusion.threshold,
     VICROP_MERGE: _VICROP.fusion.merge,
@@ -120,6 +123,9 @@ DEFAULTS = {
     ACS_REGRESSOR: "boosting",
 }
 
+
+PICKS = (QUERY, ERF_POINT, ACS_OBJECT)  # what a click picks on one image, model and input size
+PICK_CONTEXT = "_pick_context"
 
 PERSISTENT = (*DEFAULTS, SAMPLE_NAME, MODEL_PRESET, CLASSES, QUERY, IMAGE_UPLOAD, ANNOTATIONS_UPLOAD)
 
@@ -253,9 +259,28 @@ def current_inputs() -> Inputs:
     detector = current_detector()
     image, truth, name = current_image()
     size = st.session_state[INPUT_SIZE] or None
+    forget_stale_picks((detector.content_hash, name, image.shape, _fingerprint(image), size))
     with st.spinner("Running the detector ..."):
         result = run_inference(detector, image, input_size=size)
     return Inputs(detector=detector, image=image, truth=truth, result=result, image_name=name)
+
+
+def forget_stale_picks(context: tuple) -> None:
+    """Reset every pick (query, ERF point, ACS object) when the model, image or input size changes:
+    a query index picked on one image is another object, or none, on the next."""
+    if st.session_state.get(PICK_CONTEXT) == context:
+        return
+    if PICK_CONTEXT in st.session_state:
+        for key in PICKS:
+            st.session_state.pop(key, None)
+            if key in DEFAULTS:
+                st.session_state[key] = DEFAULTS[key]
+    st.session_state[PICK_CONTEXT] = context
+
+
+def _fingerprint(image: np.ndarray) -> bytes:
+    """A cheap identity of an image's pixels (a sparse sample): two uploads under one name differ."""
+    return np.ascontiguousarray(image[::31, ::31]).tobytes()
 
 
 def sidebar() -> None:
@@ -273,8 +298,31 @@ def presenting() -> bool:
     return bool(st.session_state.get(PRESENTATION))
 
 
-def figure_height() -> int:
-    return 900 if presenting() else 620
+CONTENT_WIDTH = 1150  # pixels: the main column of the wide layout in a 1500 px window
+
+
+def figure_height(image: np.ndarray | None = None, *, columns: int = 1) -> int:
+    """Pixels for an image figure: the image's own aspect at the column's width (no empty bands
+    beside or below a landscape photograph), capped at 620 (900 presenting), plus the legend."""
+    cap = 900 if presenting() else 620
+    if image is None:
+        return cap
+    height, width = image.shape[:2]
+    return int(min(cap, max(240, CONTENT_WIDTH / columns * height / width))) + LEGEND_HEIGHT
+
+
+def coloured_rows(rows: list[dict], *, colour: str = "colour", column: str = "crop"):
+    """A table whose `column` cell is filled with each row's `colour` (then hidden): the key
+    between a table and the figures that draw each row in its colour."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    colours = frame[colour]
+    return frame.style.apply(
+        lambda cells: [f"background-color: {c}; color: white" for c in colours], subset=[column]
+    )
 
 
 def controls(label: str = "Controls"):

@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages import _shared as shared
 from sodviz.views.detections import aggregate_overlay, detections_view, query_attention_view
-from sodviz.views.figures import detections_figure, sampling_points_figure
+from sodviz.views.figures import detections_figure, entropy_figure, sampling_points_figure
 
 shared.init_state()
 shared.sidebar()
@@ -14,7 +14,7 @@ inputs = shared.current_inputs()
 result, attention = inputs.result, inputs.result.attention
 st.title("Attention")
 
-found = detections_view(result, score_threshold=st.session_state[shared.THRESHOLD])
+found = detections_view(result, score_threshold=st.session_state[shared.THRESHOLD], truth=inputs.truth)
 detections = found.detections
 if not len(detections):
     st.warning("No detection above the score threshold: lower it on the Detections page.")
@@ -37,7 +37,7 @@ layer = None if st.session_state[shared.LAYER] == "mean" else int(st.session_sta
 head = None if st.session_state[shared.HEAD] == "mean" else int(st.session_state[shared.HEAD])
 opacity = st.session_state[shared.OPACITY]
 view = query_attention_view(result, inputs.image, query=query, layer=layer, head=head, opacity=opacity)
-height = shared.figure_height()
+height = shared.figure_height(inputs.image, columns=2)
 
 left, right = st.columns(2)
 with left:
@@ -80,7 +80,13 @@ overlay = aggregate_overlay(result, inputs.image, detections, layer=layer, opaci
 st.image(overlay, width="stretch")
 shared.download_png("Download PNG", overlay, f"{inputs.image_name}.aggregate.png", "dl_aggregate")
 
-st.subheader("Attention entropy per detection (last layer, nats; low = focused)")
-st.bar_chart(
-    {"entropy": dict(zip(map(labels.get, queries), found.entropy.tolist(), strict=True))}, height=260
-)
+st.subheader("Attention entropy against score (marker area ~ box size; click a point to pick it)")
+status = None if found.match is None else found.match.status
+event = st.plotly_chart(
+    entropy_figure(detections, found.entropy, status=status), key="entropy_chart", on_select="rerun",
+    selection_mode="points",
+)  # fmt: skip
+picked = shared.picked(event)
+if picked is not None and int(picked) != query:
+    st.session_state[shared.QUERY] = int(picked)
+    st.rerun()

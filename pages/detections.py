@@ -41,7 +41,7 @@ figure = detections_figure(
     status=None if match is None else match.status,
     missed_xyxy=missed,
     selected_query=st.session_state.get(shared.QUERY),
-    height=shared.figure_height(),
+    height=shared.figure_height(inputs.image),
 )
 event = st.plotly_chart(figure, key="detections_chart", on_select="rerun", selection_mode="points")
 picked = shared.picked(event)

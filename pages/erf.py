@@ -8,7 +8,14 @@ from pages import _shared as shared
 from sodviz.cache import DEFAULT_CACHE
 from sodviz.erf.fields import available_stages, compute_erf, random_twin
 from sodviz.samples import load_sample, sample_names
-from sodviz.views.erf import erf_panel, erf_point, point_picker_figure, ratio_figure, zoom_window
+from sodviz.views.erf import (
+    erf_colorbar,
+    erf_panel,
+    erf_point,
+    point_picker_figure,
+    ratio_figure,
+    zoom_window,
+)
 
 shared.init_state()
 shared.sidebar()
@@ -35,6 +42,7 @@ with shared.controls():
     compare = right.toggle("Random weights beside", key=shared.ERF_RANDOM)
     dataset = right.toggle(f"Average over the {len(sample_names())} sample scenes", key=shared.ERF_DATASET)
     zoom = middle.toggle("Zoom on the point (3 sigma of the widest stage)", key=shared.ERF_ZOOM)
+    left.toggle("Over the input image", key=shared.ERF_OVER_IMAGE, help="The image as the model sees it.")
 if not stages:
     st.warning("Pick at least one stage.")
     st.stop()
@@ -81,7 +89,9 @@ for name, result in results.items():
     for column, stage, erf_map, fit in zip(
         st.columns(len(stages)), result.stages, result.maps, result.fits, strict=True
     ):
-        panel = erf_panel(erf_map, fit, scale=scale, point_xy=result.point_xy)[y0:y1, x0:x1]
+        under = inputs.image if st.session_state[shared.ERF_OVER_IMAGE] else None
+        panel = erf_panel(erf_map, fit, scale=scale, point_xy=result.point_xy, background=under)
+        panel = erf_colorbar(panel[y0:y1, x0:x1], erf_map, scale)
         column.image(panel, caption=f"{stage}: sigma {fit.sigma:.1f} px, R² {fit.r2:.2f}", width="stretch")
         with column:
             shared.download_png(

@@ -13,7 +13,7 @@ from sodviz.evaluation.score_by_size import score_curve
 from sodviz.modules import modules_of
 from sodviz.modules.losses import cs_curve
 from sodviz.samples import sample_names
-from sodviz.views.erf import erf_panel
+from sodviz.views.erf import erf_colorbar, erf_panel
 from sodviz.views.fusion_maps import (
     CHANNEL_MODES,
     CS_IMAGE_SIDE,
@@ -23,8 +23,10 @@ from sodviz.views.fusion_maps import (
     compare_detections,
     cs_figure,
     feature_panel,
+    feature_range,
     score_size_figure,
 )
+from sodviz.views.render import with_colorbar
 from sodviz.views.vicrop import counts_table
 
 MODULE_MODELS = [name for name in EMBEDDED_MODELS if name != "demo"]
@@ -68,8 +70,13 @@ if carried is not None and carried.config.names != ("boost",):
         st.subheader(section.title)
         index = st.radio(section.title, range(len(group)), format_func=section.labels.__getitem__, key=key,
                          horizontal=True, label_visibility="collapsed")  # fmt: skip
-        for column, name in zip(st.columns(len(section.maps)), section.maps, strict=True):
-            panel = feature_panel(group[index][name], mode=mode, channel=channel)
+        features = [group[index][name] for name in section.maps]
+        shown = None if mode == "pca" else feature_range(features, mode=mode, channel=channel)  # one scale
+        for column, name, feature in zip(st.columns(len(section.maps)), section.maps, features, strict=True):
+            panel = feature_panel(feature, mode=mode, channel=channel, value_range=shown)
+            if shown is not None:
+                unit = "mean activation" if mode == "mean" else f"channel {channel} activation"
+                panel = with_colorbar(panel, shown, unit, colormap="viridis")
             column.image(panel, caption=MAP_TITLES[name], width="stretch")
 
 st.subheader("Base vs module detections")
@@ -100,5 +107,5 @@ if st.toggle("Compute (one backward pass per r)", key=shared.FUSION_ERF):
     with st.spinner("Gradients of the tokens ..."):
         erf = aats_erf(module, inputs.image, input_size=size)
     for column, stage, erf_map, fit in zip(st.columns(3), erf.stages, erf.maps, erf.fits, strict=True):
-        panel = erf_panel(erf_map, fit, point_xy=erf.point_xy)
+        panel = erf_colorbar(erf_panel(erf_map, fit, point_xy=erf.point_xy, background=inputs.image), erf_map)
         column.image(panel, caption=f"{stage}: sigma {fit.sigma:.1f} px", width="stretch")

@@ -92,14 +92,24 @@ for column, (name, title) in zip(
             "Download PNG", view.heatmaps[name], f"{inputs.image_name}.{name}.png", f"dl_{name}"
         )
 
-st.subheader(f"Candidate windows and the {len(plan.chosen)} chosen crops")
-st.plotly_chart(windows_figure(plan, inputs.image, height=shared.figure_height()))
+chosen = f"{len(plan.chosen)} chosen crops" + (
+    f" (not {config.k}: {plan.shortfall})" if plan.shortfall else ""
+)
+st.subheader(f"Candidate windows and the {chosen}")
+st.plotly_chart(windows_figure(plan, inputs.image, height=shared.figure_height(inputs.image)))
 if view.crops is not None:
-    st.markdown("**Each crop at native resolution, with its own detections**")
+    st.markdown("**Each crop, aspect kept, with its own detections (crop i has one colour everywhere)**")
     st.image(view.crops)
     shared.download_png("Download PNG", view.crops, f"{inputs.image_name}.crops.png", "dl_crops")
+    st.dataframe(
+        shared.coloured_rows(view.crop_rows), hide_index=True,
+        column_config={"colour": None, "scale": st.column_config.NumberColumn(format="%.2f")},
+    )  # fmt: skip
 
-st.subheader(f"Before / after: {view.added} detections added from the crops")
+st.subheader(
+    f"Before / after: {view.added} added from the crops, {view.replaced} replaced by a crop's box, "
+    f"{view.removed} removed"
+)
 left, right = st.columns(2)
 left.image(view.before, caption="original, 1 forward pass", width="stretch")
 right.image(view.after, caption=f"ViCrop-Det, {outcome.forward_passes} forward passes", width="stretch")

@@ -248,6 +248,27 @@ M = [
         "        detections.xyxy,",
         ["tests/cli/test_bad_data.py"],
     ),
+    (
+        "app: picks kept when the image changes",
+        "pages/_shared.py",
+        "    if st.session_state.get(PICK_CONTEXT) == context:\n        return",
+        "    if True:\n        return",
+        ["tests/test_app.py::test_picks_are_forgotten_when_the_image_model_or_input_size_changes"],
+    ),
+    (
+        "views: heads on their own scales",
+        "sodviz/views/detections.py",
+        "opacity=opacity, value_range=shared) for m in heads]",
+        "opacity=opacity) for m in heads]",
+        ["tests/views/test_views.py"],
+    ),
+    (
+        "views: fusion changes count replacements as additions",
+        "sodviz/views/vicrop.py",
+        "    replaced = int(overlap.any(axis=0).sum())",
+        "    replaced = 0",
+        ["tests/crops/test_vicrop.py"],
+    ),
 ]
 env = os.environ | {"HF_HUB_OFFLINE": "1"}
 

@@ -141,11 +141,14 @@ def test_vicrop_page_controls_and_compare(app):
     app.multiselect(key="vicrop_scales").set_value([0.125, 0.5]).run()
     app.radio(key="vicrop_shown").set_value(0.125).run()
     _no_errors(app)
-    sizes = app.dataframe[0].value
+    frames = [frame.value for frame in app.dataframe]
+    crops, sizes = frames[0], frames[1]  # one row per crop, in its colour; then TP / FP / FN by size
+    assert list(crops["crop"]) == list(range(len(crops))) and len(crops) and "SAE" in crops.columns
     assert list(sizes["size"]) == ["tiny", "small", "medium", "large"] and "tp ViCrop" in sizes.columns
+    assert any(h.value.startswith("Before / after: ") and "replaced" in h.value for h in app.subheader)
     app.toggle(key="vicrop_compare").set_value(True).run()
     _no_errors(app)
-    assert "tp slicing" in app.dataframe[1].value.columns
+    assert "tp slicing" in app.dataframe[2].value.columns
     gate = app.slider(key="vicrop_gate")
     gate.set_value(gate.max).run()  # every query: more than the tiny model's uncertain ones
     _no_errors(app)
@@ -178,6 +181,28 @@ def test_vicrop_page_merges_and_fill(app, monkeypatch):
     app.slider(key=shared.VICROP_K).set_value(8).run()
     app.toggle(key=shared.VICROP_FILL).set_value(False).run()
     _no_errors(app)
+
+
+def test_picks_are_forgotten_when_the_image_model_or_input_size_changes(app):
+    """A query picked on one image is another object on the next: the pick resets."""
+    app.switch_page("pages/attention.py").run()
+    options = app.selectbox(key=shared.QUERY).options
+    picked = int(options[-1].split(" ")[0][1:])  # "q12 · vehicle · 0.31" -> 12
+    app.session_state[shared.QUERY] = picked
+    app.session_state[shared.ERF_POINT] = [3.0, 4.0]
+    app.run()
+    assert app.session_state[shared.QUERY] == picked  # a rerun keeps it
+    for change in (
+        lambda: app.session_state.__setitem__(shared.SAMPLE_NAME, shared.sample_names()[1]),
+        lambda: app.session_state.__setitem__(shared.INPUT_SIZE, 320),
+    ):
+        app.session_state[shared.QUERY] = picked
+        change()
+        app.run()
+        _no_errors(app)
+        first = int(app.selectbox(key=shared.QUERY).options[0].split(" ")[0][1:])
+        assert app.session_state[shared.QUERY] == first
+        assert app.session_state[shared.ERF_POINT] is None
 
 
 def test_choices_persist_across_pages(app):

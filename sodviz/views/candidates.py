@@ -15,7 +15,7 @@ from sodviz.crops.redetect import CropDetections
 from sodviz.evaluation.buckets import AITOD_BUCKETS, bucket_masks
 from sodviz.types import InferenceResult
 from sodviz.views.palette import METHOD_RGB
-from sodviz.views.render import overlay_heatmap, tile_images
+from sodviz.views.render import heat_range, overlay_heatmap, tile_images, with_colorbar
 
 
 def object_table(candidates: Candidates, fitted: FittedAcs, object_index: int) -> list[dict]:
@@ -62,15 +62,18 @@ def candidates_picture(
             a = (int(box[0] - x0) - offset, int(box[1] - y0) - offset)
             b = (int(box[2] - x0) + offset, int(box[3] - y0) + offset)
             cv2.rectangle(scene, a, b, color, 1)
-    tiles, titles = [scene], ["candidates"]
+    tiles, titles, heats = [scene], ["candidates"], []
     for row, entry in zip(rows, table, strict=True):
         heat = _attention_in_image(
             result, crops, int(candidates.crop_index[row]), int(candidates.query_index[row])
         )
-        tiles.append(overlay_heatmap(image[y0:y1, x0:x1], heat[y0:y1, x0:x1], opacity=0.55))
+        heats.append(heat[y0:y1, x0:x1])
         source = "" if entry["source"] == "image" else entry["source"].replace("crop ", "c") + " "
         titles.append(f"{source}q{entry['query']} IoU {entry['iou']:.2f}")
-    return tile_images(tiles, columns=min(len(tiles), 4), tile=tile, titles=titles)
+    shared = heat_range(*heats)  # the candidates' maps are compared: one scale
+    tiles += [overlay_heatmap(image[y0:y1, x0:x1], h, opacity=0.55, value_range=shared) for h in heats]
+    mosaic = tile_images(tiles, columns=min(len(tiles), 4), tile=tile, titles=titles)
+    return with_colorbar(mosaic, shared, "last-layer attention weight per feature cell") if heats else mosaic
 
 
 def _attention_in_image(

@@ -23,7 +23,7 @@ from sodviz.evaluation.ground_truth import (
     match_ground_truth,
 )
 from sodviz.types import DeformableAttention, InferenceResult
-from sodviz.views.render import draw_sampling_points, overlay_heatmap, tile_images
+from sodviz.views.render import draw_sampling_points, heat_range, overlay_heatmap, tile_images, with_colorbar
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +102,9 @@ class QueryAttentionView:
     entropy: float
 
 
+ATTENTION_UNIT = "attention weight per feature cell"
+
+
 def query_attention_view(
     result: InferenceResult,
     image: np.ndarray,
@@ -113,19 +116,26 @@ def query_attention_view(
 ) -> QueryAttentionView:
     """Everything the Attention page shows for one query (layer / head None: the mean)."""
     heat = query_attention_map(result, query, layer=layer, head=head)
-    overlay = overlay_heatmap(image, result.transform.grid_to_image(heat), opacity=opacity)
+    overlay = with_colorbar(
+        overlay_heatmap(image, result.transform.grid_to_image(heat), opacity=opacity),
+        heat_range(heat), ATTENTION_UNIT,
+    )  # fmt: skip
     points = points_overlay = None
     if isinstance(result.attention, DeformableAttention):
         points = query_sampling_points(result, query, layer=layer, head=head)
         points_overlay = draw_sampling_points(image, *points[:3])
     window = crop_window(result.boxes_xyxy[query], image.shape[:2], **HEADS_ZOOM)
     x0, y0, x1, y1 = window
-    tiles, titles = [], []
-    for index in range(result.attention.num_heads):
-        head_map = result.transform.grid_to_image(query_attention_map(result, query, layer=layer, head=index))
-        tiles.append(overlay_heatmap(image[y0:y1, x0:x1], head_map[y0:y1, x0:x1], opacity=opacity))
-        titles.append(f"head {index}")
-    grid = tile_images(tiles, columns=4, tile=160, titles=titles)
+    heads = [
+        result.transform.grid_to_image(query_attention_map(result, query, layer=layer, head=index))[
+            y0:y1, x0:x1
+        ]
+        for index in range(result.attention.num_heads)
+    ]
+    shared = heat_range(*heads)  # one scale: heads are compared with each other
+    tiles = [overlay_heatmap(image[y0:y1, x0:x1], m, opacity=opacity, value_range=shared) for m in heads]
+    titles = [f"head {index}" for index in range(len(heads))]
+    grid = with_colorbar(tile_images(tiles, columns=4, tile=160, titles=titles), shared, ATTENTION_UNIT)
     return QueryAttentionView(
         heat_overlay=overlay,
         points=points,
@@ -149,4 +159,5 @@ def aggregate_overlay(
     heat = aggregate_attention_map(
         result, detections.data["query_index"], query_weights=detections.confidence, layer=layer
     )
-    return overlay_heatmap(image, result.transform.grid_to_image(heat), opacity=opacity)
+    overlay = overlay_heatmap(image, result.transform.grid_to_image(heat), opacity=opacity)
+    return with_colorbar(overlay, heat_range(heat), "score-weighted mean " + ATTENTION_UNIT)

@@ -12,21 +12,28 @@ import plotly.graph_objects as go
 from sodviz.erf.fields import ErfResult
 from sodviz.views.figures import image_figure
 from sodviz.views.palette import POINT_RGB, colorize, hex_color
+from sodviz.views.render import heat_range, to_unit, with_colorbar
 
 
-def erf_panel(erf_map: np.ndarray, fit, *, scale: str = "linear", point_xy=None) -> np.ndarray:
+def erf_panel(
+    erf_map: np.ndarray,
+    fit,
+    *,
+    scale: str = "linear",
+    point_xy=None,
+    background: np.ndarray | None = None,
+    opacity: float = 0.75,
+) -> np.ndarray:
     """uint8 RGB heat map of one ERF (`scale` "linear" or "log"), with the fitted 1-sigma and
-    2-sigma ellipses (white) and the chosen point (a cross)."""
-    if scale not in ("linear", "log"):
-        raise ValueError(f"scale must be 'linear' or 'log', got {scale!r}")
-    values = np.asarray(erf_map, np.float64)
-    if scale == "log":
-        positive = values[values > 0]
-        floor = positive.max() * 1e-4 if positive.size else 1.0
-        values = np.log10(np.maximum(values, floor))
-    span = values.max() - values.min()
-    unit = (values - values.min()) / span if span > 0 else np.zeros_like(values)
+    2-sigma ellipses (white) and the chosen point (a cross); over `background` (the model-input
+    image, resized to the map) when given, each pixel as opaque as its value is high."""
+    values = erf_values(erf_map, scale)
+    unit = to_unit(values, heat_range(values))
     panel = colorize(unit, "inferno")
+    if background is not None:
+        under = cv2.resize(background, panel.shape[1::-1], interpolation=cv2.INTER_AREA)
+        alpha = (opacity * np.sqrt(unit))[..., None]
+        panel = (under * (1.0 - alpha) + panel * alpha).astype(np.uint8)
     if fit is not None and math.isfinite(fit.sigma):
         center = tuple(int(np.rint(v)) for v in fit.center_xy)
         for k in (1, 2):
@@ -36,6 +43,24 @@ def erf_panel(erf_map: np.ndarray, fit, *, scale: str = "linear", point_xy=None)
         x, y = (int(np.rint(v)) for v in point_xy)
         cv2.drawMarker(panel, (x, y), POINT_RGB, cv2.MARKER_CROSS, 9, 1)
     return panel
+
+
+def erf_values(erf_map: np.ndarray, scale: str = "linear") -> np.ndarray:
+    """The ERF as drawn: gradient magnitudes, or their log10 (floored at 1e-4 of the peak)."""
+    if scale not in ("linear", "log"):
+        raise ValueError(f"scale must be 'linear' or 'log', got {scale!r}")
+    values = np.asarray(erf_map, np.float64)
+    if scale == "log":
+        positive = values[values > 0]
+        floor = positive.max() * 1e-4 if positive.size else 1.0
+        values = np.log10(np.maximum(values, floor))
+    return values
+
+
+def erf_colorbar(panel: np.ndarray, erf_map: np.ndarray, scale: str = "linear") -> np.ndarray:
+    """`panel` (or a zoom of it) with the colour bar of `erf_map` in its own units."""
+    label = "ERF: |gradient| at the point" if scale == "linear" else "ERF: log10 |gradient| at the point"
+    return with_colorbar(panel, heat_range(erf_values(erf_map, scale)), label, colormap="inferno")
 
 
 def zoom_window(result: ErfResult, *, sigmas: float = 3.0, min_half: int = 24) -> tuple[int, int, int, int]:

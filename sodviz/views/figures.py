@@ -9,10 +9,12 @@ import numpy as np
 import plotly.graph_objects as go
 import supervision as sv
 
+from sodviz.boxes import box_size
 from sodviz.views.palette import SELECTED_RGB, STATUS_RGB, hex_color, level_rgb
 
 STATUS_COLORS = {name: hex_color(rgb) for name, rgb in STATUS_RGB.items()}
 SELECTED_COLOR = hex_color(SELECTED_RGB)  # the picked query, on every figure
+LEGEND_HEIGHT = 30  # pixels above an image figure for its one-row legend
 
 
 def image_figure(
@@ -26,10 +28,10 @@ def image_figure(
     x0, y0, x1, y1 = (0, 0, image_w, image_h) if view_xyxy is None else view_xyxy
     layout = dict(
         height=height,
-        margin=dict(l=0, r=0, t=0, b=0),
+        margin=dict(l=0, r=0, t=LEGEND_HEIGHT, b=0),  # the legend sits above the image, never on it
         dragmode="pan",
         showlegend=True,
-        legend=dict(orientation="h", yanchor="bottom", y=0.0, x=0.0, bgcolor="rgba(255,255,255,0.7)"),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0.0, bgcolor="rgba(255,255,255,0)"),
         xaxis=dict(visible=False, range=[x0, x1]),
         yaxis=dict(visible=False, range=[y1, y0], scaleanchor="x"),
     )
@@ -58,6 +60,21 @@ def box_trace(
     return dict(type="scatter", x=xs, y=ys, mode="lines", line=line, name=name, hoverinfo="skip")
 
 
+def missed_traces(missed_xyxy: np.ndarray) -> list[dict]:
+    """Missed objects (FN): a thick dashed outline and a ring at each centre, so objects of a few
+    pixels stay visible on a whole photograph; one legend entry for both."""
+    boxes = np.asarray(missed_xyxy, np.float64).reshape(-1, 4)
+    color = STATUS_COLORS["FN"]
+    outline = box_trace(boxes, color=color, name="FN (missed)", dash="dash", width=2.5)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    ring = dict(
+        type="scatter", x=centres[:, 0], y=centres[:, 1], mode="markers", name="FN (missed)",
+        marker=dict(symbol="circle-open", size=14, color=color, line=dict(width=2.5)),
+        hoverinfo="skip", showlegend=False, legendgroup="FN",
+    )  # fmt: skip
+    return [outline | {"legendgroup": "FN"}, ring]
+
+
 def detections_figure(
     image: np.ndarray,
     detections: sv.Detections,
@@ -76,7 +93,7 @@ def detections_figure(
         if (status == label).any()
     ]
     if missed_xyxy is not None and len(missed_xyxy):
-        traces.append(box_trace(missed_xyxy, color=STATUS_COLORS["FN"], name="FN (missed)", dash="dot"))
+        traces += missed_traces(missed_xyxy)
     queries = np.asarray(detections.data.get("query_index", np.arange(len(detections))))
     names = detections.data.get("class_name", detections.class_id.astype(str))
     centers = detections.get_anchors_coordinates(sv.Position.CENTER) if len(detections) else np.zeros((0, 2))
@@ -136,6 +153,44 @@ def sampling_points_figure(
                 name=f"level {int(level)}",
             )
         )
-    if box_xyxy is not None:  # on top of the points
-        traces.append(box_trace(box_xyxy, color=SELECTED_COLOR, name="detection", width=2))
+    if box_xyxy is not None:  # on top of the points, one legend entry for both outlines
+        traces.append(
+            box_trace(box_xyxy, color=SELECTED_COLOR, name="detection", width=2) | {"showlegend": False}
+        )
     return image_figure(image, height=height, traces=traces, view_xyxy=view_xyxy)
+
+
+def entropy_figure(
+    detections: sv.Detections, entropy: np.ndarray, *, status: np.ndarray | None = None, height: int = 360
+) -> go.Figure:
+    """Each detection's attention entropy against its score, coloured TP / FP (with ground truth),
+    marker area by box size: focused (low) or diffuse (high) attention, for confident and doubtful
+    detections, small and large. Clicking a point carries its query index."""
+    status = np.full(len(detections), "", dtype="<U2") if status is None else np.asarray(status)
+    queries = np.asarray(detections.data.get("query_index", np.arange(len(detections))))
+    names = np.asarray(detections.data.get("class_name", detections.class_id.astype(str)))
+    sizes = box_size(detections.xyxy) if len(detections) else np.zeros(0)
+    traces = []
+    for label in ("", "TP", "FP"):
+        mask = status == label
+        if not mask.any():
+            continue
+        columns = (queries[mask], names[mask], sizes[mask])
+        traces.append(
+            dict(
+                type="scatter", x=detections.confidence[mask], y=entropy[mask], mode="markers",
+                name=label or "detection", customdata=queries[mask],
+                marker=dict(
+                    size=np.clip(4 + np.sqrt(sizes[mask]), 5, 26), color=STATUS_COLORS[label], opacity=0.75,
+                    line=dict(width=0.5, color="black"),
+                ),
+                text=[f"q{q} {n} · {z:.0f} px" for q, n, z in zip(*columns, strict=True)],
+                hovertemplate="%{text}<br>score %{x:.2f} · entropy %{y:.2f} nats<extra></extra>",
+            )
+        )  # fmt: skip
+    layout = dict(
+        height=height, margin=dict(l=50, r=10, t=30, b=40),
+        xaxis=dict(title="score"), yaxis=dict(title="attention entropy, last layer (nats)"),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0.0),
+    )  # fmt: skip
+    return go.Figure(data=traces, layout=layout)

@@ -13,6 +13,7 @@ import supervision as sv
 from sodviz.detector.module_maps import CCTM_MAPS, FINE_MAPS
 from sodviz.evaluation.ground_truth import GroundTruth, GroundTruthMatch, match_ground_truth
 from sodviz.views.palette import colorize
+from sodviz.views.render import to_unit
 from sodviz.views.vicrop import above, draw_with_truth
 
 CS_SIZES_PX = np.geomspace(2, 512, 60)  # object sides of the CS / Boost-weight curve
@@ -49,15 +50,39 @@ SECTIONS = (
 
 
 def feature_panel(
-    feature: np.ndarray, *, mode: str = "mean", channel: int = 0, side: int = 256
+    feature: np.ndarray,
+    *,
+    mode: str = "mean",
+    channel: int = 0,
+    side: int = 256,
+    value_range: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """uint8 RGB `(side, side * w / h, 3)` image of a `(C, h, w)` map: one channel or the channel
-    mean through the viridis colour map, or PCA to RGB; enlarged with nearest pixels so the
-    cells stay visible."""
-    reduced = reduce_channels(feature, mode=mode, channel=channel)
-    rgb = colorize(reduced, "viridis") if reduced.ndim == 2 else (reduced * 255).astype(np.uint8)
+    mean through the viridis colour map (over `value_range`, see `feature_range`, else the map's
+    own 1st-99th percentiles), or PCA to RGB; enlarged with nearest pixels so the cells stay visible."""
+    if mode != "pca" and value_range is not None:
+        rgb = colorize(to_unit(_channel_values(feature, mode, channel), value_range), "viridis")
+    else:
+        reduced = reduce_channels(feature, mode=mode, channel=channel)
+        rgb = colorize(reduced, "viridis") if reduced.ndim == 2 else (reduced * 255).astype(np.uint8)
     height, width = rgb.shape[:2]
     return cv2.resize(rgb, (max(1, round(side * width / height)), side), interpolation=cv2.INTER_NEAREST)
+
+
+def feature_range(features: list[np.ndarray], *, mode: str = "mean", channel: int = 0) -> tuple[float, float]:
+    """One colour scale for maps shown side by side: the 1st and 99th percentiles of all their
+    values (channel mean, or one channel)."""
+    values = np.concatenate([_channel_values(f, mode, channel).ravel() for f in features])
+    low, high = np.percentile(values, [1, 99])
+    return float(low), float(high)
+
+
+def _channel_values(feature: np.ndarray, mode: str, channel: int) -> np.ndarray:
+    if mode == "mean":
+        return feature.mean(axis=0)
+    if mode == "channel":
+        return feature[channel]
+    raise ValueError(f"a value scale needs mode 'mean' or 'channel', got {mode!r}")
 
 
 @dataclass(frozen=True)

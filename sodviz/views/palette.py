@@ -22,6 +22,11 @@ METHOD_RGB: dict[str, RGB] = {
     "ACS-Free": STATUS_RGB["FN"],
     "ACS-Learned": LEVEL_RGB[4],
 }
+# Crop i of ViCrop-Det has one colour everywhere: overview, mosaic, table (plotly's D3 colours).
+CROP_RGB: tuple[RGB, ...] = (
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+)  # fmt: skip
 # Colour maps: attention heat maps, ERFs, module feature maps.
 COLORMAPS = {"jet": cv2.COLORMAP_JET, "inferno": cv2.COLORMAP_INFERNO, "viridis": cv2.COLORMAP_VIRIDIS}
 
@@ -34,6 +39,11 @@ def hex_color(rgb: RGB) -> str:
 def level_rgb(level: int) -> RGB:
     """The colour of a feature level (cycling past the fifth)."""
     return LEVEL_RGB[int(level) % len(LEVEL_RGB)]
+
+
+def crop_rgb(index: int) -> RGB:
+    """The colour of ViCrop-Det's crop `index` (cycling past the tenth)."""
+    return CROP_RGB[int(index) % len(CROP_RGB)]
 
 
 def colorize(unit: np.ndarray, colormap: str) -> np.ndarray:

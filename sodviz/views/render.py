@@ -30,16 +30,82 @@ def draw_detections(image: np.ndarray, detections: sv.Detections, *, labels: boo
     return cv2.cvtColor(scene, cv2.COLOR_BGR2RGB)
 
 
-def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, *, opacity: float = 0.5) -> np.ndarray:
-    """uint8 RGB: `heatmap (h, w)` (any scale, resized to the image) blended over `image`."""
+def overlay_heatmap(
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    *,
+    opacity: float = 0.5,
+    value_range: tuple[float, float] | None = None,
+    colormap: str = "jet",
+) -> np.ndarray:
+    """uint8 RGB: `heatmap (h, w)` (resized to the image) blended over `image`, its values mapped
+    to colours over `value_range` (default: the map's own min and max; see `heat_range`)."""
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must lie in [0, 1], got {opacity}")
     height, width = image.shape[:2]
     heat = cv2.resize(np.asarray(heatmap, np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    span = float(heat.max() - heat.min())
-    heat = (heat - heat.min()) / span if span > 0 else np.zeros_like(heat)
-    colored = colorize(heat, "jet")
+    colored = colorize(to_unit(heat, value_range or heat_range(heatmap)), colormap)
     return cv2.addWeighted(image, 1.0 - opacity, colored, opacity, 0.0)
+
+
+def heat_range(*heatmaps: np.ndarray) -> tuple[float, float]:
+    """(low, high) over all `heatmaps`: one scale for maps meant to be compared."""
+    values = [np.asarray(h, np.float64) for h in heatmaps if np.size(h)]
+    if not values:
+        return 0.0, 1.0
+    return float(min(v.min() for v in values)), float(max(v.max() for v in values))
+
+
+def to_unit(values: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
+    """`values` mapped linearly onto [0, 1] over `value_range` (clipped; zeros when it is empty)."""
+    low, high = value_range
+    if not high > low:
+        return np.zeros(np.shape(values), np.float32)
+    return np.clip((np.asarray(values, np.float32) - low) / (high - low), 0.0, 1.0)
+
+
+def with_colorbar(
+    image: np.ndarray, value_range: tuple[float, float], label: str, *, colormap: str = "jet"
+) -> np.ndarray:
+    """uint8 RGB: `image` with a colour bar on its right: the colour map from `value_range[0]`
+    (bottom) to `value_range[1]` (top), three ticks in the map's units, and `label` along it."""
+    height = image.shape[0]
+    scale = max(0.35, min(0.6, height / 900))
+    bar_h = max(8, height - 2 * round(16 * scale / 0.45))
+    top = (height - bar_h) // 2
+    ramp = colorize(np.linspace(1.0, 0.0, bar_h, dtype=np.float32)[:, None].repeat(14, axis=1), colormap)
+    ticks = [value_range[1], (value_range[0] + value_range[1]) / 2, value_range[0]]
+    texts = [_tick(v) for v in ticks]
+    text_w = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for t in texts)
+    label_h = round(24 * scale / 0.45)
+    panel = np.full((height, 8 + 14 + 5 + text_w + 6 + label_h, 3), 255, np.uint8)
+    panel[top : top + bar_h, 8:22] = ramp
+    cv2.rectangle(panel, (8, top), (21, top + bar_h - 1), (0, 0, 0), 1)
+    for text, y in zip(texts, (top, top + bar_h // 2, top + bar_h - 1), strict=True):
+        cv2.line(panel, (22, y), (26, y), (0, 0, 0), 1)
+        size = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0]
+        cv2.putText(
+            panel, text, (28, y + size[1] // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA
+        )
+    along = _vertical_text(label, height=bar_h, thickness=label_h, scale=scale)
+    panel[top : top + bar_h, -label_h:] = along
+    return np.concatenate([image, panel], axis=1)
+
+
+def _tick(value: float) -> str:
+    return f"{value:.3g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.1e}"
+
+
+def _vertical_text(text: str, *, height: int, thickness: int, scale: float) -> np.ndarray:
+    """uint8 RGB `(height, thickness, 3)`: `text` written bottom to top, centred, shrunk to fit."""
+    size = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0]
+    if size[0] > height:
+        scale *= height / size[0]
+        size = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0]
+    strip = np.full((thickness, height, 3), 255, np.uint8)
+    origin = ((height - size[0]) // 2, (thickness + size[1]) // 2)
+    cv2.putText(strip, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.ascontiguousarray(np.rot90(strip))
 
 
 def draw_match(
@@ -82,19 +148,46 @@ def draw_sampling_points(
     return canvas
 
 
+def fit_tile(picture: np.ndarray, tile: int) -> tuple[np.ndarray, float]:
+    """`picture` resized to fit a `tile` x `tile` box, its aspect kept (area-averaged when shrunk,
+    nearest pixels when enlarged, so feature cells stay visible); and the factor applied."""
+    height, width = picture.shape[:2]
+    factor = tile / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_NEAREST
+    return cv2.resize(picture, size, interpolation=interpolation), factor
+
+
 def tile_images(
-    images: list[np.ndarray], *, columns: int, tile: int, titles: list[str] | None = None
+    images: list[np.ndarray],
+    *,
+    columns: int,
+    tile: int,
+    titles: list[str] | None = None,
+    borders: list[tuple[int, int, int] | None] | None = None,
 ) -> np.ndarray:
-    """uint8 RGB mosaic of images resized to `tile` x `tile`, `columns` per row, optional titles."""
+    """uint8 RGB mosaic of images fitted into `tile` x `tile` cells (aspect kept, see `fit_tile`),
+    `columns` per row; each title on a dark band above its cell, each border in its colour."""
+    band = 18 if titles else 0
+    pad = 3
     rows = -(-len(images) // columns)
-    mosaic = np.full((rows * (tile + 2), columns * (tile + 2), 3), 255, np.uint8)
+    cell_h, cell_w = tile + band + 2 * pad, tile + 2 * pad
+    mosaic = np.full((rows * cell_h, columns * cell_w, 3), 255, np.uint8)
     for index, picture in enumerate(images):
         row, column = divmod(index, columns)
-        cell = cv2.resize(picture, (tile, tile), interpolation=cv2.INTER_NEAREST)
+        fitted, _ = fit_tile(picture, tile)
+        top, left = row * cell_h + pad, column * cell_w + pad
         if titles:
+            mosaic[top : top + band, left : left + fitted.shape[1]] = (40, 40, 40)
             cv2.putText(
-                cell, titles[index], (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA
+                mosaic, titles[index][: max(4, fitted.shape[1] // 7)], (left + 3, top + 13),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA,
+            )  # fmt: skip
+        y = top + band
+        mosaic[y : y + fitted.shape[0], left : left + fitted.shape[1]] = fitted
+        color = None if borders is None else borders[index]
+        if color is not None:
+            cv2.rectangle(
+                mosaic, (left - 2, top - 2), (left + fitted.shape[1] + 1, y + fitted.shape[0] + 1), color, 2
             )
-        top, left = row * (tile + 2) + 1, column * (tile + 2) + 1
-        mosaic[top : top + tile, left : left + tile] = cell
     return mosaic

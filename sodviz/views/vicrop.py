@@ -8,12 +8,28 @@ import numpy as np
 import plotly.graph_objects as go
 import supervision as sv
 
-from sodviz.boxes import image_to_crop
+from sodviz.boxes import image_to_crop, overlap_matrix
 from sodviz.crops.slicing import SlicingResult
 from sodviz.crops.vicrop import CropPlan, ViCropResult
 from sodviz.evaluation.ground_truth import GroundTruth, GroundTruthMatch, match_ground_truth
-from sodviz.views.figures import SELECTED_COLOR, box_trace, image_figure
-from sodviz.views.render import draw_detections, draw_match, overlay_heatmap, tile_images
+from sodviz.views.figures import box_trace, image_figure
+from sodviz.views.palette import crop_rgb, hex_color
+from sodviz.views.render import (
+    draw_detections,
+    draw_match,
+    fit_tile,
+    heat_range,
+    overlay_heatmap,
+    tile_images,
+    with_colorbar,
+)
+
+CROP_TILE = 320  # pixels: the longer side of each crop in the mosaic
+WINDOW_UNITS = {
+    "intensity": "intensity: window's share of the attention",
+    "entropy": "SAE: entropy in the window / its maximum",
+    "score": "joint score: SAE^alpha x intensity^beta",
+}
 
 
 def window_heatmap(windows_xyxy: np.ndarray, values: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
@@ -42,16 +58,22 @@ class ViCropView:
         heatmaps: {"intensity", "entropy", "score"} -> uint8 RGB overlays of the windows of `scale`.
         crops: uint8 RGB mosaic of the chosen crops with their own detections (None without crops).
         before / after: uint8 RGB, base and fused detections (TP / FP / missed with ground truth).
-        added: how many fused detections came from the crops.
+        crop_rows: one row per chosen crop (colour, window, scale, scores, detections), for a table.
+        added: fused detections from the crops where the full image had none (new objects).
+        replaced: full-image detections whose place a crop's detection took.
+        removed: full-image detections the fusion dropped with no crop detection in their place.
         after_count: fused detections above the threshold.
         before_match / after_match: against ground truth, or None.
     """
 
     heatmaps: dict[str, np.ndarray]
     crops: np.ndarray | None
+    crop_rows: list[dict]
     before: np.ndarray
     after: np.ndarray
     added: int
+    replaced: int
+    removed: int
     after_count: int
     before_match: GroundTruthMatch | None
     after_match: GroundTruthMatch | None
@@ -70,24 +92,40 @@ def vicrop_view(
     plan = outcome.plan
     of_scale = np.isclose(plan.windows.scale, scale)
     boxes = plan.windows_xyxy[of_scale]
-    heatmaps = {
-        name: overlay_heatmap(image, window_heatmap(boxes, values[of_scale], image.shape[:2]), opacity=0.55)
-        for name, values in (
-            ("intensity", plan.windows.intensity),
-            ("entropy", plan.windows.entropy),
-            ("score", plan.windows.score),
-        )
-    }
+    heatmaps = {}
+    windows = plan.windows
+    for name, values in (
+        ("intensity", windows.intensity),
+        ("entropy", windows.entropy),
+        ("score", windows.score),
+    ):
+        heat = window_heatmap(boxes, values[of_scale], image.shape[:2])
+        overlay = overlay_heatmap(image, heat, opacity=0.55)
+        heatmaps[name] = with_colorbar(overlay, heat_range(heat), WINDOW_UNITS[name])
     before = above(outcome.base, score_threshold)
     after = above(outcome.fused, score_threshold)
     refined = above(outcome.refined.detections, score_threshold)
-    tiles = []
+    tiles, rows = [], []
     for index, (x0, y0, x1, y1) in enumerate(plan.crops_xyxy):
         mine = refined[refined.data["crop_index"] == index]
-        moved = sv.Detections(xyxy=image_to_crop(mine.xyxy, (x0, y0)), class_id=mine.class_id)
-        tiles.append(draw_detections(image[y0:y1, x0:x1], moved, labels=False))
+        fitted, factor = fit_tile(image[y0:y1, x0:x1], CROP_TILE)
+        moved = sv.Detections(xyxy=image_to_crop(mine.xyxy, (x0, y0)) * factor, class_id=mine.class_id)
+        tiles.append(draw_detections(fitted, moved, labels=False))  # boxes drawn at the shown size
+        window = plan.chosen[index]
+        rows.append({
+            "crop": index, "colour": hex_color(crop_rgb(index)), "x0, y0, x1, y1": f"{x0}, {y0}, {x1}, {y1}",
+            "scale": float(plan.windows.scale[window]), "intensity": float(plan.windows.intensity[window]),
+            "SAE": float(plan.windows.entropy[window]), "score": float(plan.windows.score[window]),
+            "detections": len(mine),
+        })  # fmt: skip
     titles = [f"crop {i}: score {plan.windows.score[w]:.3f}" for i, w in enumerate(plan.chosen)]
-    crops = tile_images(tiles, columns=min(4, len(tiles)), tile=256, titles=titles) if tiles else None
+    borders = [crop_rgb(i) for i in range(len(tiles))]
+    crops = (
+        tile_images(tiles, columns=min(4, len(tiles)), tile=CROP_TILE, titles=titles, borders=borders)
+        if tiles
+        else None
+    )
+    added, replaced, removed = fusion_changes(before, after)
     before_match = after_match = None
     if truth is not None:
         before_match = match_ground_truth(before, truth, class_names=class_names)
@@ -95,13 +133,33 @@ def vicrop_view(
     return ViCropView(
         heatmaps=heatmaps,
         crops=crops,
+        crop_rows=rows,
         before=draw_with_truth(image, before, before_match, truth),
         after=draw_with_truth(image, after, after_match, truth),
-        added=int(after.data["refined"].sum()),
+        added=added,
+        replaced=replaced,
+        removed=removed,
         after_count=len(after),
         before_match=before_match,
         after_match=after_match,
     )
+
+
+def fusion_changes(before: sv.Detections, after: sv.Detections, *, iou: float = 0.5) -> tuple[int, int, int]:
+    """(added, replaced, removed) from the full-image detections `before` to the fused `after`.
+
+    A fused detection from a crop is a replacement when it overlaps (IoU >= `iou`) a full-image
+    detection that is no longer there, else it is added; a full-image detection that is gone with
+    no crop detection over it was removed (merged into another, or suppressed)."""
+    kept = set(after.data["query_index"][~after.data["refined"]].tolist())
+    gone = before[~np.isin(before.data["query_index"], list(kept))]
+    from_crops = after[after.data["refined"]]
+    if not len(from_crops):
+        return 0, 0, len(gone)
+    overlap = overlap_matrix(from_crops.xyxy, gone.xyxy) >= iou
+    replaced = int(overlap.any(axis=0).sum())
+    added = int((~overlap.any(axis=1)).sum())
+    return added, replaced, len(gone) - replaced
 
 
 def draw_with_truth(
@@ -138,9 +196,8 @@ def windows_figure(plan: CropPlan, image: np.ndarray, *, height: int = 640) -> g
     chosen = []
     for i, window in enumerate(plan.chosen):
         name = f"crop {i} ({plan.windows.score[window]:.3f})"
-        chosen.append(
-            box_trace(plan.windows_xyxy[window : window + 1], color=SELECTED_COLOR, name=name, width=3)
-        )
+        color = hex_color(crop_rgb(i))
+        chosen.append(box_trace(plan.windows_xyxy[window : window + 1], color=color, name=name, width=3))
     return image_figure(image, traces=[candidates, *chosen], height=height)
 
 

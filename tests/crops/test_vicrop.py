@@ -157,13 +157,38 @@ def test_vicrop_view_with_ground_truth(tiny_detectors, image):
     truth = GroundTruth(boxes_xyxy=np.array([[10, 10, 20, 20]], np.float32), class_names=np.array(["x"]))
     view = vicrop_view(outcome, image, scale=0.5, score_threshold=0.0, class_names=("a", "b"), truth=truth)
     assert set(view.heatmaps) == {"intensity", "entropy", "score"}
-    assert all(h.shape == image.shape for h in view.heatmaps.values())
+    assert all(
+        h.shape[0] == image.shape[0] < h.shape[1] - image.shape[1] + 200 for h in view.heatmaps.values()
+    )
     assert view.before.shape == view.after.shape == image.shape
-    assert view.crops is not None and view.added == int(outcome.fused.data["refined"].sum())
+    assert view.crops is not None and view.added <= int(outcome.fused.data["refined"].sum())
+    assert [r["crop"] for r in view.crop_rows] == list(range(len(outcome.plan.crops_xyxy)))
+    assert len({r["colour"] for r in view.crop_rows}) == len(view.crop_rows)
     rows = counts_table({"original": view.before_match, "ViCrop": view.after_match})
     assert [r["size"] for r in rows] == ["tiny", "small", "medium", "large"] and "fn ViCrop" in rows[0]
     empty = run_vicrop(detector, image, config=ViCropConfig(k=0), cache=None)
     assert vicrop_view(empty, image, scale=0.25, score_threshold=0.5, class_names=("a", "b")).crops is None
+
+
+def test_fusion_changes_tell_added_from_replaced_and_removed():
+    import supervision as sv
+
+    from sodviz.views.vicrop import fusion_changes
+
+    def detections(boxes, queries, refined):
+        return sv.Detections(
+            xyxy=np.array(boxes, np.float32).reshape(-1, 4),
+            confidence=np.full(len(boxes), 0.9, np.float32),
+            class_id=np.zeros(len(boxes), int),
+            data={"query_index": np.array(queries), "refined": np.array(refined, bool)},
+        )
+
+    before = detections([[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]], [0, 1, 2], [False] * 3)
+    after = detections(  # q0 kept; q1's place taken by a crop box; q2 gone; one new object from a crop
+        [[0, 0, 10, 10], [21, 21, 30, 31], [80, 80, 84, 84]], [0, 7, 9], [False, True, True]
+    )
+    assert fusion_changes(before, after) == (1, 1, 1)
+    assert fusion_changes(before, before) == (0, 0, 0)
 
 
 @pytest.mark.parametrize(

@@ -165,6 +165,21 @@ def test_panels_draw_the_fit_and_refuse_unknown_scales():
         erf_panel(blob, fit, scale="sqrt")
 
 
+def test_erf_over_the_input_image_with_its_colour_bar():
+    from sodviz.views.erf import erf_colorbar
+
+    ys, xs = np.mgrid[0:64, 0:64].astype(float)
+    blob = np.exp(-((xs - 32) ** 2 + (ys - 32) ** 2) / (2 * 4.0**2))
+    photo = np.zeros((128, 128, 3), np.uint8)
+    photo[:, :64] = (0, 200, 0)  # the model-input image at twice the map's size: resized to it
+    over = erf_panel(blob, None, background=photo)
+    assert tuple(over[5, 5]) == (0, 200, 0) and tuple(over[5, 60]) == (0, 0, 0)  # image where the ERF is 0
+    assert tuple(over[32, 32]) != (0, 200, 0) and over[32, 32].sum() > 100  # the peak drawn over it
+    barred = erf_colorbar(over, blob)
+    assert barred.shape[0] == 64 and barred.shape[1] > 64
+    np.testing.assert_array_equal(barred[:, :64], over)
+
+
 def test_the_zoom_window_holds_every_stage_and_stays_inside(tiny_detectors, image):
     result = compute_erf(tiny_detectors["rt_detr"], [image], point_xy=(2.0, 3.0))
     x0, y0, x1, y1 = zoom_window(result)

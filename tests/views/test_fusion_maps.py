@@ -50,3 +50,17 @@ def test_panels_and_comparison(image):
     assert plain.matches is None
     curve = score_by_size([found], [truth], [1.0], ("vehicle",))
     assert len(score_size_figure({"base": curve, "modules": curve}).data) == 2
+
+
+def test_maps_side_by_side_share_one_scale():
+    from sodviz.views.fusion_maps import feature_panel, feature_range
+
+    rng = np.random.default_rng(0)
+    weak = rng.random((4, 8, 8)).astype(np.float32)
+    strong = weak * 3
+    alone = [feature_panel(f, mode="mean", side=16) for f in (weak, strong)]
+    np.testing.assert_array_equal(alone[0], alone[1])  # each on its own scale: identical pictures
+    shared = feature_range([weak, strong], mode="mean")
+    both = [feature_panel(f, mode="mean", side=16, value_range=shared) for f in (weak, strong)]
+    assert both[0].mean() != both[1].mean()
+    assert shared[0] < weak.mean(axis=0).max() < shared[1]

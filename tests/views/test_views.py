@@ -40,7 +40,8 @@ def test_query_attention_view(detector, image):
     result = run_inference(detector, image, cache=None)
     query = int(np.argmax(result.scores))
     view = query_attention_view(result, image, query=query, layer=None, head=0, opacity=0.4)
-    assert view.heat_overlay.shape == image.shape and view.heat_overlay.dtype == np.uint8
+    assert view.heat_overlay.shape[0] == image.shape[0] and view.heat_overlay.dtype == np.uint8
+    assert view.heat_overlay.shape[1] > image.shape[1]  # the colour bar on its right
     assert (view.points is None) == (not detector.family.deformable)
     assert (view.points_overlay is None) == (view.points is None)
     assert view.heads_grid.ndim == 3 and view.entropy >= 0
@@ -49,7 +50,7 @@ def test_query_attention_view(detector, image):
     overlay = aggregate_overlay(
         result, image, detections_view(result, score_threshold=0.0).detections, layer=-1, opacity=0.5
     )
-    assert overlay.shape == image.shape
+    assert overlay.shape[0] == image.shape[0] and overlay.shape[1] > image.shape[1]  # + colour bar
 
 
 def test_sampling_points_carry_the_map_weights(deformable_detector, image):
@@ -75,7 +76,9 @@ def test_figures_carry_queries_for_picking(tiny_detectors, image):
         image, detections, status=status, missed_xyxy=np.zeros((2, 4)), selected_query=-1
     )
     names = [trace.name for trace in figure.data[1:]]
-    assert names == ["TP", "FP", "FN (missed)", "pick a query"]
+    assert names == ["TP", "FP", "FN (missed)", "FN (missed)", "pick a query"]  # outline, ring
+    assert [t.showlegend for t in figure.data[1:]] == [None, None, None, False, False]  # one entry each
+    assert figure.layout.legend.y == 1.0 and figure.layout.margin.t > 0  # above the image, not on it
     pick = figure.data[-1]
     assert pick.customdata.tolist() == detections.data["query_index"].tolist()
     figure = detections_figure(image, detections, selected_query=int(detections.data["query_index"][2]))
@@ -84,6 +87,25 @@ def test_figures_carry_queries_for_picking(tiny_detectors, image):
         image, np.array([[5.0, 5.0], [9.0, 9.0]]), np.array([0.7, 0.3]), np.array([0, 2])
     )
     assert [trace.name for trace in points.data[1:]] == ["level 0", "level 2"]  # no box asked for
+    boxed = sampling_points_figure(
+        image, np.array([[5.0, 5.0]]), np.array([1.0]), np.array([0]), box_xyxy=np.array([[0, 0, 9, 9]])
+    )
+    shown = [t.name for t in boxed.data[1:] if t.showlegend is not False]
+    assert shown.count("detection") == 1  # drawn under and over the points, listed once
+
+
+def test_entropy_figure_plots_entropy_against_score_by_status_and_carries_queries(tiny_detectors, image):
+    from sodviz.views.figures import entropy_figure
+
+    result = run_inference(tiny_detectors["rt_detr"], image, cache=None)
+    view = detections_view(result, score_threshold=0.0, top_n=4)
+    status = np.array(["TP", "FP", "FP", "TP"])
+    figure = entropy_figure(view.detections, view.entropy, status=status)
+    assert [t.name for t in figure.data] == ["TP", "FP"]
+    tp = figure.data[0]
+    np.testing.assert_allclose(tp.x, view.detections.confidence[[0, 3]])
+    np.testing.assert_allclose(tp.y, view.entropy[[0, 3]])
+    assert tp.customdata.tolist() == view.detections.data["query_index"][[0, 3]].tolist()
 
 
 def test_drawing_helpers(image):
@@ -103,7 +125,7 @@ def test_drawing_helpers(image):
         120,
     )
     mosaic = tile_images([image, image, image], columns=2, tile=32)
-    assert mosaic.shape == (2 * 34, 2 * 34, 3)
+    assert mosaic.shape == (2 * 38, 2 * 38, 3)  # 32 px cells, 3 px padding around each
 
 
 def test_sampling_points_figure_zooms_to_a_window(image):
@@ -126,3 +148,54 @@ def test_erf_point_picker_carries_input_pixels():
     xy = np.array(grid.customdata)
     assert xy[:, 0].max() < 128 and xy[:, 1].max() < 64 and xy[:, 0].max() > xy[:, 1].max()
     np.testing.assert_array_equal(xy, np.stack([grid.x, grid.y], axis=1))
+
+
+def test_colour_bar_shows_the_maps_range_and_compared_maps_share_one_scale(image):
+    from sodviz.views.palette import colorize
+    from sodviz.views.render import heat_range, overlay_heatmap, with_colorbar
+
+    heat = np.linspace(0.0, 0.02, 200, dtype=np.float32)[None].repeat(120, axis=0)
+    drawn = with_colorbar(image, heat_range(heat), "attention weight per feature cell")
+    np.testing.assert_array_equal(drawn[:, : image.shape[1]], image)  # the image is untouched
+    bar = drawn[:, image.shape[1] + 8 + 7]  # the middle column of the colour ramp
+    rows = np.flatnonzero((bar != 255).any(axis=1) & (bar != 0).any(axis=1))
+    top, bottom = bar[rows[0]], bar[rows[-1]]
+    hot, cold = colorize(np.array([[1.0]]), "jet")[0, 0], colorize(np.array([[0.0]]), "jet")[0, 0]
+    assert np.abs(top.astype(int) - hot).max() <= 12 and np.abs(bottom.astype(int) - cold).max() <= 12
+    weak, strong = heat * 0.5, heat
+    alone = [overlay_heatmap(image, m, opacity=1.0) for m in (weak, strong)]
+    np.testing.assert_array_equal(alone[0], alone[1])  # each on its own scale: they look the same
+    shared = heat_range(weak, strong)
+    together = [overlay_heatmap(image, m, opacity=1.0, value_range=shared) for m in (weak, strong)]
+    assert not np.array_equal(together[0], together[1])
+
+
+def test_tiles_keep_each_crops_aspect_and_colour(image):
+    from sodviz.views.render import fit_tile, tile_images
+
+    fitted, factor = fit_tile(image, 100)  # 200x120 -> 100x60
+    assert fitted.shape == (60, 100, 3) and factor == 0.5
+    tall = np.zeros((300, 30, 3), np.uint8)
+    mosaic = tile_images([tall], columns=1, tile=100, titles=["crop 0"], borders=[(31, 119, 180)])
+    column = mosaic[3 + 18 + 50]  # a row through the tile's middle
+    dark = np.flatnonzero((column == 0).all(axis=1))
+    assert len(dark) == 10  # 30 px wide at a third: the aspect is kept, not squashed to 100x100
+    assert (mosaic == (31, 119, 180)).all(axis=2).any()  # the crop's colour as its border
+
+
+def test_heads_grid_draws_every_head_on_one_scale(tiny_detectors, image):
+    from sodviz.attention.maps import query_attention_map
+    from sodviz.views.render import heat_range, overlay_heatmap, tile_images
+
+    result = run_inference(tiny_detectors["rt_detr"], image, cache=None)
+    view = query_attention_view(result, image, query=0, layer=None, head=None, opacity=0.5)
+    x0, y0, x1, y1 = view.window
+    heads = [
+        result.transform.grid_to_image(query_attention_map(result, 0, layer=None, head=h))[y0:y1, x0:x1]
+        for h in range(result.attention.num_heads)
+    ]
+    shared = heat_range(*heads)
+    assert any(heat_range(m) != shared for m in heads)  # the heads differ: one scale is a choice
+    tiles = [overlay_heatmap(image[y0:y1, x0:x1], m, opacity=0.5, value_range=shared) for m in heads]
+    expected = tile_images(tiles, columns=4, tile=160, titles=[f"head {h}" for h in range(len(heads))])
+    np.testing.assert_array_equal(view.heads_grid[:, : expected.shape[1]], expected)

@@ -1,0 +1,196 @@
+"""Driving the real app in headless Chromium: the server, the browser, waiting for a page.
+
+Used by the end-to-end test (tests/test_browser.py) and the page-speed benchmark
+(benchmarks/bench_browser.py). Needs Debian's `chromium` and `chromium-driver`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+CHROME_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1500,1100",
+]
+STREAMLIT = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1"]
+STREAMLIT += ["--server.headless", "true"]
+PLOT = '[data-testid="stPlotlyChart"] .main-svg'
+IMAGE = '[data-testid="stImage"] img, [data-testid="stImageContainer"] img'
+
+
+class PageError(AssertionError):
+    """The page showed an exception box, or did not finish in time."""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(log_path: Path, *, env: dict | None = None):
+    """`streamlit run app.py` on a free loopback port; yields its URL; stopped on exit."""
+    port = _free_port()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [*STREAMLIT, "--server.port", str(port)],
+            cwd=ROOT,
+            env=os.environ | {"HF_HUB_OFFLINE": "1"} | (env or {}),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise PageError("streamlit did not answer within 60 s") from None
+                    time.sleep(0.5)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+@contextlib.contextmanager
+def chromium():
+    """A headless Chromium driven by selenium, with a throwaway profile."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    with tempfile.TemporaryDirectory() as profile:
+        for flag in [*CHROME_FLAGS, f"--user-data-dir={profile}"]:
+            options.add_argument(flag)
+        driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+def wait_for_page(driver, figure_selector: str, timeout: float = 120) -> None:
+    """Until the script has finished running and a figure is on the page; raise on an exception box."""
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        exceptions = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+        if exceptions:
+            raise PageError(exceptions[0].text)
+        idle = driver.find_elements(
+            By.CSS_SELECTOR, '[data-testid="stApp"][data-test-script-state="notRunning"]'
+        )
+        running = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
+        if idle and not running and driver.find_elements(By.CSS_SELECTOR, figure_selector):
+            return
+        time.sleep(0.05)
+    raise PageError(f"page did not finish with a {figure_selector} within {timeout} s")
+
+
+def settle(driver) -> None:
+    """Let the last deltas paint, and check once more for an exception box."""
+    from selenium.webdriver.common.by import By
+
+    time.sleep(0.5)
+    exceptions = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    if exceptions:
+        raise PageError(exceptions[0].text)
+
+
+def wait_until_running(driver, timeout: float = 5) -> bool:
+    """Until the script starts its rerun (after a click); False when it never visibly did."""
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if driver.find_elements(By.CSS_SELECTOR, '[data-testid="stApp"][data-test-script-state="running"]'):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def open_page(driver, title: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    links = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a')
+    next(link for link in links if link.text.strip().endswith(title)).click()
+
+
+def toggle(driver, label: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    toggles = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stCheckbox"] label')
+    box = next(t for t in toggles if t.text.strip().startswith(label))
+    box.click()
+    time.sleep(0.5)
+    if not box.find_element(By.CSS_SELECTOR, "input").is_selected():
+        raise PageError(f"the toggle {label!r} did not switch on")
+
+
+def choose_upload(driver) -> None:
+    """Choose Upload on Home and wait for its file inputs."""
+    from selenium.webdriver.common.by import By
+
+    radios = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stRadio"] label')
+    choice = next((r for r in radios if r.text.strip().endswith("Upload")), None)
+    if choice is not None and not choice.find_element(By.CSS_SELECTOR, "input").is_selected():
+        choice.click()
+        wait_until_running(driver, timeout=3)
+    wait_for_page(driver, '[data-testid="stFileUploader"] input[type="file"]')
+
+
+def send_file(driver, path: Path, *, index: int = 0) -> None:
+    """Give a file to Home's `index`-th uploader (0: the image, 1: its annotations)."""
+    from selenium.webdriver.common.by import By
+
+    inputs = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stFileUploader"] input[type="file"]')
+    inputs[index].send_keys(str(path))
+
+
+def upload(driver, path: Path, *, index: int = 0) -> None:
+    """Choose Upload on Home and give the file to its `index`-th uploader."""
+    choose_upload(driver)
+    send_file(driver, path, index=index)
+    time.sleep(1)
+
+
+def nudge_first_slider(driver) -> bool:
+    """Press the right arrow on the page's first slider (a rerun); False when there is none."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    inputs = driver.find_elements(
+        By.CSS_SELECTOR, '[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]'
+    )
+    if not inputs:
+        return False
+    driver.execute_script("arguments[0].focus();", inputs[0])
+    ActionChains(driver).send_keys(Keys.ARROW_RIGHT).perform()
+    return True
