@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sodviz.detector.inference import prepare_inputs
 from sodviz.detector.loading import Detector, load_detector
+from sodviz.detector.preprocess import prepare_inputs
 from sodviz.erf.fields import BACKBONE_STAGES, _backbone, erf_maps
 from sodviz.erf.gaussian import fit_gaussian
 

@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sodviz.attention.maps import aggregate_attention_map, query_attention_entropy, query_attention_map
 from sodviz.cache import InferenceCache
-from sodviz.detector.inference import forward_with_capture, prepare_inputs, run_inference
+from sodviz.detector.inference import forward_with_capture, run_inference
 from sodviz.detector.loading import load_detector
+from sodviz.detector.preprocess import prepare_inputs
 from sodviz.imageio import load_image
 
 SHARED_IMAGE = Path(__file__).resolve().parents[2] / "shared/data/visdrone_val_2img/images"

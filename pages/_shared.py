@@ -29,6 +29,7 @@ ANNOTATIONS_UPLOAD = "annotations_upload"  # bytes or None, likewise
 IMAGE_UPLOADER = "_image_uploader"  # the widgets themselves (their values cannot be set)
 ANNOTATIONS_UPLOADER = "_annotations_uploader"
 INPUT_SIZE = "input_size"  # 0: the model's default
+LETTERBOX = "letterbox"  # fixed-size families: keep the aspect (pad) instead of squashing
 THRESHOLD = "threshold"
 CLASSES = "classes"
 TOP_N = "top_n"
@@ -80,6 +81,7 @@ DEFAULTS = {
     MODEL_FOLDER: "",
     IMAGE_KIND: "sample",
     INPUT_SIZE: 0,
+    LETTERBOX: False,
     THRESHOLD: 0.3,
     TOP_N: 300,
     LAYER: "mean",
@@ -259,9 +261,10 @@ def current_inputs() -> Inputs:
     detector = current_detector()
     image, truth, name = current_image()
     size = st.session_state[INPUT_SIZE] or None
-    forget_stale_picks((detector.content_hash, name, image.shape, _fingerprint(image), size))
+    letterbox = bool(st.session_state[LETTERBOX])
+    forget_stale_picks((detector.content_hash, name, image.shape, _fingerprint(image), size, letterbox))
     with st.spinner("Running the detector ..."):
-        result = run_inference(detector, image, input_size=size)
+        result = run_inference(detector, image, input_size=size, letterbox=letterbox)
     return Inputs(detector=detector, image=image, truth=truth, result=result, image_name=name)
 
 

@@ -7,6 +7,7 @@ import streamlit as st
 from pages import _shared as shared
 from sodviz.detector.families import HUB_PRESETS
 from sodviz.detector.loading import EMBEDDED_SCOPE
+from sodviz.detector.preprocess import input_summary, input_transform, is_fixed_size
 from sodviz.samples import sample_names
 
 shared.init_state()
@@ -81,3 +82,18 @@ with right:
     image, truth, name = shared.current_image()
     objects = "no ground truth" if truth is None else f"{len(truth)} annotated objects"
     st.image(image, caption=f"{name} · {image.shape[1]}x{image.shape[0]} px · {objects}", width="stretch")
+
+with left:
+    fixed = is_fixed_size(detector.processor)
+    st.toggle(
+        "Keep the image's aspect (letterbox)", key=shared.LETTERBOX, disabled=not fixed,
+        help="Fixed-size families squash every image to a square input (RT-DETR's own convention). "
+        "Letterbox resizes it to fit and pads the rest. Used by the Detections and Attention pages; "
+        "ViCrop-Det, ERF and the studies keep the family's own resize."
+        if fixed else f"{detector.family.name} keeps the image's aspect already.",
+    )  # fmt: skip
+    transform = input_transform(
+        detector, image, input_size=st.session_state[shared.INPUT_SIZE] or None,
+        letterbox=fixed and st.session_state[shared.LETTERBOX],
+    )  # fmt: skip
+    st.markdown(input_summary(transform))

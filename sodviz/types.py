@@ -26,11 +26,15 @@ class InputTransform:
         image_hw: (H, W) of the original image, pixels.
         resized_hw: (h, w) of the resized image inside the input, pixels.
         input_hw: (h, w) of the model input tensor, pixels.
+        letterboxed: the image was padded before the model saw it (an aspect-keeping letterbox
+            for a fixed-size family): its predicted boxes are then normalised to the whole input,
+            padding included, not to the resized image.
     """
 
     image_hw: tuple[int, int]
     resized_hw: tuple[int, int]
     input_hw: tuple[int, int]
+    letterboxed: bool = False
 
     def __post_init__(self) -> None:
         for name in ("image_hw", "resized_hw", "input_hw"):

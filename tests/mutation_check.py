@@ -269,6 +269,24 @@ M = [
         "    replaced = 0",
         ["tests/crops/test_vicrop.py"],
     ),
+    (
+        "letterbox: boxes read as relative to the resized image",
+        "sodviz/detector/inference.py",
+        "    if transform.letterboxed:\n        input_h, input_w = transform.input_hw",
+        "    if False:\n        input_h, input_w = transform.input_hw",
+        [
+            "tests/detector/test_inference.py::test_letterbox_keeps_the_aspect_and_maps_boxes_points_and_grids_back"
+        ],
+    ),
+    (
+        "letterbox: the cache mixes squashed and letterboxed passes",
+        "sodviz/detector/inference.py",
+        '    return (*key, "letterbox") if letterbox else key',
+        "    return key",
+        [
+            "tests/detector/test_inference.py::test_letterbox_keeps_the_aspect_and_maps_boxes_points_and_grids_back"
+        ],
+    ),
 ]
 env = os.environ | {"HF_HUB_OFFLINE": "1"}
 

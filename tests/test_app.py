@@ -106,9 +106,9 @@ def test_input_size_reruns_the_detector_once_per_size(app, monkeypatch):
     sizes = []  # the input size of every full-image forward pass (crops go through another path)
     real = inference.run_inference_batch
 
-    def counted(detector, images, *, input_size=None):
+    def counted(detector, images, *, input_size=None, **options):
         sizes.append(input_size)
-        return real(detector, images, input_size=input_size)
+        return real(detector, images, input_size=input_size, **options)
 
     monkeypatch.setattr(inference, "run_inference_batch", counted)
     DEFAULT_CACHE.clear()
@@ -203,6 +203,35 @@ def test_picks_are_forgotten_when_the_image_model_or_input_size_changes(app):
         first = int(app.selectbox(key=shared.QUERY).options[0].split(" ")[0][1:])
         assert app.session_state[shared.QUERY] == first
         assert app.session_state[shared.ERF_POINT] is None
+
+
+def test_home_shows_the_model_input_and_offers_a_letterbox(app, request, monkeypatch):
+    app.session_state[shared.IMAGE_KIND] = "upload"
+    app.session_state[shared.IMAGE_UPLOAD] = ("wide.png", _png((192, 108)))  # 16:9
+    app.run()
+    _no_errors(app)
+    summary = next(m.value for m in app.markdown if m.value.startswith("Model input"))
+    letterbox = app.toggle(key=shared.LETTERBOX)
+    if "detr" in request.node.name and "rt_detr" not in request.node.name:  # aspect-keeping family
+        assert letterbox.disabled and "squashed" not in summary
+        return
+    assert "**squashed**" in summary and "shrink" in summary
+    letterbox.set_value(True).run()
+    _no_errors(app)
+    summary = next(m.value for m in app.markdown if m.value.startswith("Model input"))
+    assert "aspect kept" in summary and "squashed" not in summary
+    passes = []  # the letterbox flag of every full-image forward pass
+    real = inference.run_inference_batch
+    monkeypatch.setattr(
+        inference,
+        "run_inference_batch",
+        lambda *a, letterbox=False, **k: passes.append(letterbox) or real(*a, letterbox=letterbox, **k),
+    )
+    DEFAULT_CACHE.clear()
+    for page in ("pages/detections.py", "pages/attention.py"):
+        app.switch_page(page).run()
+        _no_errors(app)
+    assert passes[:1] == [True]  # the pass the pages share is letterboxed (then cached)
 
 
 def test_choices_persist_across_pages(app):

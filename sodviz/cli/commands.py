@@ -138,6 +138,7 @@ def predict(args: argparse.Namespace) -> None:
     from sodviz.attention.maps import aggregate_attention_map, query_attention_entropy
     from sodviz.detector.inference import run_inference, to_detections
     from sodviz.detector.loading import load_detector
+    from sodviz.detector.preprocess import input_summary
     from sodviz.imageio import MAX_SIDE, read_image, save_image
     from sodviz.notices import notify
     from sodviz.views.render import draw_detections, overlay_heatmap
@@ -146,7 +147,8 @@ def predict(args: argparse.Namespace) -> None:
     notify(decoded.notices)
     image = decoded.image
     detector = load_detector(args.model, allow_pickle=args.allow_pickle)
-    result = run_inference(detector, image, input_size=args.input_size, cache=None)
+    result = run_inference(detector, image, input_size=args.input_size, letterbox=args.letterbox, cache=None)
+    print(input_summary(result.transform).replace("**", ""), file=sys.stderr)
     detections = to_detections(result, score_threshold=args.threshold, nms=args.nms)
     entropy = query_attention_entropy(result)
     records = coco_records(detections, entropy, image_id=args.image_id, scale=decoded.scale)

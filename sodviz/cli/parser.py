@@ -35,6 +35,9 @@ def _predict(commands) -> None:
     predict.add_argument("--threshold", type=float, default=0.3, help="score threshold (default 0.3)")
     predict.add_argument("--input-size", type=int, default=None, help="model input size in pixels")
     predict.add_argument(
+        "--letterbox", action="store_true", help="fixed-size families: keep the aspect (pad), do not squash"
+    )
+    predict.add_argument(
         "--nms", type=float, default=None, help="per-class NMS IoU threshold (default: none)"
     )
     predict.add_argument("--image-id", type=int, default=0, help="image_id written in the JSON")

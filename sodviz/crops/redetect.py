@@ -9,8 +9,9 @@ import supervision as sv
 
 from sodviz.boxes import crop_to_image
 from sodviz.cache import DEFAULT_CACHE, InferenceCache
-from sodviz.detector.inference import inference_key, resolve_input_size, run_inference_batch, to_detections
+from sodviz.detector.inference import inference_key, run_inference_batch, to_detections
 from sodviz.detector.loading import Detector
+from sodviz.detector.preprocess import resolve_input_size
 from sodviz.types import InferenceResult
 
 

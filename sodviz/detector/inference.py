@@ -12,6 +12,7 @@ from sodviz.boxes import cxcywh_to_xyxy
 from sodviz.cache import DEFAULT_CACHE, InferenceCache, cached, image_hash
 from sodviz.detector.capture import AttentionCapture
 from sodviz.detector.loading import Detector
+from sodviz.detector.preprocess import is_fixed_size, prepare_inputs, resolve_input_size
 from sodviz.types import DeformableAttention, DenseAttention, InferenceResult, InputTransform
 
 
@@ -20,6 +21,7 @@ def run_inference(
     image: np.ndarray,
     *,
     input_size: int | None = None,
+    letterbox: bool = False,
     cache: InferenceCache | None = DEFAULT_CACHE,
 ) -> InferenceResult:
     """Run the detector once on an image and keep all queries (no threshold).
@@ -29,30 +31,41 @@ def run_inference(
         image: uint8 `(H, W, 3)` RGB, any size and aspect ratio.
         input_size: model input size in pixels (square side, or shortest edge for aspect-keeping
             families); None for the detector's default.
+        letterbox: for fixed-size families, keep the image's aspect: resize it to fit the input
+            and pad the rest (black, bottom and right) instead of squashing it (see
+            `prepare_inputs`). Aspect-keeping families keep their aspect anyway.
         cache: where results are kept, keyed by (detector hash, image hash, input size); None to
             always run the model.
     """
     size = resolve_input_size(detector, input_size)
+    letterbox = letterbox and is_fixed_size(detector.processor)
     return cached(
         cache,
-        lambda: inference_key(detector, image, size),
-        lambda: run_inference_batch(detector, [image], input_size=size)[0],
+        lambda: inference_key(detector, image, size, letterbox=letterbox),
+        lambda: run_inference_batch(detector, [image], input_size=size, letterbox=letterbox)[0],
     )
 
 
-def inference_key(detector: Detector, image: np.ndarray, input_size: int) -> tuple:
+def inference_key(
+    detector: Detector, image: np.ndarray, input_size: int, *, letterbox: bool = False
+) -> tuple:
     """The cache key of one threshold-free forward pass: (detector hash, image hash, input size).
     Crops re-detected in a batch use it too, so every pass of the same pixels is one entry."""
-    return (detector.content_hash, image_hash(image), input_size)
+    key = (detector.content_hash, image_hash(image), input_size)
+    return (*key, "letterbox") if letterbox else key
 
 
 def run_inference_batch(
-    detector: Detector, images: Sequence[np.ndarray], *, input_size: int | None = None
+    detector: Detector,
+    images: Sequence[np.ndarray],
+    *,
+    input_size: int | None = None,
+    letterbox: bool = False,
 ) -> list[InferenceResult]:
     """Run several images in one batched forward pass (no cache); one result per image."""
     if not images:
         return []
-    inputs, transforms = prepare_inputs(detector, images, input_size=input_size)
+    inputs, transforms = prepare_inputs(detector, images, input_size=input_size, letterbox=letterbox)
     outputs, capture = forward_with_capture(detector, inputs)
     attentions = _split_attention(detector, outputs, capture, len(images))
     sigmoid = uses_sigmoid(detector.model.config, default=detector.family.sigmoid_scores)
@@ -68,56 +81,6 @@ def run_inference_batch(
         )
         for i, transform in enumerate(transforms)
     ]
-
-
-def resolve_input_size(detector: Detector, input_size: int | None) -> int:
-    """The input size to use: the detector's default when None."""
-    if input_size is None:
-        return detector.input_size
-    if int(input_size) < 32:
-        raise ValueError(f"input_size must be at least 32 pixels, got {input_size}")
-    return int(input_size)
-
-
-def prepare_inputs(
-    detector: Detector, images: Sequence[np.ndarray], *, input_size: int | None = None
-) -> tuple[dict[str, torch.Tensor], list[InputTransform]]:
-    """Preprocess with the detector's own image processor; record each image's exact transform."""
-    for image in images:
-        _check_image(image)
-    size = resolve_input_size(detector, input_size)
-    inputs = detector.processor(
-        images=list(images),
-        size=processor_size(detector.processor, size),
-        return_tensors="pt",
-        input_data_format="channels_last",
-    )
-    input_hw = tuple(int(v) for v in inputs["pixel_values"].shape[-2:])
-    transforms = []
-    for i, image in enumerate(images):
-        if "pixel_mask" in inputs:
-            mask = inputs["pixel_mask"][i].bool()
-            resized_hw = (int(mask.any(dim=1).sum()), int(mask.any(dim=0).sum()))
-        else:
-            resized_hw = input_hw
-        transforms.append(InputTransform(image_hw=image.shape[:2], resized_hw=resized_hw, input_hw=input_hw))
-    device = next(detector.model.parameters()).device
-    return {name: value.to(device) for name, value in inputs.items()}, transforms
-
-
-def processor_size(processor: object, input_size: int) -> dict[str, int]:
-    """The processor's `size` argument for an input size, in the processor's own style.
-
-    Fixed-size processors (RT-DETR family) get `input_size` as height, width scaled alike;
-    aspect-keeping ones (DETR family) get it as the shortest edge, the longest edge scaled alike.
-    """
-    size = processor.size
-    if getattr(size, "height", None) and getattr(size, "width", None):
-        return {"height": input_size, "width": round(input_size * size.width / size.height)}
-    if getattr(size, "shortest_edge", None):
-        longest = size.longest_edge or round(size.shortest_edge * 1333 / 800)
-        return {"shortest_edge": input_size, "longest_edge": round(input_size * longest / size.shortest_edge)}
-    raise ValueError(f"cannot set an input size on processor size {size}")
 
 
 def forward_with_capture(detector: Detector, inputs: dict[str, torch.Tensor]):
@@ -154,8 +117,12 @@ def decode_predictions(
 
 
 def boxes_to_image(boxes_cxcywh: np.ndarray, transform: InputTransform) -> np.ndarray:
-    """Normalised `(N, 4)` cxcywh (relative to the resized image) -> float32 xyxy original pixels."""
+    """Normalised `(N, 4)` cxcywh (relative to the resized image; to the whole input when
+    letterboxed) -> float32 xyxy original pixels."""
     boxes = cxcywh_to_xyxy(boxes_cxcywh)
+    if transform.letterboxed:
+        input_h, input_w = transform.input_hw
+        return transform.input_to_image(boxes * np.array([input_w, input_h, input_w, input_h], np.float64))
     image_h, image_w = transform.image_hw
     return (boxes * np.array([image_w, image_h, image_w, image_h], dtype=np.float64)).astype(np.float32)
 
@@ -176,17 +143,6 @@ def _split_attention(detector: Detector, outputs, capture: AttentionCapture, bat
         raise RuntimeError(f"cross-attention has {stacked.shape[-1]} keys, feature grid is {grid_h}x{grid_w}")
     weights = stacked.reshape(*stacked.shape[:-1], grid_h, grid_w).float().cpu().numpy()
     return [DenseAttention(weights=weights[i]) for i in range(batch_size)]
-
-
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        shape = getattr(image, "shape", None)
-        dtype = getattr(image, "dtype", type(image).__name__)
-        raise ValueError(
-            f"expected an RGB uint8 image of shape (H, W, 3), got shape {shape} and dtype {dtype}"
-        )
-    if min(image.shape[:2]) < 1:
-        raise ValueError(f"image is empty: shape {image.shape}")
 
 
 def to_detections(

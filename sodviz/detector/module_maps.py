@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from sodviz.cache import DEFAULT_CACHE, InferenceCache, cached, image_hash
-from sodviz.detector.inference import prepare_inputs
 from sodviz.detector.loading import Detector
+from sodviz.detector.preprocess import prepare_inputs
 from sodviz.modules import modules_of, record_maps
 
 CCTM_MAPS = ("B", "E", "gate", "E_cf")  # Cross-DINO Fig. 6: backbone, encoder, gating map, fused

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from sodviz.cache import DEFAULT_CACHE, InferenceCache, cached, image_hash
-from sodviz.detector.inference import prepare_inputs
 from sodviz.detector.loading import Detector
+from sodviz.detector.preprocess import prepare_inputs
 from sodviz.erf.fields import ErfResult, fitted_erf, gradient_maps, normalize_maps
 from sodviz.hooks import ForwardHooks, StopForward
 from sodviz.modules import FineConfig, hybrid_encoder, modules_of

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from sodviz.cache import InferenceCache, cached, image_hash
-from sodviz.detector.inference import prepare_inputs
 from sodviz.detector.loading import Detector
+from sodviz.detector.preprocess import prepare_inputs
 from sodviz.erf.gaussian import GaussianFit, fit_gaussian
 from sodviz.hooks import ForwardHooks
 

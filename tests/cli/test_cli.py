@@ -73,3 +73,15 @@ def test_train_command_defaults_are_the_demo_recipe():
     assert train_config(build_parser().parse_args(["train"])) == TrainConfig()
     changed = train_config(build_parser().parse_args(["train", "--steps", "7", "--workers", "0"]))
     assert (changed.steps, changed.workers) == (7, 0)
+
+
+def test_predict_says_what_the_input_does_and_can_letterbox(tiny_model_dirs, image, tmp_path, capsys):
+    image_path = tmp_path / "wide.png"
+    save_image(image_path, image)  # 200x120
+    model = str(tiny_model_dirs["rt_detr"])
+    assert main(["predict", str(image_path), "--model", model, "--out", str(tmp_path / "a.json")]) == 0
+    assert "squashed, objects shrink" in capsys.readouterr().err
+    argv = ["predict", str(image_path), "--model", model, "--letterbox", "--out", str(tmp_path / "b.json")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "aspect kept" in err and "squashed" not in err

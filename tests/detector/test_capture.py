@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from sodviz.detector.capture import AttentionCapture, cross_attention_module, decoder_layers
-from sodviz.detector.inference import prepare_inputs
+from sodviz.detector.preprocess import prepare_inputs
 
 
 def _hook_count(model: torch.nn.Module) -> int:

@@ -8,13 +8,8 @@ import torch
 
 from conftest import requires_shared_data, shared_images
 from sodviz.attention.maps import aggregate_attention_map
-from sodviz.detector.inference import (
-    boxes_to_image,
-    prepare_inputs,
-    run_inference,
-    run_inference_batch,
-    to_detections,
-)
+from sodviz.detector.inference import boxes_to_image, run_inference, run_inference_batch, to_detections
+from sodviz.detector.preprocess import prepare_inputs
 from sodviz.imageio import load_image
 from sodviz.types import DeformableAttention, DenseAttention
 
@@ -121,6 +116,56 @@ def test_known_rectangle_maps_back_to_original_pixels(tiny_detectors, model_type
     np.testing.assert_allclose(
         boxes_to_image(np.array([[cx, cy, w, h]]), transform)[0], [x0, y0, x1, y1], atol=tolerance
     )
+
+
+@pytest.mark.parametrize("image_hw", [(120, 200), (300, 90)])
+def test_letterbox_keeps_the_aspect_and_maps_boxes_points_and_grids_back(tiny_detectors, image_hw):
+    """Round trip on a non-square image: the rectangle keeps its aspect in the input (not squashed),
+    padding is black, and a box, a sampling point and an attention cell at the rectangle in the
+    input all land on it in the original pixels; padding maps to nothing."""
+    from sodviz.cache import InferenceCache
+
+    detector = tiny_detectors["rt_detr"]
+    height, width = image_hw
+    picture = np.zeros((height, width, 3), np.uint8)
+    x0, y0, x1, y1 = int(width * 0.3), int(height * 0.2), int(width * 0.7), int(height * 0.6)
+    picture[y0:y1, x0:x1] = 255
+    inputs, (transform,) = prepare_inputs(detector, [picture], input_size=96, letterbox=True)
+    assert transform.letterboxed and transform.input_hw == (96, 96) and max(transform.resized_hw) == 96
+    scale_x, scale_y = transform.scale_xy
+    assert scale_x == pytest.approx(scale_y, rel=0.02)  # one scale on both axes: the aspect is kept
+    pixels = inputs["pixel_values"][0, 0].numpy()
+    resized_h, resized_w = transform.resized_hw
+    assert pixels[resized_h:, :].max(initial=0) == 0 and pixels[:, resized_w:].max(initial=0) == 0
+    bright = pixels > 0.5
+    rows, cols = np.flatnonzero(bright.any(axis=1)), np.flatnonzero(bright.any(axis=0))
+    found = np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float32)
+    tolerance = 1.5 / scale_x
+    np.testing.assert_allclose(transform.input_to_image(found), [x0, y0, x1, y1], atol=tolerance)
+    box = np.array(
+        [[(found[0] + found[2]) / 2, (found[1] + found[3]) / 2, found[2] - found[0], found[3] - found[1]]]
+    )
+    np.testing.assert_allclose(boxes_to_image(box / 96, transform)[0], [x0, y0, x1, y1], atol=tolerance)
+    centre = np.array([(found[0] + found[2]) / 2, (found[1] + found[3]) / 2]) / 96  # normalised to the input
+    np.testing.assert_allclose(
+        transform.normalized_to_image(centre), [(x0 + x1) / 2, (y0 + y1) / 2], atol=tolerance
+    )
+    grid = np.zeros((12, 12), np.float32)  # a stride-8 grid over the 96 px input
+    grid[int(found[1] + found[3]) // 16, int(found[0] + found[2]) // 16] = 1.0
+    on_image = transform.grid_to_image(grid)
+    peak_y, peak_x = np.unravel_index(on_image.argmax(), on_image.shape)
+    assert x0 - 8 / scale_x <= peak_x <= x1 + 8 / scale_x and y0 - 8 / scale_y <= peak_y <= y1 + 8 / scale_y
+    padding = np.zeros((12, 12), np.float32)
+    padding[-1, -1] = 1.0  # the bottom-right cell is padding for both shapes
+    assert transform.grid_to_image(padding).max() == 0
+
+    cache = InferenceCache()
+    squashed = run_inference(detector, picture, input_size=96, cache=cache)
+    boxed = run_inference(detector, picture, input_size=96, letterbox=True, cache=cache)
+    assert boxed.transform.letterboxed and not squashed.transform.letterboxed and cache.misses == 2
+    dense = tiny_detectors["detr"]  # aspect-keeping: the letterbox is theirs already
+    plain = run_inference(dense, picture, cache=None)
+    assert run_inference(dense, picture, letterbox=True, cache=None).transform == plain.transform
 
 
 def test_input_size_changes_the_model_input(tiny_detectors, image):
