@@ -17,6 +17,7 @@ from sodviz.modules.losses import BoostConfig
 from sodviz.samples import load_sample, sample_names
 from sodviz.types import InferenceResult
 from sodviz.views.figures import LEGEND_HEIGHT
+from sodviz.views.report import ReportSection, report_html, report_meta
 
 # Session-state keys: every choice that persists across pages.
 MODEL_KIND = "model_kind"  # "demo" | "preset" | "folder"
@@ -126,6 +127,8 @@ DEFAULTS = {
 }
 
 
+REPORT = "_report"  # page title -> ReportSection of the current model, image and input size
+REPORT_META = "_report_meta"  # what the report records of the model, image and input
 PICKS = (QUERY, ERF_POINT, ACS_OBJECT)  # what a click picks on one image, model and input size
 PICK_CONTEXT = "_pick_context"
 
@@ -265,6 +268,9 @@ def current_inputs() -> Inputs:
     forget_stale_picks((detector.content_hash, name, image.shape, _fingerprint(image), size, letterbox))
     with st.spinner("Running the detector ..."):
         result = run_inference(detector, image, input_size=size, letterbox=letterbox)
+    st.session_state.setdefault(REPORT_META, {}).update(
+        report_meta(detector, name, image, result, truth=truth, letterbox=letterbox)
+    )
     return Inputs(detector=detector, image=image, truth=truth, result=result, image_name=name)
 
 
@@ -273,6 +279,7 @@ def forget_stale_picks(context: tuple) -> None:
     a query index picked on one image is another object, or none, on the next."""
     if st.session_state.get(PICK_CONTEXT) == context:
         return
+    st.session_state.setdefault(REPORT, {}).clear()  # in place: the sidebar's button holds this dict
     if PICK_CONTEXT in st.session_state:
         for key in PICKS:
             st.session_state.pop(key, None)
@@ -286,9 +293,23 @@ def _fingerprint(image: np.ndarray) -> bytes:
     return np.ascontiguousarray(image[::31, ::31]).tobytes()
 
 
+def record(section: ReportSection) -> None:
+    """Keep what this page showed for the HTML report (the latest run of each page)."""
+    st.session_state.setdefault(REPORT, {})[section.title] = section
+
+
 def sidebar() -> None:
     with st.sidebar:
         st.toggle("Presentation mode", key=PRESENTATION, help="Hide the controls and enlarge the figures.")
+        sections, meta = st.session_state.setdefault(REPORT, {}), st.session_state.setdefault(REPORT_META, {})
+        image_name = (st.session_state.get(IMAGE_UPLOAD) or ("upload",))[0]
+        if st.session_state.get(IMAGE_KIND) == "sample":
+            image_name = st.session_state.get(SAMPLE_NAME, "sample")
+        st.download_button(
+            "Download report (HTML)", data=lambda: report_html(list(sections.values()), meta=dict(meta)),
+            file_name=f"{image_name}.sodviz.html", mime="text/html", key="dl_report", on_click="ignore",
+            help="The pages visited for this image, model and input size, as one file that opens offline.",
+        )  # fmt: skip
         st.caption(f"Model: `{model_source() or '(none)'}`")
         if st.session_state.get(IMAGE_KIND) == "upload":
             upload = st.session_state.get(IMAGE_UPLOAD)

@@ -7,6 +7,7 @@ import streamlit as st
 from pages import _shared as shared
 from sodviz.views.detections import aggregate_overlay, detections_view, query_attention_view
 from sodviz.views.figures import detections_figure, entropy_figure, sampling_points_figure
+from sodviz.views.report import attention_section
 
 shared.init_state()
 shared.sidebar()
@@ -90,3 +91,11 @@ picked = shared.picked(event)
 if picked is not None and int(picked) != query:
     st.session_state[shared.QUERY] = int(picked)
     st.rerun()
+
+shared.record(
+    attention_section(
+        view, found, label=labels[query],
+        settings={"query": labels[query], "layer": st.session_state[shared.LAYER],
+                  "head": st.session_state[shared.HEAD], "opacity": opacity},
+    )
+)  # fmt: skip

@@ -17,6 +17,7 @@ from sodviz.views.candidates import (
     entropy_scatter,
     object_table,
 )
+from sodviz.views.report import ReportSection
 
 shared.init_state()
 shared.sidebar()
@@ -78,14 +79,22 @@ from_crops = sum(row["source"] != "image" for row in table)
 st.caption(f"{len(table)} candidates: {len(table) - from_crops} from the image's decoder queries, "
            f"{from_crops} from ViCrop-Det's crops")  # fmt: skip
 legend = "picks: confidence cyan, ACS-Free orange, ACS-Learned violet; then each candidate's attention"
-st.image(
-    candidates_picture(inputs.image, inputs.result, candidates, picked, table, crops=crops), caption=legend
-)
+picture = candidates_picture(inputs.image, inputs.result, candidates, picked, table, crops=crops)
+st.image(picture, caption=legend)
 st.dataframe(table, hide_index=True)
+correlation, scatter = correlation_figure(fitted, feature), entropy_scatter(fitted)
 left, right = st.columns(2)
 with left:
     st.markdown(f"**Pearson r of {feature} with IoU, per decoder layer and head**")
-    st.plotly_chart(correlation_figure(fitted, feature))
+    st.plotly_chart(correlation)
 with right:
     st.markdown("**Entropy against IoU, by object size (fitted scenes)**")
-    st.plotly_chart(entropy_scatter(fitted))
+    st.plotly_chart(scatter)
+shared.record(
+    ReportSection(
+        "Candidates", images=((f"{describe(picked)}: {legend}", picture),), tables=(("candidates", table),),
+        figures=((f"Pearson r of {feature} with IoU per layer and head", correlation),
+                 ("entropy against IoU by object size", scatter)),
+        settings={"ACS-Free heads": top, "regressor": kind, "with ViCrop-Det's crops": bool(with_crops)},
+    )
+)  # fmt: skip

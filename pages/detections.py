@@ -6,8 +6,8 @@ import streamlit as st
 
 from pages import _shared as shared
 from sodviz.views.detections import detections_view
-from sodviz.views.figures import detections_figure
 from sodviz.views.render import draw_match
+from sodviz.views.report import detections_section
 
 shared.init_state()
 shared.sidebar()
@@ -35,14 +35,14 @@ view = detections_view(
 )
 match = view.match
 missed = None if match is None else inputs.truth.boxes_xyxy[match.missed]
-figure = detections_figure(
-    inputs.image,
-    view.detections,
-    status=None if match is None else match.status,
-    missed_xyxy=missed,
-    selected_query=st.session_state.get(shared.QUERY),
+section = detections_section(
+    inputs.image, view, truth=inputs.truth, selected_query=st.session_state.get(shared.QUERY),
     height=shared.figure_height(inputs.image),
-)
+    settings={"score threshold": st.session_state[shared.THRESHOLD], "top N": st.session_state[shared.TOP_N],
+              "classes": [result.class_names[c] for c in classes] or "all"},
+)  # fmt: skip
+shared.record(section)
+figure = section.figures[0][1]
 event = st.plotly_chart(figure, key="detections_chart", on_select="rerun", selection_mode="points")
 picked = shared.picked(event)
 if picked is not None:

@@ -16,6 +16,7 @@ from sodviz.views.erf import (
     ratio_figure,
     zoom_window,
 )
+from sodviz.views.report import ReportSection
 
 shared.init_state()
 shared.sidebar()
@@ -81,6 +82,7 @@ for name, model in models.items():
         st.stop()
     progress.empty()
 
+shown = []  # (caption, panel) for the report
 for name, result in results.items():
     st.subheader(
         f"{name.capitalize()} weights" + (f", mean of {result.images} images" if result.images > 1 else "")
@@ -92,7 +94,9 @@ for name, result in results.items():
         under = inputs.image if st.session_state[shared.ERF_OVER_IMAGE] else None
         panel = erf_panel(erf_map, fit, scale=scale, point_xy=result.point_xy, background=under)
         panel = erf_colorbar(panel[y0:y1, x0:x1], erf_map, scale)
-        column.image(panel, caption=f"{stage}: sigma {fit.sigma:.1f} px, R² {fit.r2:.2f}", width="stretch")
+        caption = f"{stage}: sigma {fit.sigma:.1f} px, R² {fit.r2:.2f}"
+        column.image(panel, caption=caption, width="stretch")
+        shown.append((f"{name} weights, {caption}", panel))
         with column:
             shared.download_png(
                 "PNG", panel, f"{inputs.image_name}.erf.{name}.{stage}.png", f"dl_erf_{name}_{stage}"
@@ -101,5 +105,14 @@ for name, result in results.items():
 st.subheader("Sigma per stage")
 rows = [{"weights": name} | row for name, result in results.items() for row in result.table()]
 st.dataframe(rows, hide_index=True)
+figures = ()
 if len(stages) > 1:
-    st.plotly_chart(ratio_figure(results), key="erf_ratios")
+    figures = (("sigma ratios between stages", ratio_figure(results)),)
+    st.plotly_chart(figures[0][1], key="erf_ratios")
+shared.record(
+    ReportSection(
+        "ERF", figures=figures, images=tuple(shown), tables=(("sigma per stage", rows),),
+        settings={"point (input px)": [round(v) for v in point], "stages": stages, "scale": scale,
+                  "over the input image": st.session_state[shared.ERF_OVER_IMAGE]},
+    )
+)  # fmt: skip

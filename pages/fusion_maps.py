@@ -27,6 +27,7 @@ from sodviz.views.fusion_maps import (
     score_size_figure,
 )
 from sodviz.views.render import with_colorbar
+from sodviz.views.report import ReportSection
 from sodviz.views.vicrop import counts_table
 
 MODULE_MODELS = [name for name in EMBEDDED_MODELS if name != "demo"]
@@ -58,6 +59,7 @@ module = shared.detector_or_stop(source)
 carried = modules_of(module.model)
 st.markdown(f"**{source}** carries: {', '.join(carried.config.names) if carried else 'no modules'}.")
 size = st.session_state[shared.INPUT_SIZE] or None
+panels = []  # (caption, image) for the report
 if carried is not None and carried.config.names != ("boost",):
     maps = fusion_maps(module, inputs.image, input_size=size)
     channel = st.slider(
@@ -78,6 +80,7 @@ if carried is not None and carried.config.names != ("boost",):
                 unit = "mean activation" if mode == "mean" else f"channel {channel} activation"
                 panel = with_colorbar(panel, shown, unit, colormap="viridis")
             column.image(panel, caption=MAP_TITLES[name], width="stretch")
+            panels.append((f"{section.title}, {section.labels[index]}: {MAP_TITLES[name]}", panel))
 
 st.subheader("Base vs module detections")
 found = {"base": inputs.result, source: run_inference(module, inputs.image, input_size=size)}
@@ -87,12 +90,22 @@ comparison = compare_detections(
 )  # fmt: skip
 for column, (name, picture) in zip(st.columns(2), comparison.images.items(), strict=True):
     column.image(picture, caption=f"{name}: {comparison.counts[name]} detections", width="stretch")
+    panels.append((f"{name}: {comparison.counts[name]} detections", picture))
+tables = ()
 if comparison.matches is not None:
-    st.dataframe(counts_table(comparison.matches), hide_index=True)
+    tables = (("TP / FP / FN by size", counts_table(comparison.matches)),)
+    st.dataframe(tables[0][1], hide_index=True)
 
 st.subheader("Boost: class score against object size (Cross-DINO Fig. 3)")
 curve = cs_curve(CS_SIZES_PX, CS_IMAGE_SIDE, beta)
-st.plotly_chart(cs_figure(curve, beta=beta, image_side=CS_IMAGE_SIDE))
+boost = cs_figure(curve, beta=beta, image_side=CS_IMAGE_SIDE)
+st.plotly_chart(boost)
+shared.record(
+    ReportSection(
+        "Fusion maps", images=tuple(panels), tables=tables, figures=(("Boost: score against size", boost),),
+        settings={"module model": source, "map": mode, "score threshold": threshold, "Boost beta": beta},
+    )
+)  # fmt: skip
 if st.toggle("Average over the sample scenes", key=shared.FUSION_SCORES):
     scenes = [shared.cached_sample(name) for name in sample_names()]
     scenes = [(decoded.image, truth) for decoded, truth in scenes]

@@ -8,6 +8,7 @@ from pages import _shared as shared
 from sodviz.crops.fusion import MERGES, METRICS
 from sodviz.crops.slicing import run_slicing
 from sodviz.crops.vicrop import ViCropConfig, run_vicrop
+from sodviz.views.report import settings_of, vicrop_section
 from sodviz.views.vicrop import counts_table, slicing_comparison, vicrop_view, windows_figure
 
 shared.init_state()
@@ -119,6 +120,15 @@ with right:
     shared.download_png("Download PNG", view.after, f"{inputs.image_name}.after.png", "dl_after")
 if view.before_match is not None:
     st.dataframe(counts_table({"original": view.before_match, "ViCrop": view.after_match}), hide_index=True)
+
+shared.record(
+    vicrop_section(
+        view,
+        plan,
+        passes=outcome.forward_passes,
+        settings={"score threshold": threshold} | settings_of(config),
+    )
+)
 
 st.subheader(f"Compare: uniform slicing at the same {outcome.forward_passes} forward passes")
 if st.toggle("Run uniform slicing", key=shared.VICROP_COMPARE):

@@ -77,8 +77,9 @@ def streamlit_server(log_path: Path, *, env: dict | None = None):
 
 
 @contextlib.contextmanager
-def chromium():
-    """A headless Chromium driven by selenium, with a throwaway profile."""
+def chromium(downloads: Path | None = None):
+    """A headless Chromium driven by selenium, with a throwaway profile; files it downloads land
+    in `downloads` when given."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -88,6 +89,9 @@ def chromium():
         for flag in [*CHROME_FLAGS, f"--user-data-dir={profile}"]:
             options.add_argument(flag)
         driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+        if downloads is not None:
+            behavior = {"behavior": "allow", "downloadPath": str(downloads)}
+            driver.execute_cdp_cmd("Browser.setDownloadBehavior", behavior)
         try:
             yield driver
         finally:

@@ -234,6 +234,23 @@ def test_home_shows_the_model_input_and_offers_a_letterbox(app, request, monkeyp
     assert passes[:1] == [True]  # the pass the pages share is letterboxed (then cached)
 
 
+def test_the_report_holds_the_pages_visited_for_this_image_only(app):
+    from sodviz.views.report import report_html
+
+    for page in ("pages/detections.py", "pages/vicrop.py", "pages/erf.py"):
+        app.switch_page(page).run()
+        _no_errors(app)
+    sections = app.session_state[shared.REPORT]
+    assert list(sections) == ["Detections", "ViCrop-Det", "ERF"]
+    meta = app.session_state[shared.REPORT_META]
+    assert meta["image"] == app.session_state[shared.SAMPLE_NAME] and "Model input" in meta["input"]
+    text = report_html(list(sections.values()), meta=meta)
+    assert "<h2>ERF</h2>" in text and "score threshold" in text
+    app.session_state[shared.SAMPLE_NAME] = shared.sample_names()[1]
+    app.switch_page("pages/attention.py").run()
+    assert list(app.session_state[shared.REPORT]) == ["Attention"]  # another image: a fresh report
+
+
 def test_choices_persist_across_pages(app):
     app.switch_page("pages/detections.py").run()
     app.slider(key=shared.THRESHOLD).set_value(0.02).run()

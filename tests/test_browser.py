@@ -42,9 +42,15 @@ def server():
     assert "Traceback" not in text and "torch.classes" not in text and "__path__._path" not in text, text
 
 
+DOWNLOADS = ROOT / "artifacts" / "downloads"
+
+
 @pytest.fixture(scope="module")
 def browser():
-    with chromium() as driver:
+    DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    for old in DOWNLOADS.glob("*"):
+        old.unlink()
+    with chromium(downloads=DOWNLOADS) as driver:
         yield driver
 
 
@@ -85,3 +91,42 @@ def test_a_real_photograph_as_an_upload(server, browser):
         _wait_for_page(browser, PLOT)
         assert photo.name in browser.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"]').text
         browser.save_screenshot(str(SCREENSHOTS / f"upload_{title.lower()}.png"))
+
+
+def test_the_report_downloaded_from_the_sidebar_opens_offline(server, browser):
+    """Visit Detections and ViCrop, download the report from the sidebar, then open the file with
+    the network cut: its plotly figures draw and its images load."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server)
+    _wait_for_page(browser, IMAGE)
+    for title in ("Detections", "ViCrop"):
+        open_page(browser, title)
+        time.sleep(1)
+        _wait_for_page(browser, PLOT)
+    button = next(
+        b
+        for b in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebar"] button')
+        if "Download report" in b.text
+    )
+    button.click()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(DOWNLOADS.glob("*.sodviz.html")):
+        time.sleep(0.5)
+    (report,) = DOWNLOADS.glob("*.sodviz.html")
+    text = report.read_text()
+    assert (
+        "<h2>Detections</h2>" in text and "<h2>ViCrop-Det</h2>" in text and "<h2>Attention</h2>" not in text
+    )
+    browser.set_network_conditions(offline=True, latency=0, download_throughput=0, upload_throughput=0)
+    try:
+        browser.get(report.as_uri())
+        time.sleep(3)
+        assert len(browser.find_elements(By.CSS_SELECTOR, ".main-svg")) >= 2  # plotly drew the figures
+        images = browser.find_elements(By.TAG_NAME, "img")
+        assert images and all(
+            browser.execute_script("return arguments[0].naturalWidth", i) > 0 for i in images
+        )
+        browser.save_screenshot(str(SCREENSHOTS / "report.png"))
+    finally:
+        browser.delete_network_conditions()

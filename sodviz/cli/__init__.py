@@ -15,6 +15,7 @@ from sodviz.notices import DataNotice
 
 COMMANDS = {
     "predict": commands.predict,
+    "report": commands.report,
     "models": commands.models,
     "synth": commands.synth,
     "train": commands.train,

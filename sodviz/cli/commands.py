@@ -1,4 +1,4 @@
-"""The everyday commands: `predict`, `models`, `synth`, `train`, `evaluate` (heavy imports inside each)."""
+"""The everyday commands: predict, report, models, synth, train, evaluate (heavy imports inside each)."""
 
 from __future__ import annotations
 
@@ -184,3 +184,67 @@ def coco_records(detections, entropy, *, image_id: int, scale: float = 1.0) -> l
         query_index=queries,
         attention_entropy=entropy[queries],
     )
+
+
+def report(args: argparse.Namespace) -> None:
+    """One image's Detections, Attention and ViCrop-Det pages as a self-contained HTML report."""
+    from sodviz.crops.vicrop import ViCropConfig, run_vicrop
+    from sodviz.detector.inference import run_inference
+    from sodviz.detector.loading import load_detector
+    from sodviz.evaluation.ground_truth import parse_annotations
+    from sodviz.imageio import MAX_SIDE, read_image
+    from sodviz.notices import notify
+    from sodviz.views.detections import detections_view, query_attention_view
+    from sodviz.views.report import (
+        attention_section,
+        detections_section,
+        report_html,
+        report_meta,
+        settings_of,
+        vicrop_section,
+    )
+    from sodviz.views.vicrop import vicrop_view
+
+    pages = [p.strip() for p in args.pages.split(",") if p.strip()]
+    unknown = sorted(set(pages) - set(REPORT_PAGES))
+    if unknown:
+        raise ValueError(f"--pages: unknown {unknown}; choose from {', '.join(REPORT_PAGES)}")
+    decoded = read_image(args.image, max_side=MAX_SIDE)
+    notify(decoded.notices)
+    image = decoded.image
+    truth = None
+    if args.annotations is not None:
+        truth = parse_annotations(
+            args.annotations.read_bytes(), file_name=args.image.name, scale=decoded.scale
+        )
+        notify(truth.notices)
+    detector = load_detector(args.model, allow_pickle=args.allow_pickle)
+    result = run_inference(detector, image, input_size=args.input_size, letterbox=args.letterbox, cache=None)
+    found = detections_view(result, score_threshold=args.threshold, truth=truth)
+    sections = []
+    if "detections" in pages:
+        sections.append(
+            detections_section(image, found, truth=truth, settings={"score threshold": args.threshold})
+        )
+    if "attention" in pages and len(found.detections):
+        query = int(found.detections.data["query_index"][0]) if args.query is None else args.query
+        if query not in found.detections.data["query_index"]:
+            raise ValueError(f"--query {query} is not a detection above {args.threshold}")
+        view = query_attention_view(result, image, query=query, layer=None, head=None, opacity=0.5)
+        sections.append(attention_section(view, found, label=f"q{query}", settings={"query": query}))
+    if "vicrop" in pages:
+        config = ViCropConfig(k=args.k)
+        outcome = run_vicrop(detector, image, config=config, cache=None)
+        view = vicrop_view(
+            outcome, image, scale=config.scales[0], score_threshold=args.threshold,
+            class_names=result.class_names, truth=truth,
+        )  # fmt: skip
+        settings = {"score threshold": args.threshold} | settings_of(config)
+        sections.append(vicrop_section(view, outcome.plan, passes=outcome.forward_passes, settings=settings))
+    meta = report_meta(detector, args.image.name, image, result, truth=truth, letterbox=args.letterbox)
+    out = args.out or args.image.with_suffix(".sodviz.html")
+    out.write_text(report_html(sections, meta=meta, title=f"sodviz report: {args.image.name}"))
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB; {', '.join(s.title for s in sections)})")
+
+
+REPORT_PAGES = ("detections", "attention", "vicrop")

@@ -9,13 +9,25 @@ from pathlib import Path
 MERGES_CHOICES = ("nms", "nmm", "greedynmm")
 METRICS_CHOICES = ("iou", "ios")
 
-COMMAND_ORDER = ("predict", "models", "synth", "train", "evaluate", "benchmark", "erf", "errors", "acs")
+COMMAND_ORDER = (
+    "predict",
+    "report",
+    "models",
+    "synth",
+    "train",
+    "evaluate",
+    "benchmark",
+    "erf",
+    "errors",
+    "acs",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sodviz", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
     _predict(commands)
+    _report(commands)
     commands.add_parser("models", help="list the supported families and hub presets")
     for add in (_synth, _train, _evaluate, _benchmark, _erf, _errors, _acs):
         add(commands)
@@ -23,6 +35,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 DESCRIPTION = "See what a DETR-family detector attends to, and why it misses tiny objects."
+
+
+def _report(commands) -> None:
+    """`report IMAGE`: the analysis of one image as a self-contained HTML file."""
+    report = commands.add_parser(
+        "report", help="one image's detections, attention and ViCrop-Det as an HTML report that opens offline"
+    )
+    report.add_argument("image", type=Path)
+    report.add_argument("--model", default="demo", help="'demo', a local folder, or a hub id")
+    report.add_argument("--annotations", type=Path, default=None, help="COCO annotations of the image")
+    report.add_argument("--out", type=Path, default=None, help="HTML file (default: IMAGE.sodviz.html)")
+    report.add_argument("--threshold", type=float, default=0.3, help="score threshold (default 0.3)")
+    report.add_argument("--input-size", type=int, default=None, help="model input size in pixels")
+    report.add_argument("--letterbox", action="store_true", help="fixed-size families: keep the aspect")
+    report.add_argument("--pages", default="detections,attention,vicrop", help="comma-separated pages")
+    report.add_argument("--query", type=int, default=None, help="query for Attention (default: the top one)")
+    report.add_argument("--k", type=int, default=5, help="ViCrop-Det crops (default 5)")
+    report.add_argument("--allow-pickle", action="store_true", help="accept pickle (*.bin) weights")
 
 
 def _predict(commands) -> None:
