@@ -68,43 +68,50 @@ def with_colorbar(
     image: np.ndarray, value_range: tuple[float, float], label: str, *, colormap: str = "jet"
 ) -> np.ndarray:
     """uint8 RGB: `image` with a colour bar on its right: the colour map from `value_range[0]`
-    (bottom) to `value_range[1]` (top), three ticks in the map's units, and `label` along it."""
+    (bottom) to `value_range[1]` (top), three ticks in the map's units, and `label` along it.
+    Its size follows the image's height, so it stays readable however the image is shown."""
     height = image.shape[0]
-    scale = max(0.35, min(0.6, height / 900))
-    bar_h = max(8, height - 2 * round(16 * scale / 0.45))
+    scale = max(0.35, height / 1000)  # text about 2 % of the image's height
+    thick = max(1, round(scale))
+    unit = max(1, round(scale / 0.45))  # pixels of panel per pixel at the smallest size
+    margin, ramp_w = 8 * unit, 14 * unit
+    bar_h = max(8, height - 2 * 16 * unit)
     top = (height - bar_h) // 2
-    ramp = colorize(np.linspace(1.0, 0.0, bar_h, dtype=np.float32)[:, None].repeat(14, axis=1), colormap)
+    ramp = colorize(np.linspace(1.0, 0.0, bar_h, dtype=np.float32)[:, None].repeat(ramp_w, axis=1), colormap)
     ticks = [value_range[1], (value_range[0] + value_range[1]) / 2, value_range[0]]
-    texts = [_tick(v) for v in ticks]
-    text_w = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for t in texts)
-    label_h = round(24 * scale / 0.45)
-    panel = np.full((height, 8 + 14 + 5 + text_w + 6 + label_h, 3), 255, np.uint8)
-    panel[top : top + bar_h, 8:22] = ramp
-    cv2.rectangle(panel, (8, top), (21, top + bar_h - 1), (0, 0, 0), 1)
+    texts = [_tick(v, value_range) for v in ticks]
+    text_w = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0] for t in texts)
+    label_h = 24 * unit
+    panel = np.full((height, margin + ramp_w + 5 * unit + text_w + 6 * unit + label_h, 3), 255, np.uint8)
+    right = margin + ramp_w
+    panel[top : top + bar_h, margin:right] = ramp
+    cv2.rectangle(panel, (margin, top), (right - 1, top + bar_h - 1), (0, 0, 0), thick)
     for text, y in zip(texts, (top, top + bar_h // 2, top + bar_h - 1), strict=True):
-        cv2.line(panel, (22, y), (26, y), (0, 0, 0), 1)
-        size = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0]
-        cv2.putText(
-            panel, text, (28, y + size[1] // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA
-        )
-    along = _vertical_text(label, height=bar_h, thickness=label_h, scale=scale)
+        cv2.line(panel, (right, y), (right + 4 * unit, y), (0, 0, 0), thick)
+        size = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0]
+        origin = (right + 6 * unit, min(height - 2, max(size[1] + 2, y + size[1] // 2)))
+        cv2.putText(panel, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick, cv2.LINE_AA)
+    along = _vertical_text(label, height=bar_h, thickness=label_h, scale=scale, weight=thick)
     panel[top : top + bar_h, -label_h:] = along
     return np.concatenate([image, panel], axis=1)
 
 
-def _tick(value: float) -> str:
-    return f"{value:.3g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.1e}"
+def _tick(value: float, value_range: tuple[float, float]) -> str:
+    """A tick label: 3 significant digits; 0 for values within 1e-4 of the range's span of zero."""
+    if abs(value) <= 1e-4 * max(abs(value_range[0]), abs(value_range[1])):
+        return "0"
+    return f"{value:.3g}" if abs(value) >= 1e-3 else f"{value:.1e}"
 
 
-def _vertical_text(text: str, *, height: int, thickness: int, scale: float) -> np.ndarray:
+def _vertical_text(text: str, *, height: int, thickness: int, scale: float, weight: int = 1) -> np.ndarray:
     """uint8 RGB `(height, thickness, 3)`: `text` written bottom to top, centred, shrunk to fit."""
-    size = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0]
+    size = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, weight)[0]
     if size[0] > height:
         scale *= height / size[0]
-        size = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0]
+        size = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, weight)[0]
     strip = np.full((thickness, height, 3), 255, np.uint8)
     origin = ((height - size[0]) // 2, (thickness + size[1]) // 2)
-    cv2.putText(strip, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(strip, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), weight, cv2.LINE_AA)
     return np.ascontiguousarray(np.rot90(strip))
 
 
