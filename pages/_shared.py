@@ -354,11 +354,22 @@ def controls(label: str = "Controls"):
     return st.expander(label, expanded=False) if presenting() else st.container()
 
 
-def picked(event) -> object | None:
-    """The `customdata` of the first point clicked on a plotly chart (`on_select="rerun"`), or None."""
+def picked(event, key: str | None = None) -> object | None:
+    """The `customdata` of the first point clicked on a plotly chart (`on_select="rerun"`), or None.
+
+    With the chart's `key`, only a new click counts: a chart keeps its selection across reruns,
+    so without this a stale selection would undo a pick made elsewhere (another chart, a
+    selectbox, a table row) on every rerun."""
     points = event.selection.points if event else []
     values = [point.get("customdata") for point in points if "customdata" in point]
-    return values[0] if values else None
+    value = values[0] if values else None
+    if key is None:
+        return value
+    memory = f"_last_pick_{key}"
+    if value == st.session_state.get(memory):
+        return None
+    st.session_state[memory] = value
+    return value
 
 
 def download_png(label: str, image: np.ndarray, file_name: str, key: str) -> None:

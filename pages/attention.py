@@ -45,7 +45,7 @@ with left:
     st.markdown(f"**Pick a detection** (click its centre) · {labels[query]}")
     figure = detections_figure(inputs.image, detections, selected_query=query, height=height)
     event = st.plotly_chart(figure, key="pick_chart", on_select="rerun", selection_mode="points")
-    picked = shared.picked(event)
+    picked = shared.picked(event, "pick_chart")
     if picked is not None and int(picked) != query:
         st.session_state[shared.QUERY] = int(picked)
         st.rerun()
@@ -87,7 +87,7 @@ event = st.plotly_chart(
     entropy_figure(detections, found.entropy, status=status), key="entropy_chart", on_select="rerun",
     selection_mode="points",
 )  # fmt: skip
-picked = shared.picked(event)
+picked = shared.picked(event, "entropy_chart")
 if picked is not None and int(picked) != query:
     st.session_state[shared.QUERY] = int(picked)
     st.rerun()

@@ -44,7 +44,7 @@ section = detections_section(
 shared.record(section)
 figure = section.figures[0][1]
 event = st.plotly_chart(figure, key="detections_chart", on_select="rerun", selection_mode="points")
-picked = shared.picked(event)
+picked = shared.picked(event, "detections_chart")
 if picked is not None:
     st.session_state[shared.QUERY] = int(picked)
     st.caption(f"Query {picked} picked: open the Attention page to see where it looks.")

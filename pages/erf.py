@@ -57,7 +57,7 @@ event = st.plotly_chart(
     on_select="rerun",
     selection_mode="points",
 )
-picked = shared.picked(event)
+picked = shared.picked(event, "erf_pick")
 if picked is not None and picked != point:
     st.session_state[shared.ERF_POINT] = picked
     st.rerun()

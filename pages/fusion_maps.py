@@ -83,7 +83,11 @@ if carried is not None and carried.config.names != ("boost",):
             panels.append((f"{section.title}, {section.labels[index]}: {MAP_TITLES[name]}", panel))
 
 st.subheader("Base vs module detections")
-found = {"base": inputs.result, source: run_inference(module, inputs.image, input_size=size)}
+letterbox = inputs.result.transform.letterboxed  # the module's pass as the base's, for a fair comparison
+found = {
+    "base": inputs.result,
+    source: run_inference(module, inputs.image, input_size=size, letterbox=letterbox),
+}
 comparison = compare_detections(
     inputs.image, {name: to_detections(result) for name, result in found.items()}, threshold=threshold,
     class_names=inputs.result.class_names, truth=inputs.truth,

@@ -88,8 +88,9 @@ with left:
     st.toggle(
         "Keep the image's aspect (letterbox)", key=shared.LETTERBOX, disabled=not fixed,
         help="Fixed-size families squash every image to a square input (RT-DETR's own convention). "
-        "Letterbox resizes it to fit and pads the rest. Used by the Detections and Attention pages; "
-        "ViCrop-Det, ERF and the studies keep the family's own resize."
+        "Letterbox resizes it to fit and pads the rest. Used by the full-image pass every page "
+        "starts from (Detections, Attention, the Fusion maps comparison, the Candidates of the "
+        "image); ViCrop-Det's passes, ERF and the ACS fit keep the family's own resize."
         if fixed else f"{detector.family.name} keeps the image's aspect already.",
     )  # fmt: skip
     transform = input_transform(

@@ -287,6 +287,37 @@ M = [
             "tests/detector/test_inference.py::test_letterbox_keeps_the_aspect_and_maps_boxes_points_and_grids_back"
         ],
     ),
+    (
+        "evaluation: model labels taken as category ids",
+        "sodviz/evaluation/coco.py",
+        "        return coco, np.array([by_name.get(name, -1) for name in class_names], np.int64)",
+        "        return coco, np.arange(len(class_names), dtype=np.int64)",
+        [
+            "tests/evaluation/test_dataset_eval.py",
+            "tests/training/test_train.py::test_fine_tuning_the_demo_on_data_with_other_classes",
+        ],
+    ),
+    (
+        "training: class heads kept when the class count matches",
+        "sodviz/training/recipe.py",
+        "items() if not any(h in k for h in CLASS_HEADS)}",
+        "items()}",
+        ["tests/training/test_train.py::test_fine_tuning_the_demo_on_data_with_other_classes"],
+    ),
+    (
+        "letterbox: detections in the padding kept",
+        "sodviz/detector/inference.py",
+        "    probabilities = np.where(padding[:, None], 0.0, probabilities).astype(np.float32)",
+        "    probabilities = probabilities.astype(np.float32)",
+        ["tests/detector/test_inference.py"],
+    ),
+    (
+        "validation: odd iscrowd values kept",
+        "sodviz/evaluation/validation.py",
+        '        if annotation.get("iscrowd", 0) not in (0, 1):  # also False / True',
+        "        if False:",
+        ["tests/evaluation/test_validation.py"],
+    ),
 ]
 env = os.environ | {"HF_HUB_OFFLINE": "1"}
 

@@ -183,8 +183,19 @@ def test_vicrop_page_merges_and_fill(app, monkeypatch):
     _no_errors(app)
 
 
-def test_picks_are_forgotten_when_the_image_model_or_input_size_changes(app):
+def test_picks_are_forgotten_when_the_image_model_or_input_size_changes(app, tiny_detectors, monkeypatch):
     """A query picked on one image is another object on the next: the pick resets."""
+    other = tiny_detectors["deformable_detr"]
+    loader = shared.load_detector
+    monkeypatch.setattr(
+        shared, "load_detector", lambda source: other if source == "runs/other" else loader(source)
+    )
+    shared.cached_detector.clear()
+
+    def other_model():
+        app.session_state[shared.MODEL_KIND] = "folder"
+        app.session_state[shared.MODEL_FOLDER] = "runs/other"
+
     app.switch_page("pages/attention.py").run()
     options = app.selectbox(key=shared.QUERY).options
     picked = int(options[-1].split(" ")[0][1:])  # "q12 · vehicle · 0.31" -> 12
@@ -195,8 +206,10 @@ def test_picks_are_forgotten_when_the_image_model_or_input_size_changes(app):
     for change in (
         lambda: app.session_state.__setitem__(shared.SAMPLE_NAME, shared.sample_names()[1]),
         lambda: app.session_state.__setitem__(shared.INPUT_SIZE, 320),
+        other_model,
     ):
         app.session_state[shared.QUERY] = picked
+        app.session_state[shared.ERF_POINT] = [3.0, 4.0]
         change()
         app.run()
         _no_errors(app)
@@ -490,3 +503,16 @@ def test_picked_reads_the_first_clicked_point_that_carries_data():
     assert shared.picked(event) == 7
     assert shared.picked(SimpleNamespace(selection=SimpleNamespace(points=[]))) is None  # nothing clicked
     assert shared.picked(None) is None
+
+
+def test_a_charts_stale_selection_does_not_undo_a_pick_made_elsewhere(monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(shared.st, "session_state", {})
+    clicked = SimpleNamespace(selection=SimpleNamespace(points=[{"customdata": 7}]))
+    assert shared.picked(clicked, "pick_chart") == 7  # a new click counts once
+    assert shared.picked(clicked, "pick_chart") is None  # the same selection on the next rerun
+    assert shared.picked(clicked, "entropy_chart") == 7  # each chart keeps its own memory
+    cleared = SimpleNamespace(selection=SimpleNamespace(points=[]))
+    assert shared.picked(cleared, "pick_chart") is None
+    assert shared.picked(clicked, "pick_chart") == 7  # clicked again after clearing

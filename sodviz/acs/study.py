@@ -26,7 +26,7 @@ from sodviz.acs.selectors import (
 from sodviz.crops.vicrop import ViCropConfig
 from sodviz.detector.loading import Detector
 from sodviz.evaluation.buckets import AITOD_BUCKETS, bucket_masks
-from sodviz.evaluation.coco import coco_metrics, coco_results, first_images, load_coco
+from sodviz.evaluation.coco import coco_metrics, coco_results, first_images, load_coco, model_categories
 from sodviz.evaluation.ground_truth import ground_truth_from_coco
 from sodviz.imageio import load_image
 from sodviz.types import InferenceResult
@@ -40,6 +40,7 @@ class LabelledSplit:
     results: list[InferenceResult]
     candidates: Candidates
     objects: int  # ground-truth objects in the split (with or without a candidate)
+    category_of: np.ndarray  # int64 (C,): the category id each class label carries (`model_categories`)
 
 
 def label_split(
@@ -48,7 +49,9 @@ def label_split(
     on_progress: Callable[[float], None] | None = None,
 ) -> LabelledSplit:  # fmt: skip
     """`label_scenes` over every image of a COCO split (not cached), images read one at a time."""
-    coco = first_images(load_coco(annotations), max_images)
+    coco, category_of = model_categories(
+        first_images(load_coco(annotations), max_images), detector.class_names
+    )
     scenes = (
         (load_image(Path(images) / record["file_name"]), ground_truth_from_coco(coco, image_id=record["id"]))
         for record in coco["images"]
@@ -57,7 +60,7 @@ def label_split(
         detector, scenes, count=len(coco["images"]), min_iou=min_iou, crops=crops, cache=None,
         on_progress=on_progress,
     )  # fmt: skip
-    return LabelledSplit(coco, labelled.results, labelled.candidates, labelled.objects)
+    return LabelledSplit(coco, labelled.results, labelled.candidates, labelled.objects, category_of)
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,8 @@ def rescoring_rows(split: LabelledSplit, regressors: dict[str, IouRegressor], *,
         detections, scale = [], {}
         for record, result in zip(split.coco["images"], split.results, strict=True):
             scores = result.scores if regressor is None else rescored(result, regressor, blend=blend)
-            detections += coco_results(result.boxes_xyxy, scores, result.labels, image_id=record["id"])
+            labels = split.category_of[result.labels]
+            detections += coco_results(result.boxes_xyxy, scores, labels, image_id=record["id"])
             scale[record["id"]] = result.transform.length_scale
         metrics = coco_metrics(split.coco, detections, area_scale=scale)
         name = name if regressor is None else f"rescored, {name} (blend {blend:g})"

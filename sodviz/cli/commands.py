@@ -196,6 +196,7 @@ def report(args: argparse.Namespace) -> None:
     from sodviz.notices import notify
     from sodviz.views.detections import detections_view, query_attention_view
     from sodviz.views.report import (
+        ReportSection,
         attention_section,
         detections_section,
         report_html,
@@ -207,6 +208,8 @@ def report(args: argparse.Namespace) -> None:
 
     pages = [p.strip() for p in args.pages.split(",") if p.strip()]
     unknown = sorted(set(pages) - set(REPORT_PAGES))
+    if not pages:
+        raise ValueError(f"--pages is empty; choose from {', '.join(REPORT_PAGES)}")
     if unknown:
         raise ValueError(f"--pages: unknown {unknown}; choose from {', '.join(REPORT_PAGES)}")
     decoded = read_image(args.image, max_side=MAX_SIDE)
@@ -226,10 +229,16 @@ def report(args: argparse.Namespace) -> None:
         sections.append(
             detections_section(image, found, truth=truth, settings={"score threshold": args.threshold})
         )
-    if "attention" in pages and len(found.detections):
-        query = int(found.detections.data["query_index"][0]) if args.query is None else args.query
-        if query not in found.detections.data["query_index"]:
-            raise ValueError(f"--query {query} is not a detection above {args.threshold}")
+    queries = found.detections.data["query_index"]
+    if args.query is not None and args.query not in queries:
+        raise ValueError(f"--query {args.query} is not a detection above --threshold {args.threshold}")
+    if "attention" in pages and not len(queries):
+        note = f"No detection above the score threshold {args.threshold}: lower --threshold to see attention."
+        sections.append(
+            ReportSection("Attention", notes=(note,), settings={"score threshold": args.threshold})
+        )
+    elif "attention" in pages:
+        query = int(queries[0]) if args.query is None else args.query
         view = query_attention_view(result, image, query=query, layer=None, head=None, opacity=0.5)
         sections.append(attention_section(view, found, label=f"q{query}", settings={"query": query}))
     if "vicrop" in pages:

@@ -14,7 +14,7 @@ from sodviz.crops.slicing import run_slicing
 from sodviz.crops.vicrop import ViCropConfig, run_vicrop
 from sodviz.detector.inference import run_inference, to_detections
 from sodviz.detector.loading import Detector
-from sodviz.evaluation.coco import coco_metrics, coco_results, first_images, load_coco
+from sodviz.evaluation.coco import coco_metrics, coco_results, first_images, load_coco, model_categories
 from sodviz.evaluation.tables import write_rows
 from sodviz.imageio import load_image
 
@@ -50,7 +50,9 @@ def run_benchmark(
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
-    truth = first_images(load_coco(annotations), max_images)
+    truth, category_of = model_categories(
+        first_images(load_coco(annotations), max_images), detector.class_names
+    )
     runs = [("base", 1)] + [(m, b) for m in methods if m != "base" for b in budgets if b > 1]
     found = {run: [] for run in runs}
     seconds = dict.fromkeys(runs, 0.0)
@@ -68,7 +70,10 @@ def run_benchmark(
             if used < budget:
                 unspent[(method, budget)][shortfall] += 1
             found[(method, budget)] += coco_results(
-                detections.xyxy, detections.confidence, detections.class_id, image_id=record["id"]
+                detections.xyxy,
+                detections.confidence,
+                category_of[detections.class_id],
+                image_id=record["id"],
             )
         if on_progress is not None:
             on_progress(done / len(truth["images"]))

@@ -104,7 +104,7 @@ def decode_predictions(
     Args:
         logits: `[B, Q, classes (+1 no-object for softmax heads)]`.
         pred_boxes: `[B, Q, 4]` normalised cxcywh, relative to the resized image.
-        transforms: one per image.
+        transforms: one per image (letterboxed: boxes centred in the padding score 0, all clipped).
         sigmoid: sigmoid scores; else softmax without the no-object class.
 
     Returns:
@@ -113,7 +113,22 @@ def decode_predictions(
     probabilities = logits.sigmoid() if sigmoid else logits.softmax(dim=-1)[..., :-1]
     probabilities = probabilities.float().cpu().numpy()
     boxes = pred_boxes.float().cpu().numpy()
-    return [(boxes_to_image(boxes[i], t), probabilities[i]) for i, t in enumerate(transforms)]
+    return [_in_image(boxes_to_image(boxes[i], t), probabilities[i], t) for i, t in enumerate(transforms)]
+
+
+def _in_image(
+    boxes_xyxy: np.ndarray, probabilities: np.ndarray, transform: InputTransform
+) -> tuple[np.ndarray, np.ndarray]:
+    """A letterboxed input has black padding the model may "detect" in: queries whose box centre
+    lies in the padding score 0, and every box is clipped to the image. Other inputs unchanged."""
+    if not transform.letterboxed:
+        return boxes_xyxy, probabilities
+    height, width = transform.image_hw
+    cx, cy = (boxes_xyxy[:, 0] + boxes_xyxy[:, 2]) / 2, (boxes_xyxy[:, 1] + boxes_xyxy[:, 3]) / 2
+    padding = (cx < 0) | (cx > width) | (cy < 0) | (cy > height)
+    probabilities = np.where(padding[:, None], 0.0, probabilities).astype(np.float32)
+    clipped = np.clip(boxes_xyxy, 0, [width, height, width, height]).astype(np.float32)
+    return clipped, probabilities
 
 
 def boxes_to_image(boxes_cxcywh: np.ndarray, transform: InputTransform) -> np.ndarray:

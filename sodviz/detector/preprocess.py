@@ -86,13 +86,17 @@ def input_summary(transform: InputTransform) -> str:
     text = f"Model input **{input_w}x{input_h}** px; the image is scaled x {scale_x:.3f}, y {scale_y:.3f}"
     if abs(scale_x / scale_y - 1) > 0.02:
         text += (
-            f": **squashed**, objects shrink {1 / scale_x:.2f}x across and {1 / scale_y:.2f}x down "
+            f": **squashed**, objects {_resized(scale_x)} across and {_resized(scale_y)} down "
             f"(aspect {scale_y / scale_x:.2f}:1 distorted)"
         )
     elif transform.resized_hw != transform.input_hw:
         resized_h, resized_w = transform.resized_hw
         text += f", aspect kept ({resized_w}x{resized_h} px of image, the rest padding)"
     return text + f"; size buckets use {transform.length_scale:.3f} input px per image px."
+
+
+def _resized(scale: float) -> str:
+    return f"shrink {1 / scale:.2f}x" if scale < 1 else f"grow {scale:.2f}x"
 
 
 def is_fixed_size(processor: object) -> bool:

@@ -34,12 +34,43 @@ def load_coco(path: str | Path, *, require_objects: bool = True) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no COCO annotations at {path}")
     try:
-        coco = json.loads(path.read_text())
+        coco = json.loads(path.read_bytes().decode("utf-8-sig"))  # a byte-order mark is fine
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
     check = check_coco(coco, source=str(path), require_objects=require_objects)
     notify(check.notices)
     return check.coco
+
+
+def class_aware(names, class_names) -> bool:
+    """Whether ground truth with category `names` can be scored per class against a model with
+    `class_names`: every name is one of the model's classes (else scores are class-agnostic)."""
+    return set(names) <= set(class_names)
+
+
+def model_categories(coco: dict, class_names: tuple[str, ...] | list[str]) -> tuple[dict, np.ndarray]:
+    """The dataset to score a detector against, and the category id each of its class labels
+    carries (int64 `(C,)`; -1 for a class the data has no category of: pycocotools leaves those
+    detections out, as COCO does).
+
+    Classes are matched by name (a model fine-tuned by sodviz has the categories sorted by id;
+    a hub model has its own order and ids). When some category name is not one of the model's
+    classes, the scores are class-agnostic: every object and detection counts as one class, as
+    the app's TP / FP / FN do, and a `DataNotice` says so.
+    """
+    categories = coco["categories"]
+    by_name = {str(c.get("name", c["id"])): c["id"] for c in categories}
+    if len(by_name) == len(categories) and class_aware(by_name, class_names):
+        return coco, np.array([by_name.get(name, -1) for name in class_names], np.int64)
+    notify([
+        f"the data's categories {sorted(by_name)} are not all among the model's classes "
+        f"{list(class_names)}: scored class-agnostically (any class matches any object)."
+    ])  # fmt: skip
+    agnostic = coco | {
+        "categories": [{"id": 0, "name": "object"}],
+        "annotations": [a | {"category_id": 0} for a in coco["annotations"]],
+    }
+    return agnostic, np.zeros(len(class_names), np.int64)
 
 
 def first_images(coco: dict, max_images: int | None) -> dict:

@@ -20,6 +20,7 @@ from sodviz.evaluation.coco import (
     first_images,
     load_coco,
     match_detections,
+    model_categories,
 )
 from sodviz.imageio import load_image
 
@@ -61,7 +62,9 @@ def evaluate_detector(
     """Detect on every image of a COCO dataset (whole image at the model's input size) and score it."""
     if frame not in ("input", "image"):
         raise ValueError(f"frame must be 'input' or 'image', got {frame!r}")
-    truth = first_images(load_coco(annotations), max_images)
+    truth, category_of = model_categories(
+        first_images(load_coco(annotations), max_images), detector.class_names
+    )
     records = truth["images"]
     detections, results, scale = [], {}, {}
     for done, record in enumerate(records, start=1):
@@ -73,7 +76,7 @@ def evaluate_detector(
         detections += coco_results(
             result.boxes_xyxy,
             result.scores,
-            result.labels,
+            category_of[result.labels],
             image_id=record["id"],
             query_index=np.arange(result.num_queries),
         )

@@ -12,7 +12,7 @@ import supervision as sv
 
 from sodviz.boxes import box_size, xywh_to_xyxy, xyxy_to_xywh
 from sodviz.evaluation.buckets import APP_BUCKETS, size_bucket
-from sodviz.evaluation.coco import coco_results, match_detections
+from sodviz.evaluation.coco import class_aware, coco_results, match_detections
 from sodviz.evaluation.validation import check_coco
 
 
@@ -83,7 +83,7 @@ def parse_annotations(data: bytes, *, file_name: str | None = None, scale: float
         ValueError: not JSON, not usable COCO, or no matching image.
     """
     try:
-        coco = json.loads(data)
+        coco = json.loads(data.decode("utf-8-sig") if isinstance(data, bytes) else data)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"The annotations are not valid JSON ({error}).") from error
     check = check_coco(coco, source="The annotations", need_files=False, require_objects=False)
@@ -95,7 +95,7 @@ def parse_annotations(data: bytes, *, file_name: str | None = None, scale: float
         if len(images) != 1:
             raise ValueError(
                 f"The annotations list {len(coco['images'])} images and none is named {wanted!r}; "
-                "upload annotations with this image's file name, or for this image only."
+                "give annotations that name this image's file, or hold this image only."
             )
     truth = ground_truth_from_coco(coco, image_id=images[0]["id"], scale=scale)
     return replace(truth, notices=check.notices)
@@ -105,9 +105,9 @@ def match_ground_truth(
     detections: sv.Detections, truth: GroundTruth, *, class_names: tuple[str, ...], iou: float = 0.5
 ) -> GroundTruthMatch:
     """Match detections (class ids into `class_names`) to ground truth; see `GroundTruthMatch`."""
-    class_aware = set(truth.class_names.tolist()) <= set(class_names)
-    truth_ids = [class_names.index(n) if class_aware else 0 for n in truth.class_names.tolist()]
-    detection_ids = detections.class_id if class_aware else np.zeros(len(detections), np.int64)
+    aware = class_aware(truth.class_names.tolist(), class_names)
+    truth_ids = [class_names.index(n) if aware else 0 for n in truth.class_names.tolist()]
+    detection_ids = detections.class_id if aware else np.zeros(len(detections), np.int64)
     coco = {
         "images": [{"id": 0}],
         "categories": [{"id": i} for i in range(max(len(class_names), 1))],
@@ -132,4 +132,4 @@ def match_ground_truth(
         counts[bucket]["tp" if found else "fn"] += 1
     for bucket, label in zip(app_bucket(detections.xyxy), status, strict=True):
         counts[bucket]["fp"] += label == "FP"
-    return GroundTruthMatch(status=status, missed=missed, counts=counts, class_aware=class_aware)
+    return GroundTruthMatch(status=status, missed=missed, counts=counts, class_aware=aware)

@@ -69,6 +69,16 @@ def check_coco(
         raise ValueError(f"{source} annotates no objects ('annotations' is empty); AP needs ground truth.")
     if not annotations and require_objects:
         raise ValueError(f"{source} has no usable annotation: " + " ".join(notices))
+    crowd = [a.get("id") for a in annotations if a.get("iscrowd", 0) == 1]
+    if crowd and len(crowd) == len(annotations) and require_objects:
+        raise ValueError(
+            f"{source}: all {len(crowd)} usable annotations are crowd regions (iscrowd 1), which AP ignores."
+        )
+    if crowd:
+        notices.append(
+            f"{len(crowd)} annotation{'s are crowd regions' if len(crowd) > 1 else ' is a crowd region'} "
+            f"(iscrowd 1), ignored by AP as in COCO: annotation ids {name_some(crowd)}."
+        )
     if not coco["annotations"]:
         notices.append(f"{source} annotates no objects; every detection counts as a false positive.")
     cleaned = coco | {"annotations": annotations}
@@ -80,6 +90,11 @@ def _check_images(images: list, source: str, *, need_files: bool) -> dict:
     bad = [i for i, image in enumerate(images) if not isinstance(image, dict) or "id" not in image]
     if bad:
         raise ValueError(f"{source}: images at positions {name_some(bad)} have no 'id'.")
+    odd = [i for i, image in enumerate(images) if not _id_like(image["id"])]
+    if odd:
+        raise ValueError(
+            f"{source}: images at positions {name_some(odd)} have an 'id' that is not a number or a string."
+        )
     if need_files:
         nameless = [image["id"] for image in images if not isinstance(image.get("file_name"), str)]
         if nameless:
@@ -96,6 +111,12 @@ def _check_categories(categories: list, source: str) -> set:
     ]
     if bad:
         raise ValueError(f"{source}: categories at positions {name_some(bad)} have no 'id'.")
+    kinds = {type(_key(c["id"])) for c in categories}
+    if not all(_id_like(c["id"]) for c in categories) or len(kinds) > 1:
+        raise ValueError(
+            f"{source}: category ids must all be integers (or all strings); got "
+            f"{name_some(sorted({repr(c['id']) for c in categories}))}."
+        )
     repeated = [key for key, n in Counter(_key(c["id"]) for c in categories).items() if n > 1]
     if repeated:
         raise ValueError(f"{source}: category ids {name_some(repeated)} are used by more than one category.")
@@ -120,6 +141,9 @@ def _check_annotations(annotations: list, images: dict, categories: set) -> tupl
         if _key(annotation.get("category_id")) not in categories:
             reasons[_NO_CATEGORY].append(label)
             unknown_categories.add(str(annotation.get("category_id")))
+            continue
+        if annotation.get("iscrowd", 0) not in (0, 1):  # also False / True
+            reasons["iscrowd not 0 or 1"].append(label)
             continue
         box = _box(annotation.get("bbox"))
         if box is None:
@@ -161,7 +185,9 @@ def _unique_ids(annotations: list[dict]) -> tuple[list[dict], str | None]:
     counts = Counter(_key(i) for i in ids if i is not None)
     repeated = [key for key, n in counts.items() if n > 1]
     missing = sum(i is None for i in ids)
-    if not repeated and not missing:
+    odd = [i for i in ids if i is not None and not (_id_like(i) and not isinstance(i, str))]
+    odd += [i for i in ids if isinstance(i, str)]  # pycocotools matches annotation ids as numbers
+    if not repeated and not missing and not odd:
         return annotations, None
     renumbered = [a | {"id": n} for n, a in enumerate(annotations, start=1)]
     why = []
@@ -169,11 +195,20 @@ def _unique_ids(annotations: list[dict]) -> tuple[list[dict], str | None]:
         why.append(f"ids {name_some(repeated)} repeat")
     if missing:
         why.append(f"{missing} have no id")
+    if odd:
+        why.append(f"ids {name_some(odd)} are not integers")
     return renumbered, f"annotations renumbered 1..{len(renumbered)}: {' and '.join(why)}."
 
 
+def _id_like(value) -> bool:
+    """An id pycocotools can index and sort: an integer (or integral float) or a string."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int | str) or (isinstance(value, float) and value.is_integer())
+
+
 def _box(value) -> list[float] | None:
-    if not isinstance(value, list | tuple) or len(value) != 4:
+    if not isinstance(value, list | tuple) or len(value) != 4 or any(isinstance(v, bool) for v in value):
         return None
     try:
         box = [float(v) for v in value]

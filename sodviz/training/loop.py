@@ -17,9 +17,9 @@ from torch import nn
 from transformers import RTDetrImageProcessorPil
 
 from sodviz.detector.inference import decode_predictions, uses_sigmoid
-from sodviz.evaluation.coco import coco_metrics, coco_results, first_images, load_coco
+from sodviz.evaluation.coco import coco_metrics, coco_results, first_images, load_coco, model_categories
 from sodviz.modules import save_modules, split_state_dict
-from sodviz.training.data import CropBatches, class_labels, class_names
+from sodviz.training.data import CropBatches, class_names
 from sodviz.training.recipe import TrainConfig, initial_model, lr_factor, parameter_groups
 from sodviz.types import InputTransform, best_class
 
@@ -213,8 +213,9 @@ def evaluate_model(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    subset, category_of = model_categories(subset, names)
     detections, scale = [], {}
-    category_of = {label: category for category, label in class_labels(subset).items()}
     for record in subset["images"]:
         with Image.open(folder / "images" / record["file_name"]) as picture:
             record = {"width": picture.width, "height": picture.height} | record
@@ -230,8 +231,7 @@ def evaluate_model(
             outputs.logits, outputs.pred_boxes, [transform], sigmoid=sigmoid
         )
         best, labels = best_class(probabilities)
-        categories = np.array([category_of[int(label)] for label in labels])
-        detections += coco_results(boxes, best, categories, image_id=record["id"])
+        detections += coco_results(boxes, best, category_of[labels], image_id=record["id"])
         scale[record["id"]] = input_size / max(record["width"], record["height"])  # as before the move
     model.train(was_training)
     return coco_metrics(subset, detections, area_scale=scale)

@@ -3,6 +3,7 @@ the learning-rate schedule and the parameter groups."""
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,29 +104,41 @@ def initial_model(config: TrainConfig, class_names: list[str]) -> RTDetrForObjec
     return model
 
 
+CLASS_HEADS = ("class_embed", "enc_score_head", "denoising_class_embed")  # RT-DETR's per-class weights
+
+
 def initial_weights(init: str, class_names: list[str]) -> RTDetrForObjectDetection:
-    """`init`'s weights (a folder, or a name of `EMBEDDED_MODELS` such as "demo") for data with
-    `class_names`. With other classes than `init`'s, every weight but the class heads is kept and
-    the class heads start afresh (a `DataNotice` says so)."""
-    folder = EMBEDDED_MODELS.get(init, Path(init).expanduser())
-    if not (Path(folder) / "config.json").is_file():
-        raise FileNotFoundError(f"--init {init!r}: no model there ({folder} has no config.json)")
-    old = AutoConfig.from_pretrained(folder)
-    if [old.id2label[i] for i in range(old.num_labels)] == class_names:
-        return RTDetrForObjectDetection.from_pretrained(folder, dtype=torch.float32)
-    notify(
-        [
-            f"--init {init}: its classes {[old.id2label[i] for i in range(old.num_labels)]} differ from "
-            f"the data's {class_names}; the class heads start afresh, every other weight is {init}'s."
-        ]
+    """`init`'s weights (a folder, a hub id, or a name of `EMBEDDED_MODELS` such as "demo") for
+    data with `class_names`. With other classes than `init`'s (other names, or another order),
+    every weight but the class heads (`CLASS_HEADS`) is `init`'s and the class heads start from
+    a fresh random initialisation, whatever their shape (a `DataNotice` says so)."""
+    source = str(
+        EMBEDDED_MODELS.get(init, Path(init).expanduser() if Path(init).expanduser().exists() else init)
     )
-    return RTDetrForObjectDetection.from_pretrained(
-        folder,
-        dtype=torch.float32,
-        id2label=dict(enumerate(class_names)),
-        label2id={name: i for i, name in enumerate(class_names)},
-        ignore_mismatched_sizes=True,
-    )
+    try:
+        old = AutoConfig.from_pretrained(source)
+    except OSError as error:
+        raise FileNotFoundError(
+            f"--init {init!r}: no model there (not a folder with a config.json, nor a cached hub id)"
+        ) from error
+    old_names = [old.id2label[i] for i in range(old.num_labels)]
+    pretrained = RTDetrForObjectDetection.from_pretrained(source, dtype=torch.float32)
+    if old_names == class_names:
+        return pretrained
+    notify([
+        f"--init {init}: its classes {old_names} are not the data's {class_names}; "
+        f"the class heads start afresh, every other weight is {init}'s."
+    ])  # fmt: skip
+    config = copy.deepcopy(pretrained.config)
+    config.id2label = dict(enumerate(class_names))
+    config.label2id = {name: i for i, name in enumerate(class_names)}
+    config.num_labels = len(class_names)
+    model = RTDetrForObjectDetection(config)  # random weights everywhere, the class heads included
+    kept = {k: v for k, v in pretrained.state_dict().items() if not any(h in k for h in CLASS_HEADS)}
+    missing, unexpected = model.load_state_dict(kept, strict=False)
+    if unexpected or any(not any(h in k for h in CLASS_HEADS) for k in missing):
+        raise ValueError(f"--init {init}: weights do not fit the model ({unexpected[:3] or missing[:3]})")
+    return model
 
 
 def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:

@@ -23,7 +23,14 @@ from sodviz.evaluation.ground_truth import (
     match_ground_truth,
 )
 from sodviz.types import DeformableAttention, InferenceResult
-from sodviz.views.render import draw_sampling_points, heat_range, overlay_heatmap, tile_images, with_colorbar
+from sodviz.views.render import (
+    draw_sampling_points,
+    heat_range,
+    heat_with_colorbar,
+    overlay_heatmap,
+    tile_images,
+    with_colorbar,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +123,7 @@ def query_attention_view(
 ) -> QueryAttentionView:
     """Everything the Attention page shows for one query (layer / head None: the mean)."""
     heat = query_attention_map(result, query, layer=layer, head=head)
-    overlay = with_colorbar(
-        overlay_heatmap(image, result.transform.grid_to_image(heat), opacity=opacity),
-        heat_range(heat), ATTENTION_UNIT,
-    )  # fmt: skip
+    overlay = heat_with_colorbar(image, result.transform.grid_to_image(heat), ATTENTION_UNIT, opacity=opacity)
     points = points_overlay = None
     if isinstance(result.attention, DeformableAttention):
         points = query_sampling_points(result, query, layer=layer, head=head)
@@ -159,5 +163,5 @@ def aggregate_overlay(
     heat = aggregate_attention_map(
         result, detections.data["query_index"], query_weights=detections.confidence, layer=layer
     )
-    overlay = overlay_heatmap(image, result.transform.grid_to_image(heat), opacity=opacity)
-    return with_colorbar(overlay, heat_range(heat), "score-weighted mean " + ATTENTION_UNIT)
+    on_image = result.transform.grid_to_image(heat)
+    return heat_with_colorbar(image, on_image, "score-weighted mean " + ATTENTION_UNIT, opacity=opacity)

@@ -48,6 +48,16 @@ def overlay_heatmap(
     return cv2.addWeighted(image, 1.0 - opacity, colored, opacity, 0.0)
 
 
+def heat_with_colorbar(
+    image: np.ndarray, heatmap: np.ndarray, label: str, *, opacity: float = 0.5, colormap: str = "jet"
+) -> np.ndarray:
+    """`overlay_heatmap` of a map already at the image's size, with the colour bar of exactly the
+    range it was drawn with."""
+    value_range = heat_range(heatmap)
+    overlay = overlay_heatmap(image, heatmap, opacity=opacity, value_range=value_range, colormap=colormap)
+    return with_colorbar(overlay, value_range, label, colormap=colormap)
+
+
 def heat_range(*heatmaps: np.ndarray) -> tuple[float, float]:
     """(low, high) over all `heatmaps`: one scale for maps meant to be compared."""
     values = [np.asarray(h, np.float64) for h in heatmaps if np.size(h)]
@@ -71,11 +81,13 @@ def with_colorbar(
     (bottom) to `value_range[1]` (top), three ticks in the map's units, and `label` along it.
     Its size follows the image's height, so it stays readable however the image is shown."""
     height = image.shape[0]
-    scale = max(0.35, height / 1000)  # text about 2 % of the image's height
+    if height < 16:
+        raise ValueError(f"a colour bar needs an image at least 16 px tall, got {height}")
+    scale = max(0.35, min(height, 1.5 * image.shape[1]) / 1000)  # text ~2 % of the height (narrow: less)
     thick = max(1, round(scale))
     unit = max(1, round(scale / 0.45))  # pixels of panel per pixel at the smallest size
     margin, ramp_w = 8 * unit, 14 * unit
-    bar_h = max(8, height - 2 * 16 * unit)
+    bar_h = max(8, height - 2 * min(16 * unit, height // 4))
     top = (height - bar_h) // 2
     ramp = colorize(np.linspace(1.0, 0.0, bar_h, dtype=np.float32)[:, None].repeat(ramp_w, axis=1), colormap)
     ticks = [value_range[1], (value_range[0] + value_range[1]) / 2, value_range[0]]

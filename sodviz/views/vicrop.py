@@ -18,10 +18,8 @@ from sodviz.views.render import (
     draw_detections,
     draw_match,
     fit_tile,
-    heat_range,
-    overlay_heatmap,
+    heat_with_colorbar,
     tile_images,
-    with_colorbar,
 )
 
 CROP_TILE = 320  # pixels: the longer side of each crop in the mosaic
@@ -100,8 +98,7 @@ def vicrop_view(
         ("score", windows.score),
     ):
         heat = window_heatmap(boxes, values[of_scale], image.shape[:2])
-        overlay = overlay_heatmap(image, heat, opacity=0.55)
-        heatmaps[name] = with_colorbar(overlay, heat_range(heat), WINDOW_UNITS[name])
+        heatmaps[name] = heat_with_colorbar(image, heat, WINDOW_UNITS[name], opacity=0.55)
     before = above(outcome.base, score_threshold)
     after = above(outcome.fused, score_threshold)
     refined = above(outcome.refined.detections, score_threshold)

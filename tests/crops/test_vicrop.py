@@ -158,10 +158,15 @@ def test_vicrop_view_with_ground_truth(tiny_detectors, image):
     view = vicrop_view(outcome, image, scale=0.5, score_threshold=0.0, class_names=("a", "b"), truth=truth)
     assert set(view.heatmaps) == {"intensity", "entropy", "score"}
     assert all(
-        h.shape[0] == image.shape[0] < h.shape[1] - image.shape[1] + 200 for h in view.heatmaps.values()
+        h.shape[0] == image.shape[0] and h.shape[1] > image.shape[1] + 20 for h in view.heatmaps.values()
     )
     assert view.before.shape == view.after.shape == image.shape
-    assert view.crops is not None and view.added <= int(outcome.fused.data["refined"].sum())
+    from sodviz.views.vicrop import above, fusion_changes
+
+    assert view.crops is not None
+    counts = fusion_changes(above(outcome.base, 0.0), above(outcome.fused, 0.0))
+    assert (view.added, view.replaced, view.removed) == counts
+    assert view.added + view.replaced <= int(outcome.fused.data["refined"].sum())
     assert [r["crop"] for r in view.crop_rows] == list(range(len(outcome.plan.crops_xyxy)))
     assert len({r["colour"] for r in view.crop_rows}) == len(view.crop_rows)
     rows = counts_table({"original": view.before_match, "ViCrop": view.after_match})

@@ -240,3 +240,23 @@ def test_decode_predictions_sigmoid_or_softmax_without_the_no_object_class():
     ((_, softmax),) = decode_predictions(logits, boxes, [transform], sigmoid=False)
     assert softmax.shape == (1, 2)  # the last (no-object) column is dropped
     np.testing.assert_allclose(softmax, torch.softmax(logits[0], -1)[:, :2].numpy(), atol=1e-6)
+
+
+def test_letterboxed_detections_in_the_padding_score_zero_and_boxes_are_clipped():
+    import torch
+
+    from sodviz.detector.inference import decode_predictions
+    from sodviz.types import InputTransform
+
+    transform = InputTransform(image_hw=(108, 192), resized_hw=(54, 96), input_hw=(96, 96), letterboxed=True)
+    boxes = torch.tensor(
+        [[[0.25, 0.25, 0.1, 0.1], [0.5, 0.8, 0.1, 0.1], [0.5, 0.55, 0.2, 0.2]]]
+    )  # cxcywh / input
+    logits = torch.full((1, 3, 2), 3.0)
+    ((xyxy, probabilities),) = decode_predictions(logits, boxes, [transform], sigmoid=True)
+    assert probabilities[0].min() > 0.9 and probabilities[1].max() == 0  # centre in the padding
+    assert probabilities[2].min() > 0.9  # centre inside, box reaching into the padding: kept, clipped
+    assert xyxy[:, [0, 2]].max() <= 192 and xyxy[:, [1, 3]].max() <= 108 and xyxy[2, 3] == 108
+    squashed = InputTransform(image_hw=(108, 192), resized_hw=(96, 96), input_hw=(96, 96))
+    ((_, untouched),) = decode_predictions(logits, boxes, [squashed], sigmoid=True)
+    assert untouched.min() > 0.9

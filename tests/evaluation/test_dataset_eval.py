@@ -82,3 +82,35 @@ def test_attention_summary_by_bucket():
     assert summary["vt"]["median"] == pytest.approx(0.5) and summary["vt"]["matched"] == 3
     assert summary["vt"]["p10"] == pytest.approx(0.1)  # linear between 0.0 and 0.5
     assert summary["m"]["median"] == pytest.approx(0.3) and summary["all"]["matched"] == 5
+
+
+def _samples(tmp_path, *, shift: int = 0, names: dict | None = None, count: int = 2):
+    """The first sample scenes as a COCO split, category ids shifted by `shift`, names renamed."""
+    from sodviz.samples import SAMPLES_DIR
+
+    coco = json.loads((SAMPLES_DIR / "annotations.json").read_text())
+    coco["images"] = coco["images"][:count]
+    ids = {image["id"] for image in coco["images"]}
+    coco["annotations"] = [
+        a | {"category_id": a["category_id"] + shift} for a in coco["annotations"] if a["image_id"] in ids
+    ]
+    coco["categories"] = [
+        c | {"id": c["id"] + shift, "name": (names or {}).get(c["name"], c["name"])}
+        for c in coco["categories"]
+    ]
+    path = tmp_path / f"coco_{shift}.json"
+    path.write_text(json.dumps(coco))
+    return path, SAMPLES_DIR / "images"
+
+
+def test_categories_are_matched_to_the_model_by_name_not_by_id(demo_detector, tmp_path):
+    """Category ids starting at 1 (or in another order) score as the same data with ids 0..3:
+    a detection's class reaches the category of the same name."""
+    from sodviz.notices import DataNotice
+
+    same = [evaluate_detector(demo_detector, *_samples(tmp_path, shift=s)).metrics for s in (0, 1, 7)]
+    assert same[0]["AP50"] > 0.5
+    assert same[1] == pytest.approx(same[0], nan_ok=True) and same[2] == pytest.approx(same[0], nan_ok=True)
+    with pytest.warns(DataNotice, match="class-agnostically"):
+        renamed = evaluate_detector(demo_detector, *_samples(tmp_path, names={"vehicle": "car"})).metrics
+    assert renamed["AP50"] > 0.5  # class-agnostic: still scored, not zero

@@ -115,3 +115,47 @@ def test_an_uploaded_file_gets_the_same_check_and_keeps_its_notices():
     np.testing.assert_allclose(truth.boxes_xyxy[0], [45, 35, 50, 40])
     with pytest.raises(ValueError, match="'categories' is missing"):
         parse_annotations(json.dumps({"images": [], "annotations": []}).encode())
+
+
+@pytest.mark.parametrize(
+    ("breaks", "message"),
+    [
+        (lambda c: c["images"][0].__setitem__("id", [1]), "not a number or a string"),
+        (lambda c: c["categories"][1].__setitem__("id", "2"), "category ids must all be integers"),
+        (lambda c: [a.__setitem__("iscrowd", 1) for a in c["annotations"]], "are crowd regions"),
+    ],
+)
+def test_ids_pycocotools_cannot_use_and_all_crowd_data_are_refused(breaks, message):
+    coco = _dataset()
+    breaks(coco)
+    with pytest.raises(ValueError, match=message):
+        check_coco(coco)
+
+
+def test_odd_annotation_fields_are_said_not_crashed_on():
+    coco = _dataset()
+    coco["annotations"][0]["iscrowd"] = "yes"
+    coco["annotations"][1]["bbox"] = [True, 1, 2, 3]
+    coco["annotations"][2]["iscrowd"] = 1
+    for annotation in coco["annotations"]:
+        annotation["id"] = f"a{annotation['id']}"
+    check = check_coco(coco)
+    assert len(check.coco["annotations"]) == 4 and check.dropped == 2
+    said = " ".join(check.notices)
+    assert "(iscrowd not 0 or 1): annotation ids a10" in said and "(no bbox" in said
+    assert "1 annotation is a crowd region (iscrowd 1)" in said and "are not integers" in said
+    assert [a["id"] for a in check.coco["annotations"]] == [1, 2, 3, 4]
+
+
+def test_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "data.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(_dataset()).encode())
+    assert len(load_coco(path)["annotations"]) == 6
+    assert (
+        len(
+            parse_annotations(
+                b"\xef\xbb\xbf" + json.dumps(_dataset() | {"images": _dataset()["images"][:1]}).encode()
+            )
+        )
+        == 3
+    )

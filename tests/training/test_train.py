@@ -16,7 +16,7 @@ from sodviz.synth.datasets import write_dataset
 from sodviz.synth.scenes import SceneConfig
 from sodviz.training.data import CocoCrops, CropBatches, _crop_boxes, _random_flip_rotate
 from sodviz.training.loop import train
-from sodviz.training.recipe import TrainConfig, initial_model, lr_factor, parameter_groups
+from sodviz.training.recipe import CLASS_HEADS, TrainConfig, initial_model, lr_factor, parameter_groups
 
 TINY_MODEL = dict(
     backbone_config=RTDetrResNetConfig(
@@ -224,18 +224,25 @@ def test_training_with_worker_processes(dataset, tmp_path):
     assert (folder / "model.safetensors").is_file()
 
 
-def _with_other_classes(folder, out):
-    """A copy of a generated dataset whose classes are not the demo's: vehicles become 'plane'
-    (category id 1), everything else 'ship' (id 5): COCO ids starting at 1, with a gap."""
+def _recategorised(folder, out, mapping: dict):
+    """A copy of a generated dataset with its categories renamed and renumbered: `mapping` is
+    old category id -> (new id, name); annotations of unmapped categories are dropped."""
     import shutil
 
     shutil.copytree(folder / "images", out / "images")
     coco = json.loads((folder / "annotations.json").read_text())
-    coco["categories"] = [{"id": 1, "name": "plane"}, {"id": 5, "name": "ship"}]
-    for annotation in coco["annotations"]:
-        annotation["category_id"] = 1 if annotation["category_id"] == 0 else 5
+    coco["categories"] = [{"id": i, "name": n} for i, n in sorted(set(mapping.values()))]
+    coco["annotations"] = [
+        a | {"category_id": mapping[a["category_id"]][0]}
+        for a in coco["annotations"]
+        if a["category_id"] in mapping
+    ]
     (out / "annotations.json").write_text(json.dumps(coco))
     return out
+
+
+# vehicles become 'plane' (category id 1), everything else 'ship' (id 5): ids from 1, with a gap
+OTHER_CLASSES = {0: (1, "plane"), 1: (5, "ship"), 2: (5, "ship"), 3: (5, "ship")}
 
 
 def test_fine_tuning_the_demo_on_data_with_other_classes(dataset, tmp_path):
@@ -246,8 +253,8 @@ def test_fine_tuning_the_demo_on_data_with_other_classes(dataset, tmp_path):
     from sodviz.training.data import CocoCrops
     from sodviz.training.loop import evaluate_model
 
-    train_folder = _with_other_classes(dataset[0], tmp_path / "train")
-    val_folder = _with_other_classes(dataset[1], tmp_path / "val")
+    train_folder = _recategorised(dataset[0], tmp_path / "train", OTHER_CLASSES)
+    val_folder = _recategorised(dataset[1], tmp_path / "val", OTHER_CLASSES)
     crops = CocoCrops(train_folder, input_size=96, zoom_range=(1.0, 1.0), seed=0)
     labels = torch.cat([crops.sample()[1]["class_labels"] for _ in range(8)])
     assert set(labels.tolist()) <= {0, 1} and len(labels)
@@ -259,14 +266,28 @@ def test_fine_tuning_the_demo_on_data_with_other_classes(dataset, tmp_path):
         model = initial_model(config, ["plane", "ship"])
     demo = load_detector("demo").model.state_dict()
     mine = model.state_dict()
-    heads = [n for n in demo if mine[n].shape != demo[n].shape]
-    assert heads and all("class_embed" in n or "score_head" in n for n in heads)
+    heads = [n for n in demo if any(h in n for h in CLASS_HEADS)]
+    assert heads and all(mine[n].shape != demo[n].shape for n in heads if n.endswith("weight"))
     assert all(torch.equal(mine[n], demo[n]) for n in demo if n not in heads)
+    renamed = ["car", "pedestrian", "bus", "van"]  # as many classes as the demo's: same shapes
+    with pytest.warns(DataNotice, match="the class heads start afresh"):
+        same_count = initial_model(config, renamed).state_dict()
+    assert all(not torch.equal(same_count[n], demo[n]) for n in heads if n.endswith("weight"))
+    assert all(torch.equal(same_count[n], demo[n]) for n in demo if n not in heads)
 
     with pytest.warns(DataNotice):
         detector = load_detector(train(config))
     assert detector.class_names == ("plane", "ship")
     metrics = evaluate_model(detector.model, val_folder, input_size=160)
-    assert np.isfinite(metrics["AP"])  # ground truth found under ids 1 and 5
+    assert np.isfinite(metrics["AP"])
+    # labels reach the data's categories by name: the demo with its first two classes renamed
+    # scores on vehicles and people renumbered 1 / 5 exactly as on them with their own ids 0 / 1
+    own = _recategorised(dataset[1], tmp_path / "own", {0: (0, "vehicle"), 1: (1, "person")})
+    moved = _recategorised(dataset[1], tmp_path / "moved", {0: (1, "plane"), 1: (5, "ship")})
+    demo = load_detector("demo").model
+    on_own = evaluate_model(demo, own, input_size=256)
+    demo.config.id2label = {0: "plane", 1: "ship", 2: "boat", 3: "truck"}
+    on_moved = evaluate_model(demo, moved, input_size=256)
+    assert on_own["AP50"] > 0.01 and on_moved == pytest.approx(on_own, nan_ok=True)
     with pytest.raises(FileNotFoundError, match="no model there"):
         initial_model(_config(dataset, tmp_path / "x", init=str(tmp_path / "nothing")), ["plane"])

@@ -62,6 +62,22 @@ def test_report_command_writes_the_pages_asked_for(tiny_model_dirs, image, tmp_p
     assert str(tiny_model_dirs["rt_detr"]) in text and "scene.png" in text and "squashed" in text
     assert main([*argv, "--pages", "detections,erf", "--out", str(out)]) == 2
     assert "--pages: unknown ['erf']" in capsys.readouterr().err
+    assert main([*argv, "--pages", "", "--out", str(out)]) == 2
+    assert "--pages is empty" in capsys.readouterr().err
+    high = [
+        "report",
+        str(path),
+        "--model",
+        str(tiny_model_dirs["rt_detr"]),
+        "--threshold",
+        "1.1",
+        "--out",
+        str(out),
+    ]
+    assert main([*high, "--pages", "attention"]) == 0
+    assert "No detection above the score threshold 1.1" in out.read_text()
+    assert main([*high, "--query", "3"]) == 2
+    assert "--query 3 is not a detection" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("pages", ["detections", "vicrop"])
