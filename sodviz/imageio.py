@@ -142,6 +142,14 @@ def read_image(path: str | os.PathLike, *, max_side: int | None = None) -> Decod
         return decode_image(file.read(), name=os.path.basename(path), max_side=max_side)
 
 
+def open_image(path: str | os.PathLike) -> DecodedImage:
+    """An image file decoded as the app decodes an upload: bounded at `MAX_SIDE`, its notices
+    warned as `DataNotice`s (the CLI's `predict` and `report`)."""
+    decoded = read_image(path, max_side=MAX_SIDE)
+    notify(decoded.notices)
+    return decoded
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """uint8 `(H, W, 3)` RGB of an image file at full size, upright (see `decode_image`).
 

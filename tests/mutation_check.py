@@ -236,9 +236,9 @@ M = [
     ),
     (
         "imageio: predict decodes at full size",
-        "sodviz/cli/commands.py",
-        "    decoded = read_image(args.image, max_side=MAX_SIDE)",
-        "    decoded = read_image(args.image)",
+        "sodviz/imageio.py",
+        "    decoded = read_image(path, max_side=MAX_SIDE)\n    notify",
+        "    decoded = read_image(path)\n    notify",
         ["tests/cli/test_bad_data.py"],
     ),
     (

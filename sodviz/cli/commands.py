@@ -139,12 +139,10 @@ def predict(args: argparse.Namespace) -> None:
     from sodviz.detector.inference import run_inference, to_detections
     from sodviz.detector.loading import load_detector
     from sodviz.detector.preprocess import input_summary
-    from sodviz.imageio import MAX_SIDE, read_image, save_image
-    from sodviz.notices import notify
+    from sodviz.imageio import open_image, save_image
     from sodviz.views.render import draw_detections, overlay_heatmap
 
-    decoded = read_image(args.image, max_side=MAX_SIDE)  # as the app decodes an upload
-    notify(decoded.notices)
+    decoded = open_image(args.image)  # as the app decodes an upload
     image = decoded.image
     detector = load_detector(args.model, allow_pickle=args.allow_pickle)
     result = run_inference(detector, image, input_size=args.input_size, letterbox=args.letterbox, cache=None)
@@ -192,7 +190,7 @@ def report(args: argparse.Namespace) -> None:
     from sodviz.detector.inference import run_inference
     from sodviz.detector.loading import load_detector
     from sodviz.evaluation.ground_truth import parse_annotations
-    from sodviz.imageio import MAX_SIDE, read_image
+    from sodviz.imageio import open_image
     from sodviz.notices import notify
     from sodviz.views.detections import detections_view, query_attention_view
     from sodviz.views.report import (
@@ -212,8 +210,7 @@ def report(args: argparse.Namespace) -> None:
         raise ValueError(f"--pages is empty; choose from {', '.join(REPORT_PAGES)}")
     if unknown:
         raise ValueError(f"--pages: unknown {unknown}; choose from {', '.join(REPORT_PAGES)}")
-    decoded = read_image(args.image, max_side=MAX_SIDE)
-    notify(decoded.notices)
+    decoded = open_image(args.image)
     image = decoded.image
     truth = None
     if args.annotations is not None:
