@@ -318,6 +318,20 @@ M = [
         "        if False:",
         ["tests/evaluation/test_validation.py"],
     ),
+    (
+        "validation: annotation id 0 kept",
+        "sodviz/evaluation/validation.py",
+        "and _key(i) > 0)]",
+        "and _key(i) >= 0)]",
+        ["tests/evaluation/test_validation.py"],
+    ),
+    (
+        "coco: crowd regions counted as missed",
+        "sodviz/evaluation/coco.py",
+        '            if annotation.get("iscrowd", 0) != 1:  # crowd regions are ignored, as pycocotools does',
+        "            if True:",
+        ["tests/evaluation/test_validation.py"],
+    ),
 ]
 env = os.environ | {"HF_HUB_OFFLINE": "1"}
 

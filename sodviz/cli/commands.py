@@ -227,7 +227,7 @@ def report(args: argparse.Namespace) -> None:
             detections_section(image, found, truth=truth, settings={"score threshold": args.threshold})
         )
     queries = found.detections.data["query_index"]
-    if args.query is not None and args.query not in queries:
+    if "attention" in pages and args.query is not None and args.query not in queries:
         raise ValueError(f"--query {args.query} is not a detection above --threshold {args.threshold}")
     if "attention" in pages and not len(queries):
         note = f"No detection above the score threshold {args.threshold}: lower --threshold to see attention."

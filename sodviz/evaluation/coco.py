@@ -16,7 +16,7 @@ from pycocotools.cocoeval import COCOeval
 from sodviz.boxes import bbox_size, xyxy_to_xywh
 from sodviz.evaluation.buckets import AITOD_BUCKETS, COCO_BUCKETS, size_bucket
 from sodviz.evaluation.validation import check_coco
-from sodviz.notices import notify
+from sodviz.notices import name_some, notify
 
 MAX_DETECTIONS = 1500  # per image, as AI-TOD (dense aerial scenes exceed COCO's 100)
 
@@ -54,18 +54,27 @@ def model_categories(coco: dict, class_names: tuple[str, ...] | list[str]) -> tu
     detections out, as COCO does).
 
     Classes are matched by name (a model fine-tuned by sodviz has the categories sorted by id;
-    a hub model has its own order and ids). When some category name is not one of the model's
-    classes, the scores are class-agnostic: every object and detection counts as one class, as
+    a hub model has its own order and ids). When some annotated category's name is not one of the
+    model's classes (`class_aware`, the app's rule), or two annotated categories share a name, the
+    scores are class-agnostic: every object and detection counts as one class, as
     the app's TP / FP / FN do, and a `DataNotice` says so.
     """
-    categories = coco["categories"]
-    by_name = {str(c.get("name", c["id"])): c["id"] for c in categories}
-    if len(by_name) == len(categories) and class_aware(by_name, class_names):
+    used = {a["category_id"] for a in coco["annotations"]}
+    categories = sorted(coco["categories"], key=lambda c: c["id"] not in used)  # annotated ones first
+    names = [str(c.get("name", c["id"])) for c in categories if c["id"] in used]
+    by_name = {}
+    for category in categories:
+        by_name.setdefault(str(category.get("name", category["id"])), category["id"])
+    uncovered = sorted(set(names) - set(class_names))
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if class_aware(names, class_names) and not repeated:
         return coco, np.array([by_name.get(name, -1) for name in class_names], np.int64)
-    notify([
-        f"the data's categories {sorted(by_name)} are not all among the model's classes "
-        f"{list(class_names)}: scored class-agnostically (any class matches any object)."
-    ])  # fmt: skip
+    why = (
+        f"the annotated categories {name_some(uncovered)} are not among the model's classes"
+        if uncovered
+        else f"several annotated categories share the names {name_some(repeated)}"
+    )
+    notify([f"{why}: scored class-agnostically (any class matches any object), as the app does."])
     agnostic = coco | {
         "categories": [{"id": 0, "name": "object"}],
         "annotations": [a | {"category_id": 0} for a in coco["annotations"]],
@@ -165,7 +174,10 @@ def match_detections(
     evaluator = _evaluator(ground_truth, kept, area_scale=area_scale, buckets={"all": (0, math.inf)}, iou=iou)
     if evaluator is None:  # no detections: every ground truth is missed
         for annotation in ground_truth["annotations"]:
-            counts[aitod_bucket(annotation["bbox"], _scale(area_scale, annotation["image_id"]))]["fn"] += 1
+            if annotation.get("iscrowd", 0) != 1:  # crowd regions are ignored, as pycocotools does
+                counts[aitod_bucket(annotation["bbox"], _scale(area_scale, annotation["image_id"]))][
+                    "fn"
+                ] += 1
         return counts, []
     gts, dts = evaluator.cocoGt.anns, evaluator.cocoDt.anns
     pairs = []
@@ -181,7 +193,7 @@ def match_detections(
         for dt_id, matched, ignored in zip(
             record["dtIds"], record["dtMatches"][0], record["dtIgnore"][0], strict=True
         ):
-            if matched:
+            if matched and not ignored:  # matched to a crowd region: ignored, as in AP
                 pairs.append((dts[dt_id], gts[int(matched)]))
             elif not ignored:
                 counts[aitod_bucket(dts[dt_id]["bbox"], scale)]["fp"] += 1
@@ -222,7 +234,11 @@ def _mean_ap(precision: np.ndarray) -> float:
 
 def _empty_metrics(ground_truth: dict, area_scale: dict[int, float] | None) -> dict[str, float]:
     """No detections: AP 0 where there is ground truth, NaN where a bucket has none."""
-    sizes = [bbox_size(a["bbox"]) * _scale(area_scale, a["image_id"]) for a in ground_truth["annotations"]]
+    sizes = [
+        bbox_size(a["bbox"]) * _scale(area_scale, a["image_id"])
+        for a in ground_truth["annotations"]
+        if a.get("iscrowd", 0) != 1
+    ]
     value = 0.0 if sizes else float("nan")
     metrics = {"AP": value, "AP50": value, "AP75": value}
     for prefix, table in (("AP_", COCO_BUCKETS), ("AP_", AITOD_BUCKETS), ("AP50_", AITOD_BUCKETS)):

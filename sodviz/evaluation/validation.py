@@ -91,6 +91,9 @@ def _check_images(images: list, source: str, *, need_files: bool) -> dict:
     if bad:
         raise ValueError(f"{source}: images at positions {name_some(bad)} have no 'id'.")
     odd = [i for i, image in enumerate(images) if not _id_like(image["id"])]
+    kinds = {type(_key(image["id"])) for image in images if _id_like(image["id"])}
+    if len(kinds) > 1:
+        raise ValueError(f"{source}: image ids mix integers and strings; use one kind.")
     if odd:
         raise ValueError(
             f"{source}: images at positions {name_some(odd)} have an 'id' that is not a number or a string."
@@ -111,10 +114,9 @@ def _check_categories(categories: list, source: str) -> set:
     ]
     if bad:
         raise ValueError(f"{source}: categories at positions {name_some(bad)} have no 'id'.")
-    kinds = {type(_key(c["id"])) for c in categories}
-    if not all(_id_like(c["id"]) for c in categories) or len(kinds) > 1:
+    if not all(_id_like(c["id"]) and not isinstance(c["id"], str) for c in categories):
         raise ValueError(
-            f"{source}: category ids must all be integers (or all strings); got "
+            f"{source}: category ids must be integers; got "
             f"{name_some(sorted({repr(c['id']) for c in categories}))}."
         )
     repeated = [key for key, n in Counter(_key(c["id"]) for c in categories).items() if n > 1]
@@ -182,11 +184,11 @@ def _check_annotations(annotations: list, images: dict, categories: set) -> tupl
 def _unique_ids(annotations: list[dict]) -> tuple[list[dict], str | None]:
     """Annotations with unique ids (pycocotools indexes by id: a repeat would hide an object)."""
     ids = [a.get("id") for a in annotations]
-    counts = Counter(_key(i) for i in ids if i is not None)
+    # pycocotools matches annotation ids as positive numbers: 0 reads as "unmatched"
+    odd = [i for i in ids if i is not None and not (_id_like(i) and not isinstance(i, str) and _key(i) > 0)]
+    counts = Counter(_key(i) for i in ids if i is not None and i not in odd)
     repeated = [key for key, n in counts.items() if n > 1]
     missing = sum(i is None for i in ids)
-    odd = [i for i in ids if i is not None and not (_id_like(i) and not isinstance(i, str))]
-    odd += [i for i in ids if isinstance(i, str)]  # pycocotools matches annotation ids as numbers
     if not repeated and not missing and not odd:
         return annotations, None
     renumbered = [a | {"id": n} for n, a in enumerate(annotations, start=1)]
@@ -196,7 +198,7 @@ def _unique_ids(annotations: list[dict]) -> tuple[list[dict], str | None]:
     if missing:
         why.append(f"{missing} have no id")
     if odd:
-        why.append(f"ids {name_some(odd)} are not integers")
+        why.append(f"ids {name_some(map(repr, odd))} are not positive integers")
     return renumbered, f"annotations renumbered 1..{len(renumbered)}: {' and '.join(why)}."
 
 
@@ -220,7 +222,7 @@ def _box(value) -> list[float] | None:
 def _clip(box: list[float], image: dict) -> list[float] | None:
     """The box clipped to the image when it has a size; None when nothing is left inside."""
     width, height = image.get("width"), image.get("height")
-    if not all(isinstance(v, int | float) and v > 0 for v in (width, height)):
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in (width, height)):
         return box
     x0, y0 = max(box[0], 0.0), max(box[1], 0.0)
     x1, y1 = min(box[0] + box[2], float(width)), min(box[1] + box[3], float(height))
@@ -234,5 +236,11 @@ def _clip(box: list[float], image: dict) -> list[float] | None:
 
 
 def _key(value):
-    """Ids compared as COCO files write them (1 and 1.0 are the same image; '1' is not)."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
+    """Ids compared as COCO files write them (1 and 1.0 are the same image; '1' is not); an id
+    that is no number or string (a list, an object) matches nothing."""
+    if not _id_like(value):
+        return _UNUSABLE
+    return int(value) if isinstance(value, float) else value
+
+
+_UNUSABLE = object()

@@ -112,9 +112,12 @@ def initial_weights(init: str, class_names: list[str]) -> RTDetrForObjectDetecti
     data with `class_names`. With other classes than `init`'s (other names, or another order),
     every weight but the class heads (`CLASS_HEADS`) is `init`'s and the class heads start from
     a fresh random initialisation, whatever their shape (a `DataNotice` says so)."""
-    source = str(
-        EMBEDDED_MODELS.get(init, Path(init).expanduser() if Path(init).expanduser().exists() else init)
-    )
+    local = Path(init).expanduser()
+    if local.exists() and not local.is_dir():
+        raise FileNotFoundError(
+            f"--init {init!r} is a file; give the model's folder (save_pretrained layout)"
+        )
+    source = str(EMBEDDED_MODELS.get(init, local if local.exists() else init))
     try:
         old = AutoConfig.from_pretrained(source)
     except OSError as error:

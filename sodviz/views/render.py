@@ -79,10 +79,11 @@ def with_colorbar(
 ) -> np.ndarray:
     """uint8 RGB: `image` with a colour bar on its right: the colour map from `value_range[0]`
     (bottom) to `value_range[1]` (top), three ticks in the map's units, and `label` along it.
-    Its size follows the image's height, so it stays readable however the image is shown."""
+    Its size follows the image's height, so it stays readable however the image is shown; an
+    image under 16 px tall is returned as it is."""
     height = image.shape[0]
-    if height < 16:
-        raise ValueError(f"a colour bar needs an image at least 16 px tall, got {height}")
+    if height < 16:  # too short to carry a readable bar (images under 8 px are refused on reading)
+        return image
     scale = max(0.35, min(height, 1.5 * image.shape[1]) / 1000)  # text ~2 % of the height (narrow: less)
     thick = max(1, round(scale))
     unit = max(1, round(scale / 0.45))  # pixels of panel per pixel at the smallest size

@@ -121,7 +121,8 @@ def test_an_uploaded_file_gets_the_same_check_and_keeps_its_notices():
     ("breaks", "message"),
     [
         (lambda c: c["images"][0].__setitem__("id", [1]), "not a number or a string"),
-        (lambda c: c["categories"][1].__setitem__("id", "2"), "category ids must all be integers"),
+        (lambda c: c["categories"][1].__setitem__("id", "2"), "category ids must be integers"),
+        (lambda c: c["images"][1].__setitem__("id", "b"), "image ids mix integers and strings"),
         (lambda c: [a.__setitem__("iscrowd", 1) for a in c["annotations"]], "are crowd regions"),
     ],
 )
@@ -143,7 +144,7 @@ def test_odd_annotation_fields_are_said_not_crashed_on():
     assert len(check.coco["annotations"]) == 4 and check.dropped == 2
     said = " ".join(check.notices)
     assert "(iscrowd not 0 or 1): annotation ids a10" in said and "(no bbox" in said
-    assert "1 annotation is a crowd region (iscrowd 1)" in said and "are not integers" in said
+    assert "1 annotation is a crowd region (iscrowd 1)" in said and "are not positive integers" in said
     assert [a["id"] for a in check.coco["annotations"]] == [1, 2, 3, 4]
 
 
@@ -159,3 +160,39 @@ def test_a_byte_order_mark_is_read(tmp_path):
         )
         == 3
     )
+
+
+def test_annotation_id_zero_and_unhashable_ids_are_renumbered_or_left_out_not_crashed_on():
+    coco = _dataset()
+    coco["annotations"][0]["id"] = 0  # pycocotools reads a match to id 0 as "unmatched"
+    coco["annotations"][1]["id"] = [5]
+    coco["annotations"][2]["image_id"] = [1]
+    coco["annotations"][3]["category_id"] = {"id": 1}
+    check = check_coco(coco)
+    assert [a["id"] for a in check.coco["annotations"]] == [1, 2, 3, 4]
+    said = " ".join(check.notices)
+    assert "(image_id not in 'images')" in said and "(category_id not in 'categories')" in said
+    assert "ids 0, [5] are not positive integers" in said
+
+
+def test_crowd_regions_count_nowhere_and_annotation_id_zero_scores_right():
+    from sodviz.evaluation.coco import coco_metrics, match_detections
+
+    coco = _dataset()
+    coco["annotations"] = coco["annotations"][:2]
+    coco["annotations"][0]["id"] = 0
+    crowd = coco["annotations"][1] | {"id": 9, "iscrowd": 1, "bbox": [30, 30, 20, 20]}
+    coco["annotations"].append(crowd)
+    clean = check_coco(coco).coco
+    perfect = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9}
+        for a in clean["annotations"][:2]
+    ]
+    assert coco_metrics(clean, perfect)["AP50"] == pytest.approx(1.0)
+    counts, pairs = match_detections(clean, perfect, score_threshold=0.0)
+    assert (
+        sum(c["tp"] for c in counts.values()) == 2 == len(pairs)
+        and sum(c["fp"] for c in counts.values()) == 0
+    )
+    missed, _ = match_detections(clean, [], score_threshold=0.0)
+    assert sum(c["fn"] for c in missed.values()) == 2  # the crowd region is not a missed object
