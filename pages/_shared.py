@@ -1,4 +1,4 @@
-"""The only Streamlit glue: session-state keys, cached loaders, the sidebar and the current inputs."""
+"""Streamlit glue: session-state keys, cached loaders, the sidebar, the report and the current inputs."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import streamlit as st
 from sodviz.crops.vicrop import ViCropConfig
 from sodviz.detector.inference import run_inference
 from sodviz.detector.loading import EMBEDDED_MODELS, EMBEDDED_SCOPE, Detector, load_detector
+from sodviz.detector.preprocess import input_transform
 from sodviz.erf.fields import BACKBONE_STAGES
 from sodviz.evaluation.ground_truth import GroundTruth, parse_annotations
-from sodviz.imageio import DecodedImage, decode_image, encode_png
+from sodviz.imageio import DecodedImage, decode_image
 from sodviz.modules.losses import BoostConfig
 from sodviz.samples import load_sample, sample_names
-from sodviz.types import InferenceResult
-from sodviz.views.figures import LEGEND_HEIGHT
+from sodviz.types import InferenceResult, InputTransform
 from sodviz.views.report import ReportSection, report_html, report_meta
 
 # Session-state keys: every choice that persists across pages.
@@ -174,6 +174,17 @@ def cached_detector(source: str) -> Detector:
     return load_detector(source)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_input_transform(
+    content_hash: str, image_hw: tuple[int, int], input_size: int | None, letterbox: bool, _detector: Detector
+) -> InputTransform:
+    """How an image of `image_hw` is fed to the detector (its processor runs once per shape and
+    setting, not on every rerun of Home)."""
+    return input_transform(
+        _detector, np.zeros((*image_hw, 3), np.uint8), input_size=input_size, letterbox=letterbox
+    )
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
 def cached_decode(data: bytes, name: str) -> DecodedImage:
     return decode_image(data, name=name)
@@ -316,62 +327,3 @@ def sidebar() -> None:
             st.caption(f"Image: `{upload[0] if upload else '(none yet)'}`")
         else:
             st.caption(f"Image: `{st.session_state.get(SAMPLE_NAME)}`")
-
-
-def presenting() -> bool:
-    return bool(st.session_state.get(PRESENTATION))
-
-
-CONTENT_WIDTH = 1150  # pixels: the main column of the wide layout in a 1500 px window
-
-
-def figure_height(image: np.ndarray | None = None, *, columns: int = 1) -> int:
-    """Pixels for an image figure: the image's own aspect at the column's width (no empty bands
-    beside or below a landscape photograph), capped at 620 (900 presenting), plus the legend."""
-    cap = 900 if presenting() else 620
-    if image is None:
-        return cap
-    height, width = image.shape[:2]
-    return int(min(cap, max(240, CONTENT_WIDTH / columns * height / width))) + LEGEND_HEIGHT
-
-
-def coloured_rows(rows: list[dict], *, colour: str = "colour", column: str = "crop"):
-    """A table whose `column` cell is filled with each row's `colour` (then hidden): the key
-    between a table and the figures that draw each row in its colour."""
-    import pandas as pd
-
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return frame
-    colours = frame[colour]
-    return frame.style.apply(
-        lambda cells: [f"background-color: {c}; color: white" for c in colours], subset=[column]
-    )
-
-
-def controls(label: str = "Controls"):
-    """A container for a page's widgets: inline normally, folded away in presentation mode."""
-    return st.expander(label, expanded=False) if presenting() else st.container()
-
-
-def picked(event, key: str | None = None) -> object | None:
-    """The `customdata` of the first point clicked on a plotly chart (`on_select="rerun"`), or None.
-
-    With the chart's `key`, only a new click counts: a chart keeps its selection across reruns,
-    so without this a stale selection would undo a pick made elsewhere (another chart, a
-    selectbox, a table row) on every rerun."""
-    points = event.selection.points if event else []
-    values = [point.get("customdata") for point in points if "customdata" in point]
-    value = values[0] if values else None
-    if key is None:
-        return value
-    memory = f"_last_pick_{key}"
-    if value == st.session_state.get(memory):
-        return None
-    st.session_state[memory] = value
-    return value
-
-
-def download_png(label: str, image: np.ndarray, file_name: str, key: str) -> None:
-    """A download button for a uint8 RGB image as PNG (encoded when clicked)."""
-    st.download_button(label, data=lambda: encode_png(image), file_name=file_name, mime="image/png", key=key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _shared as shared
+from pages import _widgets as widgets
 from sodviz.views.detections import aggregate_overlay, detections_view, query_attention_view
 from sodviz.views.figures import detections_figure, entropy_figure, sampling_points_figure
 from sodviz.views.report import attention_section
@@ -27,7 +28,7 @@ labels = {
     int(q): f"q{q} · {name} · {score:.2f}"
     for q, name, score in zip(queries, detections.data["class_name"], detections.confidence, strict=True)
 }
-with shared.controls():
+with widgets.controls():
     columns = st.columns(4)
     columns[0].selectbox("Detection", queries, key=shared.QUERY, format_func=labels.get)
     columns[1].selectbox("Layer", ["mean", *map(str, range(attention.num_layers))], key=shared.LAYER)
@@ -38,21 +39,21 @@ layer = None if st.session_state[shared.LAYER] == "mean" else int(st.session_sta
 head = None if st.session_state[shared.HEAD] == "mean" else int(st.session_state[shared.HEAD])
 opacity = st.session_state[shared.OPACITY]
 view = query_attention_view(result, inputs.image, query=query, layer=layer, head=head, opacity=opacity)
-height = shared.figure_height(inputs.image, columns=2)
+height = widgets.figure_height(inputs.image, columns=2)
 
 left, right = st.columns(2)
 with left:
     st.markdown(f"**Pick a detection** (click its centre) · {labels[query]}")
     figure = detections_figure(inputs.image, detections, selected_query=query, height=height)
     event = st.plotly_chart(figure, key="pick_chart", on_select="rerun", selection_mode="points")
-    picked = shared.picked(event, "pick_chart")
+    picked = widgets.picked(event, "pick_chart")
     if picked is not None and int(picked) != query:
         st.session_state[shared.QUERY] = int(picked)
         st.rerun()
 with right:
     st.markdown(f"**Attention of {labels[query]}** · entropy {view.entropy:.2f} nats")
     st.image(view.heat_overlay, width="stretch")
-    shared.download_png("Download PNG", view.heat_overlay, f"{inputs.image_name}.q{query}.png", "dl_heat")
+    widgets.download_png("Download PNG", view.heat_overlay, f"{inputs.image_name}.q{query}.png", "dl_heat")
 
 if view.points is not None:
     st.subheader("Sampling points (area ~ weight, colour = feature level), zoomed to the detection")
@@ -69,17 +70,17 @@ if view.points is not None:
             height=height,
         )
     )
-    shared.download_png(
+    widgets.download_png(
         "Download PNG", view.points_overlay, f"{inputs.image_name}.q{query}.points.png", "dl_pts"
     )
 st.subheader("Each head, around the detection")
 st.image(view.heads_grid)
-shared.download_png("Download PNG", view.heads_grid, f"{inputs.image_name}.q{query}.heads.png", "dl_heads")
+widgets.download_png("Download PNG", view.heads_grid, f"{inputs.image_name}.q{query}.heads.png", "dl_heads")
 
 st.subheader(f"Image-level attention of all {len(detections)} detections (score-weighted)")
 overlay = aggregate_overlay(result, inputs.image, detections, layer=layer, opacity=opacity)
 st.image(overlay, width="stretch")
-shared.download_png("Download PNG", overlay, f"{inputs.image_name}.aggregate.png", "dl_aggregate")
+widgets.download_png("Download PNG", overlay, f"{inputs.image_name}.aggregate.png", "dl_aggregate")
 
 st.subheader("Attention entropy against score (marker area ~ box size; click a point to pick it)")
 status = None if found.match is None else found.match.status
@@ -87,7 +88,7 @@ event = st.plotly_chart(
     entropy_figure(detections, found.entropy, status=status), key="entropy_chart", on_select="rerun",
     selection_mode="points",
 )  # fmt: skip
-picked = shared.picked(event, "entropy_chart")
+picked = widgets.picked(event, "entropy_chart")
 if picked is not None and int(picked) != query:
     st.session_state[shared.QUERY] = int(picked)
     st.rerun()

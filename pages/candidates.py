@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _shared as shared
+from pages import _widgets as widgets
 from sodviz.acs.candidates import FEATURES, candidates_for_objects
 from sodviz.acs.labelling import fit_acs
 from sodviz.acs.selectors import REGRESSORS
@@ -29,7 +30,7 @@ st.caption(
     "(ridge or boosted trees) on every head's entropy, in-box mass and spread. Both are fitted on the "
     "other sample scenes."
 )
-with shared.controls():
+with widgets.controls():
     left, middle, right = st.columns(3)
     top = left.slider("ACS-Free heads", 1, 8, key=shared.ACS_HEADS)
     feature = middle.radio("Correlation map of", FEATURES, key=shared.ACS_FEATURE, horizontal=True)

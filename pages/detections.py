@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _shared as shared
+from pages import _widgets as widgets
 from sodviz.views.detections import detections_view
 from sodviz.views.render import draw_match
 from sodviz.views.report import detections_section
@@ -15,7 +16,7 @@ inputs = shared.current_inputs()
 result = inputs.result
 st.title("Detections")
 
-with shared.controls():
+with widgets.controls():
     left, middle, right = st.columns(3)
     left.slider("Score threshold", 0.0, 1.0, step=0.01, key=shared.THRESHOLD)
     classes = middle.multiselect(
@@ -37,18 +38,18 @@ match = view.match
 missed = None if match is None else inputs.truth.boxes_xyxy[match.missed]
 section = detections_section(
     inputs.image, view, truth=inputs.truth, selected_query=st.session_state.get(shared.QUERY),
-    height=shared.figure_height(inputs.image),
+    height=widgets.figure_height(inputs.image),
     settings={"score threshold": st.session_state[shared.THRESHOLD], "top N": st.session_state[shared.TOP_N],
               "classes": [result.class_names[c] for c in classes] or "all"},
 )  # fmt: skip
 shared.record(section)
 figure = section.figures[0][1]
 event = st.plotly_chart(figure, key="detections_chart", on_select="rerun", selection_mode="points")
-picked = shared.picked(event, "detections_chart")
+picked = widgets.picked(event, "detections_chart")
 if picked is not None:
     st.session_state[shared.QUERY] = int(picked)
     st.caption(f"Query {picked} picked: open the Attention page to see where it looks.")
-shared.download_png(
+widgets.download_png(
     "Download PNG",
     draw_match(
         inputs.image, view.detections, status=None if match is None else match.status, missed_xyxy=missed

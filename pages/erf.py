@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _shared as shared
+from pages import _widgets as widgets
 from sodviz.cache import DEFAULT_CACHE
 from sodviz.erf.fields import available_stages, compute_erf, random_twin
 from sodviz.samples import load_sample, sample_names
@@ -36,7 +37,7 @@ def cached_twin(source: str, _detector):
 detector = inputs.detector
 input_h, input_w = inputs.result.transform.input_hw
 stages_all = available_stages(detector)
-with shared.controls():
+with widgets.controls():
     left, middle, right = st.columns(3)
     stages = left.multiselect("Stages", stages_all, key=shared.ERF_STAGES)
     scale = middle.radio("Scale", ["linear", "log"], key=shared.ERF_SCALE, horizontal=True)
@@ -57,7 +58,7 @@ event = st.plotly_chart(
     on_select="rerun",
     selection_mode="points",
 )
-picked = shared.picked(event, "erf_pick")
+picked = widgets.picked(event, "erf_pick")
 if picked is not None and picked != point:
     st.session_state[shared.ERF_POINT] = picked
     st.rerun()
@@ -98,7 +99,7 @@ for name, result in results.items():
         column.image(panel, caption=caption, width="stretch")
         shown.append((f"{name} weights, {caption}", panel))
         with column:
-            shared.download_png(
+            widgets.download_png(
                 "PNG", panel, f"{inputs.image_name}.erf.{name}.{stage}.png", f"dl_erf_{name}_{stage}"
             )
 

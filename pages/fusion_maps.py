@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _shared as shared
+from pages import _widgets as widgets
 from sodviz.detector.inference import run_inference, to_detections
 from sodviz.detector.loading import EMBEDDED_MODELS
 from sodviz.detector.module_maps import fusion_maps
@@ -40,7 +41,7 @@ st.caption(
     "CCTM (Cross-DINO), FINE's cross-level modulation with AATS, and the Boost loss, inside the demo "
     "detector fine-tuned with them; the base is the detector chosen on the Home page."
 )
-with shared.controls():
+with widgets.controls():
     columns = st.columns(4)
     source = columns[0].selectbox(
         "Module detector", MODULE_MODELS, key=shared.FUSION_MODEL, accept_new_options=True,

@@ -7,7 +7,7 @@ import streamlit as st
 from pages import _shared as shared
 from sodviz.detector.families import HUB_PRESETS
 from sodviz.detector.loading import EMBEDDED_SCOPE
-from sodviz.detector.preprocess import input_summary, input_transform, is_fixed_size
+from sodviz.detector.preprocess import input_summary, is_fixed_size
 from sodviz.samples import sample_names
 
 shared.init_state()
@@ -93,8 +93,8 @@ with left:
         "image); ViCrop-Det's passes, ERF and the ACS fit keep the family's own resize."
         if fixed else f"{detector.family.name} keeps the image's aspect already.",
     )  # fmt: skip
-    transform = input_transform(
-        detector, image, input_size=st.session_state[shared.INPUT_SIZE] or None,
-        letterbox=fixed and st.session_state[shared.LETTERBOX],
+    transform = shared.cached_input_transform(
+        detector.content_hash, image.shape[:2], st.session_state[shared.INPUT_SIZE] or None,
+        bool(fixed and st.session_state[shared.LETTERBOX]), detector,
     )  # fmt: skip
     st.markdown(input_summary(transform))

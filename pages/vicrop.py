@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _shared as shared
+from pages import _widgets as widgets
 from sodviz.crops.fusion import MERGES, METRICS
 from sodviz.crops.slicing import run_slicing
 from sodviz.crops.vicrop import ViCropConfig, run_vicrop
@@ -20,7 +21,7 @@ st.caption(
     "top-K are cut from the native-resolution image, re-detected in one batch and fused."
 )
 SCALES = sorted({0.125, 0.25, 0.375, 0.5, 0.6, *ViCropConfig().scales})
-with shared.controls():
+with widgets.controls():
     columns = st.columns(4)
     columns[0].slider("K crops", 0, 8, key=shared.VICROP_K)
     scales = columns[1].multiselect("Window scales", SCALES, key=shared.VICROP_SCALES)
@@ -89,7 +90,7 @@ for column, (name, title) in zip(
     column.markdown(f"**{title}**")
     column.image(view.heatmaps[name], width="stretch")
     with column:
-        shared.download_png(
+        widgets.download_png(
             "Download PNG", view.heatmaps[name], f"{inputs.image_name}.{name}.png", f"dl_{name}"
         )
 
@@ -97,13 +98,13 @@ chosen = f"{len(plan.chosen)} chosen crops" + (
     f" (not {config.k}: {plan.shortfall})" if plan.shortfall else ""
 )
 st.subheader(f"Candidate windows and the {chosen}")
-st.plotly_chart(windows_figure(plan, inputs.image, height=shared.figure_height(inputs.image)))
+st.plotly_chart(windows_figure(plan, inputs.image, height=widgets.figure_height(inputs.image)))
 if view.crops is not None:
     st.markdown("**Each crop, aspect kept, with its own detections (crop i has one colour everywhere)**")
     st.image(view.crops)
-    shared.download_png("Download PNG", view.crops, f"{inputs.image_name}.crops.png", "dl_crops")
+    widgets.download_png("Download PNG", view.crops, f"{inputs.image_name}.crops.png", "dl_crops")
     st.dataframe(
-        shared.coloured_rows(view.crop_rows), hide_index=True,
+        widgets.coloured_rows(view.crop_rows), hide_index=True,
         column_config={"colour": None, "scale": st.column_config.NumberColumn(format="%.2f")},
     )  # fmt: skip
 
@@ -115,9 +116,9 @@ left, right = st.columns(2)
 left.image(view.before, caption="original, 1 forward pass", width="stretch")
 right.image(view.after, caption=f"ViCrop-Det, {outcome.forward_passes} forward passes", width="stretch")
 with left:
-    shared.download_png("Download PNG", view.before, f"{inputs.image_name}.before.png", "dl_before")
+    widgets.download_png("Download PNG", view.before, f"{inputs.image_name}.before.png", "dl_before")
 with right:
-    shared.download_png("Download PNG", view.after, f"{inputs.image_name}.after.png", "dl_after")
+    widgets.download_png("Download PNG", view.after, f"{inputs.image_name}.after.png", "dl_after")
 if view.before_match is not None:
     st.dataframe(counts_table({"original": view.before_match, "ViCrop": view.after_match}), hide_index=True)
 

@@ -15,6 +15,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pages import _shared as shared
+from pages import _widgets as widgets
 from sodviz.cache import DEFAULT_CACHE
 from sodviz.crops.vicrop import run_vicrop
 from sodviz.detector import inference
@@ -500,19 +501,19 @@ def test_picked_reads_the_first_clicked_point_that_carries_data():
     event = SimpleNamespace(
         selection=SimpleNamespace(points=[{"x": 1}, {"customdata": 7}, {"customdata": 9}])
     )
-    assert shared.picked(event) == 7
-    assert shared.picked(SimpleNamespace(selection=SimpleNamespace(points=[]))) is None  # nothing clicked
-    assert shared.picked(None) is None
+    assert widgets.picked(event) == 7
+    assert widgets.picked(SimpleNamespace(selection=SimpleNamespace(points=[]))) is None  # nothing clicked
+    assert widgets.picked(None) is None
 
 
 def test_a_charts_stale_selection_does_not_undo_a_pick_made_elsewhere(monkeypatch):
     from types import SimpleNamespace
 
-    monkeypatch.setattr(shared.st, "session_state", {})
+    monkeypatch.setattr(widgets.st, "session_state", {})
     clicked = SimpleNamespace(selection=SimpleNamespace(points=[{"customdata": 7}]))
-    assert shared.picked(clicked, "pick_chart") == 7  # a new click counts once
-    assert shared.picked(clicked, "pick_chart") is None  # the same selection on the next rerun
-    assert shared.picked(clicked, "entropy_chart") == 7  # each chart keeps its own memory
+    assert widgets.picked(clicked, "pick_chart") == 7  # a new click counts once
+    assert widgets.picked(clicked, "pick_chart") is None  # the same selection on the next rerun
+    assert widgets.picked(clicked, "entropy_chart") == 7  # each chart keeps its own memory
     cleared = SimpleNamespace(selection=SimpleNamespace(points=[]))
-    assert shared.picked(cleared, "pick_chart") is None
-    assert shared.picked(clicked, "pick_chart") == 7  # clicked again after clearing
+    assert widgets.picked(cleared, "pick_chart") is None
+    assert widgets.picked(clicked, "pick_chart") == 7  # clicked again after clearing

@@ -129,7 +129,7 @@ def processor_size(processor: object, input_size: int) -> dict[str, int]:
     aspect-keeping ones (DETR family) get it as the shortest edge, the longest edge scaled alike.
     """
     size = processor.size
-    if getattr(size, "height", None) and getattr(size, "width", None):
+    if is_fixed_size(processor):
         return {"height": input_size, "width": round(input_size * size.width / size.height)}
     if getattr(size, "shortest_edge", None):
         longest = size.longest_edge or round(size.shortest_edge * 1333 / 800)

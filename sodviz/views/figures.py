@@ -15,6 +15,14 @@ from sodviz.views.palette import SELECTED_RGB, STATUS_RGB, hex_color, level_rgb
 STATUS_COLORS = {name: hex_color(rgb) for name, rgb in STATUS_RGB.items()}
 SELECTED_COLOR = hex_color(SELECTED_RGB)  # the picked query, on every figure
 LEGEND_HEIGHT = 30  # pixels above an image figure for its one-row legend
+CONTENT_WIDTH = 1150  # pixels: the app's main column in a 1500 px window (and a report's width)
+
+
+def image_figure_height(image: np.ndarray, *, cap: int = 620, columns: int = 1) -> int:
+    """Pixels for an image figure: the image's own aspect at the column's width (no empty bands
+    beside or below a landscape photograph), at most `cap`, plus the legend above it."""
+    height, width = image.shape[:2]
+    return int(min(cap, max(240, CONTENT_WIDTH / columns * height / width))) + LEGEND_HEIGHT
 
 
 def image_figure(

@@ -20,7 +20,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from sodviz.views.figures import detections_figure, entropy_figure, image_data_uri
+from sodviz.views.figures import detections_figure, entropy_figure, image_data_uri, image_figure_height
+from sodviz.views.vicrop import counts_table
 
 MAX_IMAGE_SIDE = 1600  # pixels: images in a report are downscaled to this (a report stays a few MB)
 
@@ -114,7 +115,7 @@ def detections_section(
     figure = detections_figure(
         image, view.detections, status=None if match is None else match.status, missed_xyxy=missed,
         selected_query=selected_query,
-        height=height or min(900, max(300, round(1100 * image.shape[0] / image.shape[1]))),
+        height=height or image_figure_height(image, cap=900),
     )  # fmt: skip
     tables = []
     if match is not None:
@@ -150,8 +151,6 @@ def vicrop_section(view, plan, *, passes: int, settings: dict | None = None) -> 
     ]
     tables = [("chosen crops", [{k: v for k, v in row.items() if k != "colour"} for row in view.crop_rows])]
     if view.before_match is not None:
-        from sodviz.views.vicrop import counts_table
-
         tables.append(
             (
                 "TP / FP / FN by size",
