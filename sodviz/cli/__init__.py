@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
-from sodviz.cli import commands, studies
+from sodviz.cli import analyze, commands, studies
 from sodviz.cli.commands import models_text, train_config
 from sodviz.cli.parser import build_parser, parse_budgets
 from sodviz.notices import DataNotice
@@ -24,6 +24,7 @@ COMMANDS = {
     "erf": studies.erf,
     "errors": studies.errors,
     "acs": studies.acs,
+    "analyze": analyze.analyze,
 }
 
 __all__ = ["COMMANDS", "build_parser", "main", "models_text", "parse_budgets", "train_config"]

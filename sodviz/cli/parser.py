@@ -20,6 +20,7 @@ COMMAND_ORDER = (
     "erf",
     "errors",
     "acs",
+    "analyze",
 )
 
 
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     _predict(commands)
     _report(commands)
     commands.add_parser("models", help="list the supported families and hub presets")
-    for add in (_synth, _train, _evaluate, _benchmark, _erf, _errors, _acs):
+    for add in (_synth, _train, _evaluate, _benchmark, _erf, _errors, _acs, _analyze):
         add(commands)
     return parser
 
@@ -222,6 +223,31 @@ def _acs(commands) -> None:
     )
     acs.add_argument("--blend", type=float, default=0.5, help="rescoring: conf^(1-b) * predicted IoU^b")
     acs.add_argument("--out", type=Path, default=Path("runs/acs"))
+
+
+def _analyze(commands) -> None:
+    """`analyze`: every object of a dataset, why it was missed, stored for the Dataset page."""
+    analyze = commands.add_parser(
+        "analyze", help="analyse a whole dataset (misses and why, refinements) into the store the app reads"
+    )
+    analyze.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
+    analyze.add_argument("--images", type=Path, required=True, help="folder of the images it names")
+    analyze.add_argument("--model", default="demo", help="'demo', a local folder, or a hub id")
+    analyze.add_argument(
+        "--methods", default="base", help="comma list: base plus any of vicrop, vicrop_gated, slicing"
+    )
+    analyze.add_argument("--budgets", default="3", help="forward passes per refined image, e.g. 3 or 2,3,5")
+    analyze.add_argument("--store", type=Path, default=Path(DEFAULT_STORE), help=f"default {DEFAULT_STORE}")
+    analyze.add_argument("--engine", choices=("local", "ray"), default="local")
+    analyze.add_argument("--workers", type=int, default=2, help="Ray: actors, one detector each")
+    analyze.add_argument("--gpus-per-worker", type=float, default=0.0, help="Ray: GPUs per actor")
+    analyze.add_argument("--threshold", type=float, default=0.3, help="score threshold (default 0.3)")
+    analyze.add_argument("--input-size", type=int, default=None)
+    analyze.add_argument("--gate-min-uncertain", type=int, default=0, help="ViCrop-Det's gate")
+    analyze.add_argument("--batch-images", type=int, default=16, help="images per stored batch")
+
+
+DEFAULT_STORE = "runs/store"  # sodviz.analysis: where `analyze` and the Dataset page keep runs
 
 
 def parse_budgets(text: str) -> tuple[int, ...]:

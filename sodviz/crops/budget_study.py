@@ -9,7 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import plotly.graph_objects as go
+import supervision as sv
 
+from sodviz.cache import InferenceCache
 from sodviz.crops.slicing import run_slicing
 from sodviz.crops.vicrop import ViCropConfig, run_vicrop
 from sodviz.detector.inference import run_inference, to_detections
@@ -64,7 +66,7 @@ def run_benchmark(
         scale[record["id"]] = detector.input_size / max(image.shape[:2])
         for method, budget in runs:
             started = time.perf_counter()
-            detections, used, shortfall = _detect(detector, image, method, budget, vicrop)
+            detections, used, shortfall = detect_at_budget(detector, image, method, budget, vicrop)
             seconds[(method, budget)] += time.perf_counter() - started
             passes[(method, budget)] += used
             if used < budget:
@@ -100,23 +102,27 @@ def _rows(truth: dict, found: dict, seconds: dict, passes: dict, scale: dict, un
     return rows
 
 
-def _detect(detector, image, method: str, budget: int, vicrop: ViCropConfig):
-    """(detections, forward passes used, why fewer than the budget) of one method at one budget,
-    the cache off."""
+def detect_at_budget(
+    detector: Detector, image, method: str, budget: int, vicrop: ViCropConfig, *,
+    input_size: int | None = None, cache: InferenceCache | None = None,
+) -> tuple[sv.Detections, int, str]:  # fmt: skip
+    """(detections, forward passes used, why fewer than the budget) of one method of `METHODS`
+    at one budget (see `run_benchmark`); the cache off unless given (a cache holding the
+    full-image pass lets a caller share it between methods)."""
     if method == "base":
-        result = run_inference(detector, image, cache=None)
+        result = run_inference(detector, image, input_size=input_size, cache=cache)
         return to_detections(result, score_threshold=vicrop.score_threshold), 1, ""
     if method == "slicing":
         sliced = run_slicing(
             detector, image, forward_passes=budget, score_threshold=vicrop.score_threshold,
-            fusion=vicrop.fusion, border_factor=vicrop.border_factor, cache=None,
+            fusion=vicrop.fusion, border_factor=vicrop.border_factor, input_size=input_size, cache=cache,
         )  # fmt: skip
         slices = len(sliced.crops_xyxy)
         why = f"the largest near-square grid within the budget has {slices or 1} slice{'s' * bool(slices)}"
         return sliced.detections, sliced.forward_passes, why
     gate = vicrop.gate_min_uncertain if method == "vicrop_gated" else 0
     config = replace(vicrop, k=budget - 1, gate_min_uncertain=gate)
-    outcome = run_vicrop(detector, image, config=config, cache=None)
+    outcome = run_vicrop(detector, image, config=config, input_size=input_size, cache=cache)
     plan = outcome.plan
     why = plan.shortfall or f"gated: fewer than {config.gate_min_uncertain} uncertain queries"
     return outcome.fused, outcome.forward_passes, why

@@ -1,0 +1,39 @@
+"""`python -m sodviz analyze`: a whole dataset into the store the Dataset page reads."""
+
+from __future__ import annotations
+
+import argparse
+
+from sodviz.cli.parser import parse_budgets
+
+
+def analyze(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from sodviz.analysis.job import plan_job, run_job
+    from sodviz.analysis.queries import Analysis
+    from sodviz.analysis.settings import AnalysisSettings
+    from sodviz.detector.loading import load_detector
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip() and m.strip() != "base")
+    budgets = tuple(b for b in parse_budgets(args.budgets) if b > 1)
+    settings = AnalysisSettings(
+        score_threshold=args.threshold, input_size=args.input_size, methods=methods,
+        budgets=budgets or (3,), gate_min_uncertain=args.gate_min_uncertain,
+    )  # fmt: skip
+    detector = load_detector(args.model)
+    plan = plan_job(detector, args.data, args.images, settings, store=args.store, model_source=args.model)
+    print(f"run {plan.run.run}: {len(plan.tasks)} images, {len(plan.todo)} to analyse ({plan.run.root})")
+    with tqdm(total=len(plan.tasks), initial=len(plan.tasks) - len(plan.todo), desc="analyze") as bar:
+        summary = run_job(
+            plan, detector, engine=args.engine, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+            batch_images=args.batch_images, on_progress=lambda done, _: bar.update(done - bar.n),
+        )  # fmt: skip
+    print(summary.text())
+    for name, reason in sorted(summary.skipped.items()):
+        print(f"  skipped {name}: {reason}")
+    analysis = Analysis(args.store, [plan.run.run])
+    for method in analysis.methods(plan.run.run):
+        print(f"\n{method}")
+        table = analysis.bucket_summary(plan.run.run, method)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
