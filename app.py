@@ -9,6 +9,7 @@ st.navigation(
     [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/detections.py", title="Detections", icon=":material/select_all:"),
+        st.Page("pages/dataset.py", title="Dataset", icon=":material/dataset:"),
         st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
         st.Page("pages/vicrop.py", title="ViCrop", icon=":material/crop:"),
         st.Page("pages/erf.py", title="ERF", icon=":material/blur_on:"),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import streamlit as st
 
+from sodviz.analysis.store import DEFAULT_STORE
 from sodviz.crops.vicrop import ViCropConfig
 from sodviz.detector.inference import run_inference
 from sodviz.detector.loading import EMBEDDED_MODELS, EMBEDDED_SCOPE, Detector, load_detector
@@ -75,6 +76,16 @@ ACS_HEADS = "acs_heads"
 ACS_FEATURE = "acs_feature"
 ACS_REGRESSOR = "acs_regressor"  # "ridge" | "boosting": ACS-Learned's regressor
 ACS_CROPS = "acs_crops"  # add the queries of ViCrop-Det's crops (the ViCrop-Det page's settings)
+DATASET_ANNOTATIONS = "dataset_annotations"  # typed on Home: a COCO file and its image folder
+DATASET_IMAGES = "dataset_images"
+DATASET_SOURCE = "dataset_source"  # the Dataset page's choice among `pages._dataset.sources()`
+DATASET_STORE = "dataset_store"
+DATASET_METHODS = "dataset_methods"
+DATASET_BUDGETS = "dataset_budgets"
+DATASET_THRESHOLD = "dataset_threshold"
+DATASET_BUCKET = "dataset_bucket"
+DATASET_ERROR = "dataset_error"
+DATASET_SORT = "dataset_sort"
 
 _VICROP = ViCropConfig()
 DEFAULTS = {
@@ -124,6 +135,15 @@ DEFAULTS = {
     ACS_FEATURE: "entropy",
     ACS_CROPS: False,
     ACS_REGRESSOR: "boosting",
+    DATASET_ANNOTATIONS: "",
+    DATASET_IMAGES: "",
+    DATASET_STORE: DEFAULT_STORE,
+    DATASET_METHODS: ["vicrop", "slicing"],
+    DATASET_BUDGETS: [3],
+    DATASET_THRESHOLD: 0.3,
+    DATASET_BUCKET: "all",
+    DATASET_ERROR: "all",
+    DATASET_SORT: "missed",
 }
 
 
@@ -132,7 +152,16 @@ REPORT_META = "_report_meta"  # what the report records of the model, image and 
 PICKS = (QUERY, ERF_POINT, ACS_OBJECT)  # what a click picks on one image, model and input size
 PICK_CONTEXT = "_pick_context"
 
-PERSISTENT = (*DEFAULTS, SAMPLE_NAME, MODEL_PRESET, CLASSES, QUERY, IMAGE_UPLOAD, ANNOTATIONS_UPLOAD)
+PERSISTENT = (
+    *DEFAULTS,
+    SAMPLE_NAME,
+    MODEL_PRESET,
+    CLASSES,
+    QUERY,
+    IMAGE_UPLOAD,
+    ANNOTATIONS_UPLOAD,
+    DATASET_SOURCE,
+)
 
 
 def init_state() -> None:
@@ -276,7 +305,7 @@ def current_inputs() -> Inputs:
     image, truth, name = current_image()
     size = st.session_state[INPUT_SIZE] or None
     letterbox = bool(st.session_state[LETTERBOX])
-    forget_stale_picks((detector.content_hash, name, image.shape, _fingerprint(image), size, letterbox))
+    forget_stale_picks(pick_context(detector, name, image, size, letterbox))
     with st.spinner("Running the detector ..."):
         result = run_inference(detector, image, input_size=size, letterbox=letterbox)
     st.session_state.setdefault(REPORT_META, {}).update(
@@ -297,6 +326,13 @@ def forget_stale_picks(context: tuple) -> None:
             if key in DEFAULTS:
                 st.session_state[key] = DEFAULTS[key]
     st.session_state[PICK_CONTEXT] = context
+
+
+def pick_context(
+    detector: Detector, name: str, image: np.ndarray, size: int | None, letterbox: bool
+) -> tuple:
+    """What a pick belongs to: the model, the image (name, shape, pixels) and its input."""
+    return (detector.content_hash, name, image.shape, _fingerprint(image), size, letterbox)
 
 
 def _fingerprint(image: np.ndarray) -> bytes:

@@ -195,3 +195,38 @@ def _close(results) -> None:
     close = getattr(results, "close", None)
     if close is not None:
         close()
+
+
+class BackgroundJob:
+    """`run_job` in a thread, for the app: `progress`, `cancel()`, then `summary` or `error`."""
+
+    def __init__(self, plan: JobPlan, detector: Detector, **options) -> None:
+        self.plan = plan
+        self.progress = (len(plan.tasks) - len(plan.todo), len(plan.tasks))
+        self.summary: JobSummary | None = None
+        self.error: str | None = None
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(detector, options), daemon=True)
+        self._thread.start()
+
+    def _run(self, detector: Detector, options: dict) -> None:
+        def on_progress(done: int, total: int) -> None:
+            self.progress = (done, total)
+
+        try:
+            self.summary = run_job(
+                self.plan, detector, on_progress=on_progress, cancel=self._cancel, **options
+            )
+        except Exception as error:  # shown on the page as a sentence; what was written stays
+            self.error = f"{type(error).__name__}: {error}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def cancel(self) -> None:
+        """Stop after the batch in flight."""
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -34,10 +35,15 @@ class Analysis:
         self.runs = list(runs)
         self.con = connect(store, [])
         self._seen: dict[str, tuple] = {}
+        self._lock = threading.RLock()  # one DuckDB connection: sessions take turns
         self.refresh()
 
     def refresh(self) -> bool:
         """Reload the runs whose finished batches or manifest changed; True when any did."""
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> bool:
         changed = False
         for run in self.runs:
             store = RunStore(self.store, run)
@@ -52,19 +58,32 @@ class Analysis:
                 changed = True
         return changed
 
+    def version(self, run: str) -> tuple:
+        """What was loaded of a run (its batches and manifest): a cache key for derived figures."""
+        return self._seen.get(run, ())
+
     def frame(self, query: str, params: list | None = None) -> pd.DataFrame:
-        return self.con.execute(query, params or []).df()
+        with self._lock:
+            return self.con.execute(query, params or []).df()
+
+    def _rows(self, query: str, params: list | None = None) -> list[tuple]:
+        with self._lock:
+            return self.con.execute(query, params or []).fetchall()
 
     def progress(self, run: str) -> tuple[int, int]:
         """(images analysed, images in the manifest)."""
-        done = self.con.execute("SELECT count(*) FROM images WHERE run = ?", [run]).fetchone()[0]
+        done = self._rows("SELECT count(*) FROM images WHERE run = ?", [run])[0][0]
         manifest = RunStore(self.store, run).root / "manifest.parquet"
-        total = self.con.execute("SELECT count(*) FROM read_parquet(?)", [str(manifest)]).fetchone()[0]
+        total = (
+            self._rows("SELECT count(*) FROM read_parquet(?)", [str(manifest)])[0][0]
+            if manifest.exists()
+            else 0
+        )
         return int(done), int(total)
 
     def methods(self, run: str) -> list[str]:
-        rows = self.con.execute("SELECT DISTINCT method FROM methods WHERE run = ? ORDER BY method", [run])
-        return sorted((r[0] for r in rows.fetchall()), key=lambda m: (m != "base", m))
+        rows = self._rows("SELECT DISTINCT method FROM methods WHERE run = ?", [run])
+        return sorted((r[0] for r in rows), key=lambda m: (m != "base", m))
 
     def bucket_summary(self, run: str, method: str = "base", *, with_ap: bool = True) -> pd.DataFrame:
         """Per AI-TOD bucket (and "all"): objects, found, recall, AP, AP50, and `method`'s misses

@@ -26,6 +26,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+DEFAULT_STORE = (
+    "runs/store"  # where `analyze` and the Dataset page keep runs (relative to the working folder)
+)
 _F, _I, _S, _B = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 _BOX = [("x0", _F), ("y0", _F), ("x1", _F), ("y1", _F)]
 SCHEMAS = {

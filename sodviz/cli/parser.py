@@ -247,7 +247,9 @@ def _analyze(commands) -> None:
     analyze.add_argument("--batch-images", type=int, default=16, help="images per stored batch")
 
 
-DEFAULT_STORE = "runs/store"  # sodviz.analysis: where `analyze` and the Dataset page keep runs
+DEFAULT_STORE = (
+    "runs/store"  # sodviz.analysis.store.DEFAULT_STORE, written out as MERGES_CHOICES (a test checks)
+)
 
 
 def parse_budgets(text: str) -> tuple[int, ...]:

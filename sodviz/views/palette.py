@@ -22,6 +22,12 @@ METHOD_RGB: dict[str, RGB] = {
     "ACS-Free": STATUS_RGB["FN"],
     "ACS-Learned": LEVEL_RGB[4],
 }
+# Why an object was missed (sodviz.analysis.errors.MISS_TYPES), and a comparison's gains and losses.
+MISS_RGB: dict[str, RGB] = {
+    "classification": (148, 103, 189), "score": (255, 204, 0), "localisation": (10, 132, 255),
+    "never attended": (214, 39, 40),
+}  # fmt: skip
+CHANGE_RGB: dict[str, RGB] = {"gained": STATUS_RGB["TP"], "lost": STATUS_RGB["FP"]}
 # Crop i of ViCrop-Det has one colour everywhere: overview, mosaic, table (plotly's D3 colours).
 CROP_RGB: tuple[RGB, ...] = (
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),

@@ -51,7 +51,8 @@ def tables(store, run) -> dict[str, pd.DataFrame]:
     out = {}
     for table in TABLES:
         frame = con.execute(f'SELECT * FROM "{table}"').df().drop(columns=["run", *VOLATILE], errors="ignore")
-        out[table] = frame.sort_values(list(frame.columns[:4])).reset_index(drop=True)
+        keys = frame.apply(lambda c: c.round(3) if c.dtype.kind == "f" else c.astype(str))
+        out[table] = frame.loc[keys.sort_values(list(keys.columns)).index].reset_index(drop=True)
     return out
 
 

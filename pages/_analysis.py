@@ -1,0 +1,87 @@
+"""The Dataset page's glue: where datasets come from, the running jobs, the cached store reader,
+and making one of a dataset's images the current image of every other page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from pages import _shared as shared
+from sodviz.analysis.job import BackgroundJob
+from sodviz.analysis.queries import Analysis
+from sodviz.imageio import read_image
+from sodviz.samples import SAMPLES_DIR
+
+SPLITS = Path("data")  # generated splits: data/<name>/<split>/annotations.json (`python -m sodviz synth`)
+
+
+def sources() -> dict[str, tuple[Path, Path]]:
+    """label -> (annotations file, image folder): the sample scenes, every generated split, and
+    the dataset typed on Home."""
+    found = {"Sample scenes": (SAMPLES_DIR / "annotations.json", SAMPLES_DIR / "images")}
+    for coco in sorted(SPLITS.glob("*/*/annotations.json")):
+        if (coco.parent / "images").is_dir():
+            found[f"Generated: {coco.parent}"] = (coco, coco.parent / "images")
+    typed = st.session_state.get(shared.DATASET_ANNOTATIONS, "").strip()
+    if typed:
+        folder = st.session_state.get(shared.DATASET_IMAGES, "").strip() or str(Path(typed).parent / "images")
+        found[f"Typed on Home: {typed}"] = (Path(typed), Path(folder))
+    return found
+
+
+@st.cache_resource
+def jobs() -> dict[str, BackgroundJob]:
+    """Run id -> its job, for the whole server: a job outlives the page and the session that started it."""
+    return {}
+
+
+@st.cache_resource(max_entries=8)
+def reader(store: str, runs: tuple[str, ...]) -> Analysis:
+    """One store reader per set of runs, shared by sessions (its queries are serialised)."""
+    return Analysis(store, list(runs))
+
+
+@st.cache_data(max_entries=32, show_spinner="Scoring the stored detections (pycocotools) ...")
+def summary(_analysis: Analysis, run: str, method: str, version: tuple):
+    """`bucket_summary` with AP, computed once per run, method and stored state (`version`)."""
+    return _analysis.bucket_summary(run, method)
+
+
+@st.cache_data(max_entries=4)
+def _coco(path: str, modified: int) -> dict:
+    return json.loads(Path(path).read_bytes().decode("utf-8-sig"))
+
+
+def open_image(
+    annotations: Path, images: Path, file_name: str, *, input_size: int | None, query: int | None = None
+):
+    """Make a dataset image, with its ground truth, the current image of every page (as an
+    upload with a one-image COCO file); with `query`, also the picked query (Attention)."""
+    coco = _coco(str(annotations), annotations.stat().st_mtime_ns)
+    record = next(i for i in coco["images"] if i["file_name"] == file_name)
+    one = coco | {
+        "images": [record],
+        "annotations": [a for a in coco["annotations"] if a["image_id"] == record["id"]],
+    }
+    data = (images / file_name).read_bytes()
+    state = st.session_state
+    state[shared.IMAGE_KIND] = "upload"
+    state[shared.IMAGE_UPLOAD] = (Path(file_name).name, data)
+    state[shared.ANNOTATIONS_UPLOAD] = json.dumps(one).encode()
+    state[shared.INPUT_SIZE] = input_size or 0
+    state[shared.LETTERBOX] = False
+    if query is not None:
+        detector = shared.current_detector()
+        image = shared.cached_decode(data, Path(file_name).name).image
+        shared.forget_stale_picks(
+            shared.pick_context(detector, Path(file_name).name, image, input_size, False)
+        )
+        state[shared.QUERY] = int(query)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def image_of(path: str):
+    """A dataset image, decoded at full size (annotations are in its pixels)."""
+    return read_image(path).image

@@ -1,0 +1,221 @@
+"""Dataset: a whole COCO dataset analysed once and stored; misses by size and why, the images
+with the most, a gallery of missed objects, entropy distributions, and two runs compared."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _analysis as data
+from pages import _shared as shared
+from pages import _widgets as widgets
+from sodviz.analysis.errors import MISS_TYPES
+from sodviz.analysis.job import BackgroundJob, plan_job
+from sodviz.analysis.queries import BUCKETS, IMAGE_SORTS
+from sodviz.analysis.settings import REFINEMENTS, AnalysisSettings
+from sodviz.analysis.store import list_runs
+from sodviz.detector.inference import run_inference
+from sodviz.views.dataset import BUCKET_TITLES, entropy_distributions, error_figure, object_patch
+from sodviz.views.palette import CHANGE_RGB
+
+shared.init_state()
+shared.sidebar()
+st.title("Dataset")
+state = st.session_state
+detector = shared.current_detector()
+sources = data.sources()
+if state.get(shared.DATASET_SOURCE) not in sources:
+    state[shared.DATASET_SOURCE] = next(iter(sources))
+left, right = st.columns([3, 1])
+source = left.selectbox(
+    "Dataset (COCO annotations and their image folder)", list(sources), key=shared.DATASET_SOURCE
+)
+store = right.text_input("Store folder", key=shared.DATASET_STORE)
+annotations, images = sources[source]
+dataset = str(annotations.resolve())
+
+with widgets.controls("Analyse"):
+    a, b, c, d = st.columns([2, 2, 1, 1])
+    a.multiselect("Refinements", list(REFINEMENTS), key=shared.DATASET_METHODS)
+    b.multiselect(
+        "Budgets (forward passes, the full image included)", list(range(2, 9)), key=shared.DATASET_BUDGETS
+    )
+    c.number_input("Score threshold", 0.0, 1.0, step=0.05, key=shared.DATASET_THRESHOLD)
+    start = d.button("Analyse the dataset", type="primary", help="Runs the current model over every image "
+                     "not stored yet; what is stored is reused.")  # fmt: skip
+if start:
+    settings = AnalysisSettings(
+        score_threshold=float(state[shared.DATASET_THRESHOLD]), input_size=state[shared.INPUT_SIZE] or None,
+        methods=tuple(state[shared.DATASET_METHODS]),
+        budgets=tuple(sorted(state[shared.DATASET_BUDGETS])) or (3,),
+    )  # fmt: skip
+    try:
+        plan = plan_job(
+            detector, annotations, images, settings, store=store, model_source=shared.model_source()
+        )
+    except (OSError, ValueError) as error:
+        st.error(f"Could not analyse {source}: {error}")
+    else:
+        running = data.jobs().get(plan.run.run)
+        if running is None or not running.running:
+            data.jobs()[plan.run.run] = BackgroundJob(plan, detector)
+
+
+@st.fragment(run_every=1.0)
+def job_status() -> None:
+    """Progress and cancel of this dataset's jobs; reruns the page when one finishes."""
+    for run, job in list(data.jobs().items()):
+        if job.plan.run.meta().get("annotations") != dataset:
+            continue
+        done, total = job.progress
+        if job.running:
+            bar, stop = st.columns([5, 1])
+            bar.progress(done / max(total, 1), text=f"Analysing {done} / {total} images ({run}) ...")
+            if stop.button("Cancel", key=f"cancel_{run}"):
+                job.cancel()
+        else:
+            del data.jobs()[run]
+            if job.error:
+                st.error(
+                    f"The analysis stopped: {job.error}. What it wrote is kept; start it again to go on."
+                )
+            else:
+                state["_dataset_message"] = job.summary.text()
+            st.rerun()
+
+
+job_status()
+if state.get("_dataset_message"):
+    st.success(state.pop("_dataset_message"))
+
+runs = [r for r in list_runs(store) if r.get("annotations") == dataset]
+if not runs:
+    st.info(
+        f"Nothing stored for {source} yet: press **Analyse the dataset** (or run `python -m sodviz analyze`)."
+    )
+    st.stop()
+analysis = data.reader(store, tuple(r["run"] for r in runs))
+analysis.refresh()
+by_id = {r["run"]: r for r in runs}
+
+
+def describe(run: str) -> str:
+    meta = by_id[run]
+    done, total = analysis.progress(run)
+    settings = meta["settings"]
+    refinements = ", ".join(f"{m}@{b}" for m in settings["methods"] for b in settings["budgets"]) or "none"
+    threshold = settings["score_threshold"]
+    return f"{meta['model']} · threshold {threshold} · refinements {refinements} · {done}/{total} images"
+
+
+mine = [r["run"] for r in runs if r.get("model_hash") == detector.content_hash] or [runs[0]["run"]]
+run = st.selectbox("Stored run", list(by_id), index=list(by_id).index(mine[0]), format_func=describe)
+meta = by_id[run]
+if meta.get("model_hash") != detector.content_hash:
+    st.caption(f"This run is of `{meta['model']}`, not the current model: its patches use that model.")
+methods = analysis.methods(run)
+if not methods:
+    st.info("No image of this run is stored yet: the first batch is on its way.")
+    st.stop()
+if state.get("dataset_summary_method") not in methods:
+    state["dataset_summary_method"] = "base"
+input_size = meta["settings"].get("input_size")
+
+st.subheader("By size (AI-TOD buckets, model-input pixels)")
+method = st.radio("Detections of", methods, horizontal=True, key="dataset_summary_method")
+table = data.summary(analysis, run, method, analysis.version(run))
+st.dataframe(
+    table[["bucket", "objects", "found", "recall", "AP", "AP50", *MISS_TYPES]], hide_index=True,
+    column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("recall", "AP", "AP50")},
+)  # fmt: skip
+st.plotly_chart(error_figure(table), key="dataset_errors")
+skipped = analysis.frame("SELECT file_name, reason FROM skipped WHERE run = ?", [run])
+if len(skipped):
+    st.warning(
+        f"{len(skipped)} images were skipped (missing or unreadable); they are retried on the next run."
+    )
+    st.dataframe(skipped, hide_index=True)
+
+st.subheader("Images")
+f1, f2, f3, f4 = st.columns(4)
+bucket = f1.selectbox("With a miss of size", ["all", *BUCKETS], key=shared.DATASET_BUCKET,
+                      format_func=lambda b: BUCKET_TITLES.get(b, "any size"))  # fmt: skip
+error = f2.selectbox("With a miss of type", ["all", *MISS_TYPES], key=shared.DATASET_ERROR,
+                     format_func=lambda e: "any type" if e == "all" else e)  # fmt: skip
+sort = f3.selectbox("Sort by", list(IMAGE_SORTS), key=shared.DATASET_SORT)
+descending = f4.toggle("Largest first", value=True, key="dataset_descending")
+images_table = analysis.image_table(
+    run, methods=[m for m in methods if m != "base"], bucket=None if bucket == "all" else bucket,
+    error=None if error == "all" else error, sort=sort, descending=descending,
+)  # fmt: skip
+picked = st.dataframe(
+    images_table, hide_index=True, on_select="rerun", selection_mode="single-row", key="dataset_image_table"
+)
+if picked and picked.selection.rows:
+    name = images_table.iloc[picked.selection.rows[0]]["file_name"]
+    if state.get("_dataset_opened") != (run, name):
+        data.open_image(annotations, images, name, input_size=input_size)
+        state["_dataset_opened"] = (run, name)
+    st.caption(f"**{name}** is now the current image, with its ground truth, on every page.")
+
+
+def gallery(rows, *, key: str, colour_of=None, attention: bool = True) -> None:
+    """Zoomed patches of objects, the nearest query's attention over each; a button opens one on Attention."""
+    if not len(rows):
+        st.info("No object matches these filters.")
+        return
+    model = shared.detector_or_stop(meta["model"]) if attention else None
+    columns = st.columns(6)
+    for i, row in enumerate(rows.itertuples()):
+        path = images / row.file_name
+        if not path.is_file():
+            continue
+        image = data.image_of(str(path))
+        result = run_inference(model, image, input_size=input_size) if model is not None else None
+        colour = {"rgb": colour_of(row)} if colour_of else {}
+        box = [row.x0, row.y0, row.x1, row.y1]
+        patch = object_patch(image, box, result=result, query=int(row.nearest_query), **colour)
+        with columns[i % 6]:
+            st.image(
+                patch, caption=f"{row.file_name} · {row.size_input:.1f} px · {row.error or row.category}"
+            )
+            if st.button("Open on Attention", key=f"{key}_{i}"):
+                data.open_image(
+                    annotations, images, row.file_name, input_size=input_size, query=int(row.nearest_query)
+                )
+                st.switch_page("pages/attention.py")
+
+
+st.subheader("Missed objects")
+g1, g2 = st.columns(2)
+gallery_bucket = g1.selectbox("Size", ["all", *BUCKETS], key="dataset_gallery_bucket",
+                              format_func=lambda b: BUCKET_TITLES.get(b, "any size"))  # fmt: skip
+gallery_error = g2.selectbox("Why", ["all", *MISS_TYPES], key="dataset_gallery_error",
+                             format_func=lambda e: "any reason" if e == "all" else e)  # fmt: skip
+missed = analysis.missed_objects(
+    run, bucket=None if gallery_bucket == "all" else gallery_bucket,
+    error=None if gallery_error == "all" else gallery_error, limit=12,
+)  # fmt: skip
+st.caption(
+    "Object box thick (orange), the nearest query's box thin (cyan), its sampling points or attention map."
+)
+gallery(missed, key="missed")
+
+st.subheader("Attention entropy")
+st.plotly_chart(entropy_distributions(analysis.entropy_rows(run)), key="dataset_entropy")
+
+st.subheader("Compare two runs")
+options = [(r, m) for r in by_id for m in analysis.methods(r)]
+label = {o: f"{by_id[o[0]]['model']} · {o[1]} ({o[0][:6]})" for o in options}
+c1, c2 = st.columns(2)
+first = c1.selectbox("A", options, index=options.index((run, "base")), format_func=label.get, key="dataset_a")
+refined = sorted(
+    (o for o in options if o[0] == run and o[1] != "base"), key=lambda o: not o[1].startswith("vicrop")
+)
+default_b = refined[0] if refined else options[-1]
+second = c2.selectbox("B", options, index=options.index(default_b), format_func=label.get, key="dataset_b")
+per_image, changed = analysis.compare(first, second)
+gained, lost = int(per_image["gained"].sum()), int(per_image["lost"].sum())
+st.caption(f"B finds {gained} objects A misses, and misses {lost} that A finds.")
+st.dataframe(per_image, hide_index=True, key="dataset_compare")
+st.markdown("**Objects gained and lost** (green: B only, red: A only)")
+gallery(changed.head(12), key="changed", attention=False, colour_of=lambda row: CHANGE_RGB[row.change])
