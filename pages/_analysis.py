@@ -11,6 +11,7 @@ import streamlit as st
 from pages import _shared as shared
 from sodviz.analysis.job import BackgroundJob
 from sodviz.analysis.queries import Analysis
+from sodviz.analysis.store import RunStore
 from sodviz.imageio import read_image
 from sodviz.samples import SAMPLES_DIR
 
@@ -29,6 +30,10 @@ def sources() -> dict[str, tuple[Path, Path]]:
         folder = st.session_state.get(shared.DATASET_IMAGES, "").strip() or str(Path(typed).parent / "images")
         found[f"Typed on Home: {typed}"] = (Path(typed), Path(folder))
     return found
+
+
+def store_path(store: str, run: str) -> str:
+    return str(RunStore(store, run).root)
 
 
 @st.cache_resource

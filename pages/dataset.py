@@ -100,16 +100,18 @@ by_id = {r["run"]: r for r in runs}
 
 def describe(run: str) -> str:
     meta = by_id[run]
-    done, total = analysis.progress(run)
     settings = meta["settings"]
     refinements = ", ".join(f"{m}@{b}" for m in settings["methods"] for b in settings["budgets"]) or "none"
-    threshold = settings["score_threshold"]
-    return f"{meta['model']} · threshold {threshold} · refinements {refinements} · {done}/{total} images"
+    return (
+        f"{meta['model']} · threshold {settings['score_threshold']} · refinements {refinements} · {run[:8]}"
+    )
 
 
 mine = [r["run"] for r in runs if r.get("model_hash") == detector.content_hash] or [runs[0]["run"]]
 run = st.selectbox("Stored run", list(by_id), index=list(by_id).index(mine[0]), format_func=describe)
 meta = by_id[run]
+done, total = analysis.progress(run)
+st.caption(f"{done} of {total} images stored, created {meta['created']} ({data.store_path(store, run)}).")
 if meta.get("model_hash") != detector.content_hash:
     st.caption(f"This run is of `{meta['model']}`, not the current model: its patches use that model.")
 methods = analysis.methods(run)
@@ -155,6 +157,7 @@ if picked and picked.selection.rows:
     if state.get("_dataset_opened") != (run, name):
         data.open_image(annotations, images, name, input_size=input_size)
         state["_dataset_opened"] = (run, name)
+        st.rerun()  # the sidebar, drawn first, names the new image too
     st.caption(f"**{name}** is now the current image, with its ground truth, on every page.")
 
 

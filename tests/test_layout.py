@@ -17,7 +17,7 @@ RANKS = {
     "attention": 4,
     "evaluation": 5,
     "samples": 6, "crops": 6, "erf": 6,
-    "acs": 7, "training": 7,
+    "acs": 7, "training": 7, "analysis": 7,
     "views": 8,
     "cli": 9,
     "__init__": 10, "__main__": 10,

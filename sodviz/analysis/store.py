@@ -26,9 +26,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-DEFAULT_STORE = (
-    "runs/store"  # where `analyze` and the Dataset page keep runs (relative to the working folder)
-)
+# Where `analyze` and the Dataset page keep runs: $SODVIZ_STORE, else runs/store in the working folder.
+DEFAULT_STORE = os.environ.get("SODVIZ_STORE") or "runs/store"
 _F, _I, _S, _B = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 _BOX = [("x0", _F), ("y0", _F), ("x1", _F), ("y1", _F)]
 SCHEMAS = {

@@ -13,6 +13,7 @@ def analyze(args: argparse.Namespace) -> None:
     from sodviz.analysis.job import plan_job, run_job
     from sodviz.analysis.queries import Analysis
     from sodviz.analysis.settings import AnalysisSettings
+    from sodviz.analysis.store import DEFAULT_STORE
     from sodviz.detector.loading import load_detector
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip() and m.strip() != "base")
@@ -21,8 +22,9 @@ def analyze(args: argparse.Namespace) -> None:
         score_threshold=args.threshold, input_size=args.input_size, methods=methods,
         budgets=budgets or (3,), gate_min_uncertain=args.gate_min_uncertain,
     )  # fmt: skip
+    store = args.store or DEFAULT_STORE
     detector = load_detector(args.model)
-    plan = plan_job(detector, args.data, args.images, settings, store=args.store, model_source=args.model)
+    plan = plan_job(detector, args.data, args.images, settings, store=store, model_source=args.model)
     print(f"run {plan.run.run}: {len(plan.tasks)} images, {len(plan.todo)} to analyse ({plan.run.root})")
     with tqdm(total=len(plan.tasks), initial=len(plan.tasks) - len(plan.todo), desc="analyze") as bar:
         summary = run_job(
@@ -32,7 +34,7 @@ def analyze(args: argparse.Namespace) -> None:
     print(summary.text())
     for name, reason in sorted(summary.skipped.items()):
         print(f"  skipped {name}: {reason}")
-    analysis = Analysis(args.store, [plan.run.run])
+    analysis = Analysis(store, [plan.run.run])
     for method in analysis.methods(plan.run.run):
         print(f"\n{method}")
         table = analysis.bucket_summary(plan.run.run, method)

@@ -237,7 +237,9 @@ def _analyze(commands) -> None:
         "--methods", default="base", help="comma list: base plus any of vicrop, vicrop_gated, slicing"
     )
     analyze.add_argument("--budgets", default="3", help="forward passes per refined image, e.g. 3 or 2,3,5")
-    analyze.add_argument("--store", type=Path, default=Path(DEFAULT_STORE), help=f"default {DEFAULT_STORE}")
+    analyze.add_argument(
+        "--store", type=Path, default=None, help="store folder (default: $SODVIZ_STORE, else runs/store)"
+    )
     analyze.add_argument("--engine", choices=("local", "ray"), default="local")
     analyze.add_argument("--workers", type=int, default=2, help="Ray: actors, one detector each")
     analyze.add_argument("--gpus-per-worker", type=float, default=0.0, help="Ray: GPUs per actor")
@@ -245,11 +247,6 @@ def _analyze(commands) -> None:
     analyze.add_argument("--input-size", type=int, default=None)
     analyze.add_argument("--gate-min-uncertain", type=int, default=0, help="ViCrop-Det's gate")
     analyze.add_argument("--batch-images", type=int, default=16, help="images per stored batch")
-
-
-DEFAULT_STORE = (
-    "runs/store"  # sodviz.analysis.store.DEFAULT_STORE, written out as MERGES_CHOICES (a test checks)
-)
 
 
 def parse_budgets(text: str) -> tuple[int, ...]:

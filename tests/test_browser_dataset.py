@@ -1,0 +1,85 @@
+"""The Dataset page in headless Chromium: analyse the sample scenes from the page, pick an image
+from the table (the current image of every page), open a missed object on Attention."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from browser import (
+    CHROMIUM,
+    DRIVER,
+    IMAGE,
+    PLOT,
+    ROOT,
+    chromium,
+    open_page,
+    settle,
+    streamlit_server,
+    wait_for_page,
+)
+
+SCREENSHOTS = ROOT / "artifacts" / "browser"
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER), reason="chromium / chromedriver not installed (make test installs them)"
+)
+
+
+def _button(driver, label: str):
+    from selenium.webdriver.common.by import By
+
+    return next(
+        b
+        for b in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMain"] button')
+        if b.text.strip() == label
+    )
+
+
+def _main_text(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+
+
+def test_the_dataset_page_in_chromium(tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    log = SCREENSHOTS.parent / "streamlit_dataset.log"
+    with streamlit_server(log, env={"SODVIZ_STORE": str(tmp_path / "store")}) as url, chromium() as driver:
+        driver.set_window_size(1400, 2400)
+        driver.get(url)
+        wait_for_page(driver, IMAGE)
+        open_page(driver, "Dataset")
+        deadline = time.monotonic() + 60
+        while "Nothing stored for Sample scenes" not in _main_text(driver):
+            assert time.monotonic() < deadline, _main_text(driver)
+            time.sleep(0.2)
+        _button(driver, "Analyse the dataset").click()
+        wait_for_page(driver, PLOT, timeout=300)  # the progress fragment reruns the page when the job ends
+        settle(driver)
+        text = _main_text(driver)
+        assert "Missed objects" in text and "Compare two runs" in text, text
+        driver.save_screenshot(str(SCREENSHOTS / "dataset.png"))
+        tables = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')
+        images_table = tables[1]
+        ActionChains(driver).move_to_element_with_offset(
+            images_table, -images_table.size["width"] // 2 + 18, -images_table.size["height"] // 2 + 52
+        ).click().perform()
+        deadline = time.monotonic() + 30
+        while "is now the current image" not in _main_text(driver):
+            assert time.monotonic() < deadline, "picking a row did not make it the current image"
+            time.sleep(0.2)
+        picked = _main_text(driver).split(" is now the current image")[0].split("\n")[-1]
+        sidebar = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"]').text
+        assert picked in sidebar, (picked, sidebar)
+        _button(driver, "Open on Attention").click()
+        deadline = time.monotonic() + 60
+        while not driver.find_element(By.CSS_SELECTOR, "h1").text.startswith("Attention"):
+            assert time.monotonic() < deadline, "the patch's button did not open the Attention page"
+            time.sleep(0.2)
+        wait_for_page(driver, PLOT, timeout=120)
+        settle(driver)
+        driver.save_screenshot(str(SCREENSHOTS / "dataset_to_attention.png"))
+    assert "Traceback" not in log.read_text()
