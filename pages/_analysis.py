@@ -54,6 +54,18 @@ def summary(_analysis: Analysis, run: str, method: str, version: tuple):
     return _analysis.bucket_summary(run, method)
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def entropy_rows(_analysis: Analysis, run: str, version: tuple):
+    """`entropy_rows`, once per run and stored state."""
+    return _analysis.entropy_rows(run)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def compare(_analysis: Analysis, a: tuple[str, str], b: tuple[str, str], versions: tuple):
+    """`compare`, once per pair and stored state of both runs."""
+    return _analysis.compare(a, b)
+
+
 @st.cache_data(max_entries=4)
 def _coco(path: str, modified: int) -> dict:
     return json.loads(Path(path).read_bytes().decode("utf-8-sig"))

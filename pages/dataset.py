@@ -204,7 +204,9 @@ st.caption(
 gallery(missed, key="missed")
 
 st.subheader("Attention entropy")
-st.plotly_chart(entropy_distributions(analysis.entropy_rows(run)), key="dataset_entropy")
+st.plotly_chart(
+    entropy_distributions(data.entropy_rows(analysis, run, analysis.version(run))), key="dataset_entropy"
+)
 
 st.subheader("Compare two runs")
 options = [(r, m) for r in by_id for m in analysis.methods(r)]
@@ -216,7 +218,9 @@ refined = sorted(
 )
 default_b = refined[0] if refined else options[-1]
 second = c2.selectbox("B", options, index=options.index(default_b), format_func=label.get, key="dataset_b")
-per_image, changed = analysis.compare(first, second)
+per_image, changed = data.compare(
+    analysis, first, second, (analysis.version(first[0]), analysis.version(second[0]))
+)
 gained, lost = int(per_image["gained"].sum()), int(per_image["lost"].sum())
 st.caption(f"B finds {gained} objects A misses, and misses {lost} that A finds.")
 st.dataframe(per_image, hide_index=True, key="dataset_compare")

@@ -332,6 +332,72 @@ M = [
         "            if True:",
         ["tests/evaluation/test_validation.py"],
     ),
+    (
+        "analysis: a fitting box with a low score is not a score miss",
+        "sodviz/analysis/errors.py",
+        "        elif (fits & (own < score_threshold)).any():",
+        "        elif False:",
+        ["tests/analysis/test_errors.py"],
+    ),
+    (
+        "analysis: no duplicate false positives",
+        "sodviz/analysis/errors.py",
+        "        if (iou[i][same] >= MATCH_IOU).any():",
+        "        if False:",
+        ["tests/analysis/test_errors.py"],
+    ),
+    (
+        "analysis: a batch written in place (no rename)",
+        "sodviz/analysis/store.py",
+        'temporary = self.root / f".{name}"',
+        "temporary = self.root / name",
+        ["tests/analysis/test_store.py"],
+    ),
+    (
+        "analysis: stored images analysed again",
+        "sodviz/analysis/job.py",
+        'todo = tuple(t for t in tasks if t["image_key"] not in done)',
+        "todo = tuple(tasks)",
+        ["tests/analysis/test_job.py::test_rerun_is_free_and_added_images_are_the_only_work"],
+    ),
+    (
+        "analysis: cancel ignored",
+        "sodviz/analysis/job.py",
+        "        if cancel is not None and cancel.is_set():",
+        "        if False:",
+        ["tests/analysis/test_job.py::test_cancel_keeps_finished_batches_and_the_rerun_completes_them"],
+    ),
+    (
+        "analysis: images left out of the manifest still read",
+        "sodviz/analysis/store.py",
+        '"JOIN read_parquet(?) m USING (image_key) GROUP BY i.image_key",',
+        '"JOIN read_parquet(?) m ON true GROUP BY i.image_key",',
+        [
+            "tests/analysis/test_store.py",
+            "tests/analysis/test_job.py::test_changed_annotations_recompute_that_image_only",
+        ],
+    ),
+    (
+        "analysis: Ray actors run other settings",
+        "sodviz/analysis/ray_engine.py",
+        "        self.settings = settings",
+        "        self.settings = AnalysisSettings()",
+        ["tests/analysis/test_engines.py::test_ray_writes_the_same_rows_as_the_local_engine"],
+    ),
+    (
+        "analysis: attention share inside the box, not twice it",
+        "sodviz/analysis/records.py",
+        '"attention_share": map_mass_in_box(result, heat, truth[i], enlarge=ENLARGE),',
+        '"attention_share": map_mass_in_box(result, heat, truth[i], enlarge=1.0),',
+        ["tests/analysis/test_job.py::test_attention_shares_are_taken_inside_twice_the_box"],
+    ),
+    (
+        "dataset page: an opened image without its ground truth",
+        "pages/_analysis.py",
+        "state[shared.ANNOTATIONS_UPLOAD] = json.dumps(one).encode()",
+        "state[shared.ANNOTATIONS_UPLOAD] = None",
+        ["tests/test_dataset_page.py::test_an_objects_patch_opens_it_on_attention_with_its_query"],
+    ),
 ]
 env = os.environ | {"HF_HUB_OFFLINE": "1"}
 

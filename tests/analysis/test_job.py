@@ -228,3 +228,29 @@ def test_two_readers_while_a_job_writes(demo_detector, dataset, tmp_path):
         reader.refresh()
         counts.append(reader.progress(plan.run.run)[0])
         assert counts == sorted(counts) and counts[-1] == 5
+
+
+def test_attention_shares_are_taken_inside_twice_the_box(demo_detector, dataset, tmp_path):
+    """The stored image-level share against a brute-force sum of the attention grid, each cell
+    cut into parts of half an input pixel, over a box twice the object's size."""
+    from sodviz.attention.maps import image_attention
+    from sodviz.detector.inference import run_inference
+    from sodviz.imageio import load_image
+
+    plan, _ = _job(demo_detector, dataset, tmp_path / "store", settings=AnalysisSettings())
+    objects = tables(tmp_path / "store", plan.run.run)["objects"]
+    first = objects[objects["file_name"] == objects["file_name"].iloc[0]].head(20)
+    result = run_inference(
+        demo_detector, load_image(dataset / "images" / first["file_name"].iloc[0]), cache=None
+    )
+    heat = image_attention(result, mode="all").astype(np.float64)
+    input_h, input_w = result.transform.input_hw
+    parts = int(np.ceil(2 * input_w / heat.shape[1]))
+    fine = np.kron(heat, np.ones((parts, parts)))
+    ys = (np.arange(fine.shape[0]) + 0.5) * input_h / fine.shape[0]
+    xs = (np.arange(fine.shape[1]) + 0.5) * input_w / fine.shape[1]
+    for row in first.itertuples():
+        cx, cy, w, h = (row.x0 + row.x1) / 2, (row.y0 + row.y1) / 2, row.x1 - row.x0, row.y1 - row.y0
+        box = result.transform.image_to_input(np.array([cx - w, cy - h, cx + w, cy + h]))
+        inside = ((ys >= box[1]) & (ys <= box[3]))[:, None] & ((xs >= box[0]) & (xs <= box[2]))[None, :]
+        assert row.attention_share == pytest.approx(fine[inside].sum() / fine.sum(), rel=0.15, abs=1e-6)
