@@ -351,7 +351,7 @@ M = [
         "sodviz/analysis/store.py",
         'temporary = self.root / f".{name}"',
         "temporary = self.root / name",
-        ["tests/analysis/test_store.py"],
+        ["tests/analysis/test_store.py::test_a_process_killed_while_writing_a_batch_leaves_no_batch"],
     ),
     (
         "analysis: stored images analysed again",

@@ -62,7 +62,7 @@ def miss_types(
         own = class_scores[:, truth_class[i]] if class_aware else scores
         if class_aware and (fits & (scores >= score_threshold) & (labels != truth_class[i])).any():
             types[i] = "classification"
-        elif False:
+        elif (fits & (own < score_threshold)).any():
             types[i] = "score"
         elif best[i] >= BACKGROUND_IOU:
             types[i] = "localisation"

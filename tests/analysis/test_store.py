@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -41,6 +45,35 @@ def test_a_batch_that_fails_half_way_leaves_nothing_behind(tmp_path, monkeypatch
     assert run.batches() == [] and run.done_keys() == set()
     assert sorted(p.name for p in run.root.iterdir()) == ["manifest.parquet", "run.json"]
     assert connect(tmp_path, ["r1"]).execute("SELECT count(*) FROM objects").fetchone()[0] == 0
+
+
+def test_a_process_killed_while_writing_a_batch_leaves_no_batch(tmp_path):
+    """The process dies (no cleanup can run) after writing two of a batch's files."""
+    _run(tmp_path)
+    script = f"""
+import os, sys
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from sodviz.analysis import store
+real, written = pq.write_table, []
+def dying(table, path, *args, **kwargs):
+    written.append(path)
+    if len(written) == 3:
+        os._exit(9)
+    real(table, path, *args, **kwargs)
+store.pq.write_table = dying
+store.RunStore({str(tmp_path)!r}, "r1").write_batch({{"images": [{IMAGE!r}], "objects": [{OBJECT!r}]}})
+"""
+    assert subprocess.run([sys.executable, "-c", script]).returncode == 9
+    run = RunStore(tmp_path, "r1")
+    assert run.batches() == [] and run.done_keys() == set()  # the half-written folder is hidden
+    assert connect(tmp_path, ["r1"]).execute("SELECT count(*) FROM images").fetchone()[0] == 0
+    run.write_batch({"images": [IMAGE], "objects": [OBJECT]})  # the rerun writes it whole
+    assert run.done_keys() == {"k1"}
 
 
 def test_a_finished_batch_is_read_back_whole(tmp_path):
