@@ -98,3 +98,17 @@ with left:
         bool(fixed and st.session_state[shared.LETTERBOX]), detector,
     )  # fmt: skip
     st.markdown(input_summary(transform))
+
+with st.expander("A whole dataset (the Dataset page)"):
+    st.text_input(
+        "COCO annotations file", key=shared.DATASET_ANNOTATIONS, placeholder="data/mine/annotations.json"
+    )
+    st.text_input(
+        "Its image folder (default: images/ beside the file)", key=shared.DATASET_IMAGES,
+        placeholder="data/mine/images",
+    )  # fmt: skip
+    st.caption(
+        "The Dataset page analyses every image once with the model above and keeps the results, "
+        "or opens what `python -m sodviz analyze` stored. The sample scenes and the generated "
+        "splits under data/ are listed there already."
+    )

@@ -109,10 +109,12 @@ def test_the_filters_narrow_the_image_table(page, tmp_path):
     assert names == sorted(names)
 
 
-def test_a_missing_dataset_is_a_sentence(page, tmp_path):
-    at = page(
-        **{shared.DATASET_ANNOTATIONS: str(tmp_path / "nowhere.json"), shared.DATASET_IMAGES: str(tmp_path)}
-    )
+def test_a_dataset_typed_on_home_is_offered_and_a_missing_one_is_a_sentence(page, tmp_path):
+    at = page()
+    at.switch_page("pages/home.py").run()
+    at.text_input(key=shared.DATASET_ANNOTATIONS).input(str(tmp_path / "nowhere.json")).run()
+    at.text_input(key=shared.DATASET_IMAGES).input(str(tmp_path)).run()
+    at.switch_page("pages/dataset.py").run()
     choice = next(o for o in at.selectbox(key=shared.DATASET_SOURCE).options if o.startswith("Typed"))
     at.selectbox(key=shared.DATASET_SOURCE).set_value(choice).run()
     at.button[[b.label for b in at.button].index("Analyse the dataset")].click().run()
