@@ -19,6 +19,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "browser"
+
+
+def needs_chromium():
+    """The mark of a browser test: skipped without chromium and chromedriver, except under CI,
+    where a missing browser is an error."""
+    import pytest
+
+    if not (CHROMIUM and DRIVER) and os.environ.get("CI"):
+        raise RuntimeError("CI needs Debian's chromium and chromium-driver (make test installs them)")
+    return pytest.mark.skipif(
+        not (CHROMIUM and DRIVER), reason="chromium / chromedriver not installed (make test installs them)"
+    )
+
+
 CHROME_FLAGS = [
     "--headless",
     "--no-sandbox",

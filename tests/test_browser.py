@@ -3,17 +3,16 @@ Chromium, no exception box, a figure on each page, a screenshot of each (in arti
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 from browser import (
-    CHROMIUM,
-    DRIVER,
     IMAGE,
     PLOT,
     ROOT,
+    SCREENSHOTS,
     chromium,
+    needs_chromium,
     open_page,
     settle,
     streamlit_server,
@@ -24,12 +23,7 @@ from browser import wait_for_page as _wait
 
 from conftest import shared_images
 
-SCREENSHOTS = ROOT / "artifacts" / "browser"
-if not (CHROMIUM and DRIVER) and os.environ.get("CI"):
-    raise RuntimeError("CI needs Debian's chromium and chromium-driver (make test installs them)")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and DRIVER), reason="chromium / chromedriver not installed (make test installs them)"
-)
+pytestmark = needs_chromium()
 
 
 @pytest.fixture(scope="module")

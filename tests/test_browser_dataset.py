@@ -5,24 +5,19 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from browser import (
-    CHROMIUM,
-    DRIVER,
     IMAGE,
     PLOT,
-    ROOT,
+    SCREENSHOTS,
     chromium,
+    needs_chromium,
     open_page,
     settle,
     streamlit_server,
     wait_for_page,
 )
 
-SCREENSHOTS = ROOT / "artifacts" / "browser"
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and DRIVER), reason="chromium / chromedriver not installed (make test installs them)"
-)
+pytestmark = needs_chromium()
 
 
 def _button(driver, label: str):

@@ -8,13 +8,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sodviz.analysis.records import analyze_image
 from sodviz.analysis.settings import AnalysisSettings
 from sodviz.analysis.store import RunStore, image_key, run_id
 from sodviz.detector.loading import Detector
+from sodviz.detector.preprocess import resolve_input_size
 from sodviz.evaluation.coco import class_aware, load_coco
 from sodviz.imageio import decode_image
 from sodviz.notices import name_some
@@ -65,40 +66,64 @@ def plan_job(
     Raises:
         FileNotFoundError / ValueError: no annotations, not usable COCO, or no image folder.
     """
-    images = Path(images)
+    images = Path(images).resolve()  # absolute: Ray workers read the same paths
     if not images.is_dir():
         raise FileNotFoundError(f"no image folder at {images}")
     coco = load_coco(annotations)
+    settings = resolved(detector, settings)
     names = {c["id"]: str(c.get("name", c["id"])) for c in coco["categories"]}
-    used = sorted({names[a["category_id"]] for a in coco["annotations"]})
+    used = sorted({names[a["category_id"]] for a in coco["annotations"] if a.get("iscrowd", 0) != 1})
     aware = class_aware(used, detector.class_names)
     by_image: dict = {}
     for a in coco["annotations"]:
-        if a.get("iscrowd", 0) != 1:  # crowd regions are neither objects nor misses (as pycocotools)
-            by_image.setdefault(a["image_id"], []).append(a)
+        by_image.setdefault(a["image_id"], []).append(a)
     tasks = []
     for record in coco["images"]:
+        mine = by_image.get(record["id"], [])
         objects = [
             {"annotation_id": int(a["id"]), "category": names[a["category_id"]],
              "label": detector.class_names.index(names[a["category_id"]]) if aware else 0,
              "bbox": [float(v) for v in a["bbox"]]}
-            for a in by_image.get(record["id"], [])
+            for a in mine if a.get("iscrowd", 0) != 1
         ]  # fmt: skip
+        # crowd regions are neither objects nor misses, and detections on them are ignored (pycocotools)
+        crowds = [[float(v) for v in a["bbox"]] for a in mine if a.get("iscrowd", 0) == 1]
         path = images / record["file_name"]
-        data = path.read_bytes() if path.is_file() else b""
-        tasks.append({"image_key": image_key(data, [record["file_name"], objects]), "image_id": record["id"],
-                      "file_name": record["file_name"], "path": str(path), "objects": objects})  # fmt: skip
-    dataset = str(Path(annotations).resolve())
-    run = RunStore(store, run_id(detector.content_hash, settings.digest(), dataset))
+        try:
+            data = path.read_bytes()
+        except OSError:  # missing or unreadable: listed as skipped when its turn comes
+            data = b""
+        key = image_key(data, [record["file_name"], objects, crowds])
+        tasks.append({"image_key": key, "image_id": str(record["id"]), "file_name": record["file_name"],
+                      "path": str(path), "objects": objects, "crowds": crowds})  # fmt: skip
+    run = RunStore(store, planned_run(detector, annotations, settings))
     meta = {
-        "model": model_source, "model_hash": detector.content_hash, "class_names": list(detector.class_names),
-        "annotations": dataset, "images": str(images.resolve()), "settings": settings.as_dict(),
-        "class_aware": aware, "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "model": _source(model_source), "model_hash": detector.content_hash,
+        "class_names": list(detector.class_names), "annotations": str(Path(annotations).resolve()),
+        "images": str(images), "settings": settings.as_dict(), "class_aware": aware,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
     run.create(meta, [(t["image_key"], t["file_name"]) for t in tasks])
     done = run.done_keys()
     todo = tuple(t for t in tasks if t["image_key"] not in done)
-    return JobPlan(run, tuple(tasks), todo, aware, settings, model_source)
+    return JobPlan(run, tuple(tasks), todo, aware, settings, meta["model"])
+
+
+def resolved(detector: Detector, settings: AnalysisSettings) -> AnalysisSettings:
+    """The settings with the input size made explicit (None and the model's default are one run)."""
+    return replace(settings, input_size=resolve_input_size(detector, settings.input_size))
+
+
+def planned_run(detector: Detector, annotations: str | Path, settings: AnalysisSettings) -> str:
+    """The run id `plan_job` will use, known before any image is read."""
+    return run_id(
+        detector.content_hash, resolved(detector, settings).digest(), str(Path(annotations).resolve())
+    )
+
+
+def _source(model_source: str) -> str:
+    """A model folder as an absolute path (Ray workers and other working folders load it too)."""
+    return str(Path(model_source).resolve()) if Path(model_source).is_dir() else model_source
 
 
 def analyze_task(detector: Detector, task: dict, settings: AnalysisSettings, *, class_aware: bool) -> dict:
@@ -118,6 +143,7 @@ def analyze_task(detector: Detector, task: dict, settings: AnalysisSettings, *, 
         "objects": rows.objects,
         "detections": rows.detections,
         "methods": rows.methods,
+        "crowds": rows.crowds,
     }
 
 
@@ -155,7 +181,7 @@ def run_job(
     else:
         raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
     done = summary.reused
-    for batch in _batches(results, batch_images):
+    for batch in _batches(results, batch_images, cancel):
         plan.run.write_batch(_concat(batch))
         for rows in batch:
             for row in rows.get("skipped", []):
@@ -164,17 +190,20 @@ def run_job(
         done += len(batch)
         if on_progress is not None:
             on_progress(done, len(plan.tasks))
-        if cancel is not None and cancel.is_set():
-            summary.cancelled = done < len(plan.tasks)
-            break
+    summary.cancelled = done < len(plan.tasks)
     _close(results)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _batches(results: Iterable[dict], size: int) -> Iterator[list[dict]]:
-    batch = []
-    for rows in results:
+def _batches(results: Iterable[dict], size: int, cancel: threading.Event | None) -> Iterator[list[dict]]:
+    """Images' rows in batches of `size`; once `cancel` is set, no new image is started and the
+    images done so far make the last batch."""
+    batch, iterator = [], iter(results)
+    while not (cancel is not None and cancel.is_set()):
+        rows = next(iterator, None)
+        if rows is None:
+            break
         batch.append(rows)
         if len(batch) >= size:
             yield batch

@@ -111,68 +111,74 @@ class Analysis:
         return table.reset_index()
 
     def ap(self, run: str, method: str = "base") -> dict[str, float]:
-        """COCO / AI-TOD AP of a stored method's detections (pycocotools; buckets in input pixels)."""
+        """COCO / AI-TOD AP of a stored method's detections (pycocotools; buckets in input pixels;
+        crowd regions ignored as pycocotools does; detections of classes the data lacks left out,
+        as `evaluate` does)."""
         objects = self.frame("SELECT * FROM objects WHERE run = ?", [run])
-        images = self.frame("SELECT image_id, image_key, length_scale FROM images WHERE run = ?", [run])
+        crowds = self.frame("SELECT * FROM crowds WHERE run = ?", [run])
+        images = self.frame("SELECT image_key, length_scale FROM images WHERE run = ?", [run])
         detections = self.frame("SELECT * FROM detections WHERE run = ? AND method = ?", [run, method])
         aware = RunStore(self.store, run).meta().get("class_aware", False)
         names = sorted(set(objects["category"])) if aware else ["object"]
         ids = {name: i for i, name in enumerate(names)}
-        image_of = dict(zip(images["image_key"], images["image_id"], strict=True))
+        index = {key: i for i, key in enumerate(images["image_key"])}  # pycocotools wants int ids
+        boxes = [(o.image_key, o.category, o.x0, o.y0, o.x1, o.y1, 0) for o in objects.itertuples()]
+        boxes += [(c.image_key, names[0], c.x0, c.y0, c.x1, c.y1, 1) for c in crowds.itertuples()]
         truth = {
-            "images": [{"id": int(i)} for i in images["image_id"]],
+            "images": [{"id": i} for i in index.values()],
             "categories": [{"id": i, "name": n} for n, i in ids.items()],
             "annotations": [
-                {"id": k + 1, "image_id": int(o.image_id), "category_id": ids[o.category] if aware else 0,
-                 "bbox": [o.x0, o.y0, o.x1 - o.x0, o.y1 - o.y0], "area": (o.x1 - o.x0) * (o.y1 - o.y0),
-                 "iscrowd": 0}
-                for k, o in enumerate(objects.itertuples())
+                {"id": k + 1, "image_id": index[key], "category_id": ids[name] if aware else 0,
+                 "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": crowd}
+                for k, (key, name, x0, y0, x1, y1, crowd) in enumerate(boxes) if key in index
             ],
         }  # fmt: skip
         results = [
-            {"image_id": int(image_of[d.image_key]), "category_id": ids[d.class_name] if aware else 0,
+            {"image_id": index[d.image_key], "category_id": ids[d.class_name] if aware else 0,
              "score": d.score, "bbox": [d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0]}
             for d in detections.itertuples()
             if not aware or d.class_name in ids
         ]  # fmt: skip
-        scale = {int(i): float(s) for i, s in zip(images["image_id"], images["length_scale"], strict=True)}
+        scale = {
+            index[key]: float(s) for key, s in zip(images["image_key"], images["length_scale"], strict=True)
+        }
         return coco_metrics(truth, results, area_scale=scale)
 
     def image_table(
         self, run: str, *, methods: list[str] = (), bucket: str | None = None, error: str | None = None,
         sort: str = "missed", descending: bool = True, limit: int | None = None,
     ) -> pd.DataFrame:  # fmt: skip
-        """One row per image: objects, misses per bucket, false positives, the gate, and how many
-        misses each refinement recovered; only images with a miss of `bucket` / `error` when given."""
+        """One row per analysed image (with or without objects): objects, misses per bucket, false
+        positives, the gate, and how many misses each refinement recovered; only images with a
+        miss of `bucket` / `error` when given."""
         if sort not in IMAGE_SORTS:
             raise ValueError(f"sort must be one of {IMAGE_SORTS}, got {sort!r}")
-        misses = ", ".join(f"count(*) FILTER (NOT matched AND bucket = '{b}') AS missed_{b}" for b in BUCKETS)
+        missed = "o.annotation_id IS NOT NULL AND NOT o.matched"
+        misses = ", ".join(f"count(*) FILTER ({missed} AND o.bucket = '{b}') AS missed_{b}" for b in BUCKETS)
         recovered = "".join(
-            f', count(*) FILTER (NOT matched AND {found(m)}) AS "recovered {m}"' for m in methods
+            f', count(*) FILTER ({missed} AND {found(m, "o")}) AS "recovered {m}"' for m in methods
         )
-        where, params = ["o.run = ?"], [run]
+        params: list = [run]
         having = []
         if bucket:
             having.append(f"missed_{_bucket(bucket)} > 0")
         if error:
-            having.append("count(*) FILTER (NOT matched AND error = ?) > 0")
+            having.append(f"count(*) FILTER ({missed} AND o.error = ?) > 0")
             params.append(error)
         query = (
-            f"SELECT o.file_name, any_value(i.image_id) AS image_id, count(*) AS objects, "
-            f"count(*) FILTER (NOT matched) AS missed, {misses}, "
-            f"any_value(f.false_positives) AS false_positives, any_value(i.gate_refine) AS gate_refine, "
-            f"any_value(i.uncertain_queries) AS uncertain_queries{recovered} "
-            f"FROM objects o JOIN images i USING (run, image_key) "
+            f"SELECT i.file_name, any_value(i.image_id) AS image_id, count(o.annotation_id) AS objects, "
+            f"count(*) FILTER ({missed}) AS missed, {misses}, "
+            f"coalesce(any_value(f.false_positives), 0) AS false_positives, "
+            f"any_value(i.gate_refine) AS gate_refine, any_value(i.uncertain_queries) AS uncertain_queries"
+            f"{recovered} FROM images i LEFT JOIN objects o USING (run, image_key) "
             f"LEFT JOIN (SELECT run, image_key, count(*) AS false_positives FROM detections "
             f"WHERE method = 'base' AND status = 'FP' GROUP BY ALL) f USING (run, image_key) "
-            f"WHERE {' AND '.join(where)} GROUP BY o.file_name"
+            f"WHERE i.run = ? GROUP BY i.image_key, i.file_name"
             + (f" HAVING {' AND '.join(having)}" if having else "")
-            + f" ORDER BY {sort} {'DESC' if descending else 'ASC'}, o.file_name"
+            + f" ORDER BY {sort} {'DESC' if descending else 'ASC'}, i.file_name"
             + (f" LIMIT {int(limit)}" if limit else "")
         )
-        table = self.frame(query, params)
-        table["false_positives"] = table["false_positives"].fillna(0).astype(int)
-        return table
+        return self.frame(query, params)
 
     def missed_objects(
         self, run: str, *, method: str = "base", bucket: str | None = None, error: str | None = None,

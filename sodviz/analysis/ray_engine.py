@@ -37,10 +37,10 @@ def ray_results(plan, *, workers: int = 2, gpus_per_worker: float = 0.0) -> Iter
     import ray
     import ray.data
 
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
     if not plan.todo:
         return
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False)
     items = [{"task": pickle.dumps(task)} for task in plan.todo]
     dataset = ray.data.from_items(items, override_num_blocks=min(len(items), workers * 4)).map_batches(
         _Analyzer,

@@ -12,7 +12,7 @@ from sodviz.analysis.errors import false_positive_types, miss_types
 from sodviz.analysis.settings import AnalysisSettings, method_name
 from sodviz.attention.maps import image_attention, query_attention_entropy
 from sodviz.attention.mass import attention_mass_in_box, map_mass_in_box, points_in_box
-from sodviz.boxes import box_size, xywh_to_xyxy
+from sodviz.boxes import box_size, intersection_area, xywh_to_xyxy
 from sodviz.cache import InferenceCache
 from sodviz.crops.budget_study import detect_at_budget
 from sodviz.crops.vicrop import plan_crops
@@ -34,6 +34,7 @@ class ImageRows:
     objects: list[dict]
     detections: list[dict]
     methods: list[dict]
+    crowds: list[dict]
 
 
 def analyze_image(
@@ -59,7 +60,8 @@ def analyze_image(
     entropy = query_attention_entropy(result, normalize=True)
     base = to_detections(result, score_threshold=settings.keep_score)
     kept = base.confidence >= settings.score_threshold
-    status, missed = _match(base[kept], truth, labels, class_aware=class_aware)
+    crowds = xywh_to_xyxy(np.array(task.get("crowds", []), np.float64).reshape(-1, 4))
+    status, missed = _match(base[kept], truth, labels, crowds, class_aware=class_aware)
     nearest, nearest_iou, error = miss_types(
         truth, labels, missed, result.boxes_xyxy, result.class_scores,
         score_threshold=settings.score_threshold, class_aware=class_aware,
@@ -76,7 +78,7 @@ def analyze_image(
         )
         seconds = time.perf_counter() - started
         on = refined.confidence >= settings.score_threshold
-        refined_status, refined_missed = _match(refined[on], truth, labels, class_aware=class_aware)
+        refined_status, refined_missed = _match(refined[on], truth, labels, crowds, class_aware=class_aware)
         for i in np.flatnonzero(~refined_missed):
             found_after[i].append(method_name(method, budget))
         methods.append(_method_row(task, method, budget, passes, seconds, refined_missed, refined_status))
@@ -105,14 +107,16 @@ def analyze_image(
     return ImageRows(
         images=[_image_row(task, result, settings, base_seconds)], objects=object_rows,
         detections=rows, methods=methods,
+        crowds=[{"image_key": task["image_key"], "file_name": task["file_name"], **_box(c)} for c in crowds],
     )  # fmt: skip
 
 
 def _match(
-    detections: sv.Detections, truth: np.ndarray, labels: np.ndarray, *, class_aware: bool
+    detections: sv.Detections, truth: np.ndarray, labels: np.ndarray, crowds: np.ndarray, *, class_aware: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """pycocotools' matching at IoU 0.5 (`match_ground_truth`): "TP"/"FP" per detection and bool
-    `(N,)` missed per object; classes agree when `class_aware` (the dataset-wide rule)."""
+    """pycocotools' matching at IoU 0.5 (`match_ground_truth`): "TP" / "FP" per detection, and
+    "ignored" for a false one that lies on a crowd region (half its area inside, as pycocotools
+    measures crowd overlap); bool `(N,)` missed per object. Classes agree when `class_aware`."""
     names = tuple(
         str(i) for i in range(max(int(labels.max(initial=0)), int(detections.class_id.max(initial=0))) + 1)
     )
@@ -122,7 +126,14 @@ def _match(
                                    class_id=np.zeros(len(detections), np.int64))  # fmt: skip
     truth = GroundTruth(boxes_xyxy=truth, class_names=np.array([names[i] for i in labels], dtype=str))
     match = match_ground_truth(detections, truth, class_names=names)
-    return match.status, match.missed
+    status = match.status.astype("<U7")
+    if len(crowds) and len(detections):
+        areas = np.maximum(box_size(detections.xyxy) ** 2, 1e-9)
+        on_crowd = (np.stack([intersection_area(c, detections.xyxy) for c in crowds]) / areas >= 0.5).any(
+            axis=0
+        )
+        status[(status == "FP") & on_crowd] = "ignored"
+    return status, match.missed
 
 
 def _box(box) -> dict:

@@ -44,6 +44,9 @@ class AnalysisSettings:
             raise ValueError(
                 f"budgets count forward passes with the full image: each must be >= 2, got {self.budgets}"
             )
+        # one spelling per run: the same methods and budgets in any order are the same run
+        object.__setattr__(self, "methods", tuple(m for m in REFINEMENTS if m in self.methods))
+        object.__setattr__(self, "budgets", tuple(sorted(set(self.budgets))))
         if not 0 <= self.keep_score <= self.score_threshold:
             raise ValueError("keep_score must lie between 0 and score_threshold")
 

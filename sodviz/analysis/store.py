@@ -32,12 +32,12 @@ _F, _I, _S, _B = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 _BOX = [("x0", _F), ("y0", _F), ("x1", _F), ("y1", _F)]
 SCHEMAS = {
     "images": pa.schema([
-        ("image_key", _S), ("image_id", _I), ("file_name", _S), ("width", _I), ("height", _I),
+        ("image_key", _S), ("image_id", _S), ("file_name", _S), ("width", _I), ("height", _I),
         ("length_scale", _F), ("objects", _I), ("gate_refine", _B), ("uncertain_queries", _I),
         ("seconds", _F),
     ]),
     "objects": pa.schema([
-        ("image_key", _S), ("image_id", _I), ("file_name", _S), ("annotation_id", _I), ("category", _S),
+        ("image_key", _S), ("image_id", _S), ("file_name", _S), ("annotation_id", _I), ("category", _S),
         *_BOX, ("size_image", _F), ("size_input", _F), ("bucket", _S), ("matched", _B), ("error", _S),
         ("nearest_query", _I), ("nearest_iou", _F), ("nearest_score", _F), ("nearest_class", _S),
         ("nearest_entropy", _F), ("attention_share", _F), ("points_share", _F),
@@ -52,16 +52,20 @@ SCHEMAS = {
         ("image_key", _S), ("file_name", _S), ("method", _S), ("passes", _I), ("seconds", _F),
         ("tp", _I), ("fp", _I), ("fn", _I),
     ]),
+    "crowds": pa.schema([("image_key", _S), ("file_name", _S), *_BOX]),
     "skipped": pa.schema([("image_key", _S), ("file_name", _S), ("reason", _S)]),
 }  # fmt: skip
 TABLES = tuple(SCHEMAS)
-_BATCH = "regexp_extract(filename, 'batch-[^/]+')"  # a row's batch folder, from its file's path
+# A row's batch folder: the last folder of its file's path (a store may sit under a "batch-" folder).
+_BATCH = "regexp_extract(filename, '(batch-[^/\\\\]+)[/\\\\][^/\\\\]+$', 1)"
+SCHEMA_VERSION = 2  # part of every run id: rows of an older schema or error logic are not reused
 MANIFEST = pa.schema([("image_key", pa.string()), ("file_name", pa.string())])
 
 
 def run_id(model_hash: str, settings_digest: str, dataset: str) -> str:
     """The id of a run: model weights, settings and the dataset's annotations path."""
-    return hashlib.sha256(f"{model_hash}|{settings_digest}|{dataset}".encode()).hexdigest()[:16]
+    text = f"{SCHEMA_VERSION}|{model_hash}|{settings_digest}|{dataset}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def image_key(data: bytes, annotations: list) -> str:
@@ -82,6 +86,7 @@ class RunStore:
         """Write run.json (first time) and the manifest (every time: the dataset as it is now)."""
         self.root.mkdir(parents=True, exist_ok=True)
         if not (self.root / "run.json").exists():
+            meta = meta | {"schema": SCHEMA_VERSION}
             _atomic_bytes(self.root / "run.json", json.dumps(meta, indent=1, default=str).encode())
         keys, names = zip(*manifest, strict=True) if manifest else ((), ())
         table = pa.table({"image_key": list(keys), "file_name": list(names)}, schema=MANIFEST)
@@ -123,12 +128,14 @@ class RunStore:
 
 
 def list_runs(store: str | Path) -> list[dict]:
-    """Every run in a store: its run.json plus `run` (the id), newest first."""
+    """Every run of this schema in a store: its run.json plus `run` (the id), newest first."""
     root = Path(store) / "runs"
     runs = []
     for folder in root.iterdir() if root.is_dir() else []:
         if (folder / "run.json").is_file():
-            runs.append(json.loads((folder / "run.json").read_text()) | {"run": folder.name})
+            meta = json.loads((folder / "run.json").read_text())
+            if meta.get("schema") == SCHEMA_VERSION:  # an older schema's rows are not read
+                runs.append(meta | {"run": folder.name})
     return sorted(runs, key=lambda meta: meta.get("created", ""), reverse=True)
 
 

@@ -18,6 +18,11 @@ def analyze(args: argparse.Namespace) -> None:
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip() and m.strip() != "base")
     budgets = tuple(b for b in parse_budgets(args.budgets) if b > 1)
+    if methods and not budgets:
+        raise ValueError(
+            f"--budgets {args.budgets}: a refinement needs at least 2 forward passes (the full image and a "
+            "crop); budget 1 is the full image alone, which every run analyses"
+        )
     settings = AnalysisSettings(
         score_threshold=args.threshold, input_size=args.input_size, methods=methods,
         budgets=budgets or (3,), gate_min_uncertain=args.gate_min_uncertain,

@@ -12,10 +12,10 @@ import pytest
 from sodviz.analysis import store as store_module
 from sodviz.analysis.store import RunStore, connect, image_key
 
-IMAGE = {"image_key": "k1", "image_id": 1, "file_name": "a.jpg", "width": 10, "height": 10,
+IMAGE = {"image_key": "k1", "image_id": "1", "file_name": "a.jpg", "width": 10, "height": 10,
          "length_scale": 1.0, "objects": 1, "gate_refine": True, "uncertain_queries": 0,
          "seconds": 0.1}  # fmt: skip
-OBJECT = {"image_key": "k1", "image_id": 1, "file_name": "a.jpg", "annotation_id": 7, "category": "car",
+OBJECT = {"image_key": "k1", "image_id": "1", "file_name": "a.jpg", "annotation_id": 7, "category": "car",
           "x0": 0.0, "y0": 0.0, "x1": 2.0, "y1": 2.0, "size_image": 2.0, "size_input": 2.0, "bucket": "vt",
           "matched": False, "error": "score", "nearest_query": 3, "nearest_iou": 0.6, "nearest_score": 0.1,
           "nearest_class": "car", "nearest_entropy": 0.5, "attention_share": 0.1, "points_share": 0.2,
