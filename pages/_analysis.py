@@ -48,10 +48,31 @@ def reader(store: str, runs: tuple[str, ...]) -> Analysis:
     return Analysis(store, list(runs))
 
 
-@st.cache_data(max_entries=32, show_spinner="Scoring the stored detections (pycocotools) ...")
-def summary(_analysis: Analysis, run: str, method: str, version: tuple):
-    """`bucket_summary` with AP, computed once per run, method and stored state (`version`)."""
-    return _analysis.bucket_summary(run, method)
+AP_AT_ONCE = 30_000  # objects: up to here AP is computed when the page opens (pycocotools takes ~2 ms each)
+
+
+@st.cache_resource
+def _scores() -> dict:
+    """(run, method, stored state) -> `bucket_summary` with AP, for the whole server."""
+    return {}
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def counts(_analysis: Analysis, run: str, method: str, version: tuple):
+    """`bucket_summary` without AP (SQL only)."""
+    return _analysis.bucket_summary(run, method, with_ap=False)
+
+
+def summary(analysis: Analysis, run: str, method: str, *, objects: int, asked: bool):
+    """`bucket_summary` with AP when it was computed for this stored state, or the store is small
+    enough, or `asked`; else without AP (NaN), and False for "computed"."""
+    key = (run, method, analysis.version(run))
+    if key not in _scores() and (asked or objects <= AP_AT_ONCE):
+        with st.spinner(f"Scoring {objects:,} objects with pycocotools ..."):
+            _scores()[key] = analysis.bucket_summary(run, method)
+    if key in _scores():
+        return _scores()[key], True
+    return counts(analysis, run, method, analysis.version(run)), False
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

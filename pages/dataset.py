@@ -3,17 +3,21 @@ with the most, a gallery of missed objects, entropy distributions, and two runs 
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
+
 import streamlit as st
 
 from pages import _analysis as data
 from pages import _shared as shared
 from pages import _widgets as widgets
 from sodviz.analysis.errors import MISS_TYPES
-from sodviz.analysis.job import BackgroundJob, plan_job
+from sodviz.analysis.job import BackgroundJob, plan_job, planned_run
 from sodviz.analysis.queries import BUCKETS, IMAGE_SORTS
 from sodviz.analysis.settings import REFINEMENTS, AnalysisSettings
 from sodviz.analysis.store import list_runs
 from sodviz.detector.inference import run_inference
+from sodviz.imageio import MAX_SIDE
 from sodviz.views.dataset import BUCKET_TITLES, entropy_distributions, error_figure, object_patch
 from sodviz.views.palette import CHANGE_RGB
 
@@ -34,58 +38,77 @@ annotations, images = sources[source]
 dataset = str(annotations.resolve())
 
 with widgets.controls("Analyse"):
-    a, b, c, d = st.columns([2, 2, 1, 1])
+    a, b, c, g, d = st.columns([2, 2, 1, 1, 1])
     a.multiselect("Refinements", list(REFINEMENTS), key=shared.DATASET_METHODS)
+    g.number_input("Gate (uncertain queries; 0: off)", 0, 300, key=shared.VICROP_GATE,
+                   help="ViCrop-Det's gate, shared with the ViCrop page: vicrop_gated refines an image only "
+                   "when at least this many queries score 0.1-0.5; the images table shows its "
+                   "decision.")  # fmt: skip
     b.multiselect(
         "Budgets (forward passes, the full image included)", list(range(2, 9)), key=shared.DATASET_BUDGETS
     )
     c.number_input("Score threshold", 0.0, 1.0, step=0.05, key=shared.DATASET_THRESHOLD)
     start = d.button("Analyse the dataset", type="primary", help="Runs the current model over every image "
                      "not stored yet; what is stored is reused.")  # fmt: skip
-if start:
-    settings = AnalysisSettings(
-        score_threshold=float(state[shared.DATASET_THRESHOLD]), input_size=state[shared.INPUT_SIZE] or None,
-        methods=tuple(state[shared.DATASET_METHODS]),
-        budgets=tuple(sorted(state[shared.DATASET_BUDGETS])) or (3,),
-    )  # fmt: skip
+
+
+def start_job() -> None:
+    """The analysis of this dataset with these settings, in the background (once at a time)."""
     try:
-        plan = plan_job(
-            detector, annotations, images, settings, store=store, model_source=shared.model_source()
-        )
-    except (OSError, ValueError) as error:
+        settings = AnalysisSettings(
+            score_threshold=float(state[shared.DATASET_THRESHOLD]),
+            input_size=state[shared.INPUT_SIZE] or None, methods=tuple(state[shared.DATASET_METHODS]),
+            budgets=tuple(state[shared.DATASET_BUDGETS]) or (3,),
+            gate_min_uncertain=int(state[shared.VICROP_GATE]),
+        )  # fmt: skip
+    except ValueError as error:
         st.error(f"Could not analyse {source}: {error}")
-    else:
-        running = data.jobs().get(plan.run.run)
-        if running is None or not running.running:
-            data.jobs()[plan.run.run] = BackgroundJob(plan, detector)
+        return
+    run_key = planned_run(detector, annotations, settings)
+    running = data.jobs().get(run_key)
+    if running is not None and running[1].running:
+        st.info("This analysis is running already.")
+        return
+    make_plan = partial(plan_job, detector, annotations, images, settings, store=store,
+                        model_source=shared.model_source())  # fmt: skip
+    data.jobs()[run_key] = (dataset, BackgroundJob(make_plan, detector))
+
+
+if start:
+    start_job()
 
 
 @st.fragment(run_every=1.0)
 def job_status() -> None:
     """Progress and cancel of this dataset's jobs; reruns the page when one finishes."""
-    for run, job in list(data.jobs().items()):
-        if job.plan.run.meta().get("annotations") != dataset:
+    for run, (job_dataset, job) in list(data.jobs().items()):
+        if job_dataset != dataset:
             continue
         done, total = job.progress
         if job.running:
             bar, stop = st.columns([5, 1])
-            bar.progress(done / max(total, 1), text=f"Analysing {done} / {total} images ({run}) ...")
+            text = (
+                "Reading and hashing the images ..." if job.phase == "planning"
+                else f"Analysing {done} / {total} images ({run[:8]}) ..."
+            )  # fmt: skip
+            bar.progress(done / total if total else 0.0, text=text)
             if stop.button("Cancel", key=f"cancel_{run}"):
                 job.cancel()
-        else:
-            del data.jobs()[run]
+        elif data.jobs().pop(run, None) is not None:  # one session reports it; the others just rerun
             if job.error:
-                st.error(
-                    f"The analysis stopped: {job.error}. What it wrote is kept; start it again to go on."
-                )
+                state["_dataset_error"] = f"Could not analyse {source}: {job.error}"
             else:
                 state["_dataset_message"] = job.summary.text()
+            st.rerun()
+        else:
             st.rerun()
 
 
 job_status()
 if state.get("_dataset_message"):
     st.success(state.pop("_dataset_message"))
+if state.get("_dataset_error"):
+    st.error(state.pop("_dataset_error") + " What was written is kept; start it again to go on.")
 
 runs = [r for r in list_runs(store) if r.get("annotations") == dataset]
 if not runs:
@@ -124,7 +147,15 @@ input_size = meta["settings"].get("input_size")
 
 st.subheader("By size (AI-TOD buckets, model-input pixels)")
 method = st.radio("Detections of", methods, horizontal=True, key="dataset_summary_method")
-table = data.summary(analysis, run, method, analysis.version(run))
+objects = int(analysis.frame("SELECT count(*) AS n FROM objects WHERE run = ?", [run])["n"][0])
+asked = state.pop("_dataset_ap_asked", False)
+table, scored = data.summary(analysis, run, method, objects=objects, asked=asked)
+if not scored:
+    st.caption(f"AP is left out for now: pycocotools needs minutes for {objects:,} objects (about 3 min "
+               "for 100,000 on this 2-core machine); recall and the misses are exact.")  # fmt: skip
+    if st.button("Compute AP (pycocotools)"):
+        state["_dataset_ap_asked"] = True
+        st.rerun()
 st.dataframe(
     table[["bucket", "objects", "found", "recall", "AP", "AP50", *MISS_TYPES]], hide_index=True,
     column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("recall", "AP", "AP50")},
@@ -149,16 +180,31 @@ images_table = analysis.image_table(
     run, methods=[m for m in methods if m != "base"], bucket=None if bucket == "all" else bucket,
     error=None if error == "all" else error, sort=sort, descending=descending,
 )  # fmt: skip
+# keyed by what the table shows: a selection never points into another filter's rows
+table_key = f"dataset_image_table_{run}_{bucket}_{error}_{sort}_{descending}"
 picked = st.dataframe(
-    images_table, hide_index=True, on_select="rerun", selection_mode="single-row", key="dataset_image_table"
+    images_table, hide_index=True, on_select="rerun", selection_mode="single-row", key=table_key
 )
-if picked and picked.selection.rows:
-    name = images_table.iloc[picked.selection.rows[0]]["file_name"]
-    if state.get("_dataset_opened") != (run, name):
+rows = picked.selection.rows if picked else []
+if rows and rows[0] < len(images_table):
+    name = images_table.iloc[rows[0]]["file_name"]
+    current = (
+        state.get(shared.IMAGE_KIND) == "upload"
+        and (state.get(shared.IMAGE_UPLOAD) or ("",))[0] == Path(name).name
+    )
+    if not current or state.get("_dataset_opened") != (run, name):
         data.open_image(annotations, images, name, input_size=input_size)
         state["_dataset_opened"] = (run, name)
         st.rerun()  # the sidebar, drawn first, names the new image too
     st.caption(f"**{name}** is now the current image, with its ground truth, on every page.")
+same_model = meta.get("model_hash") == detector.content_hash
+try:
+    run_model = detector if same_model else shared.cached_detector(meta["model"])
+except (FileNotFoundError, ValueError, ImportError, OSError) as problem:
+    run_model = None
+    st.caption(
+        f"The run's model `{meta['model']}` does not load here ({problem}): patches without attention."
+    )
 
 
 def gallery(rows, *, key: str, colour_of=None, attention: bool = True) -> None:
@@ -166,7 +212,7 @@ def gallery(rows, *, key: str, colour_of=None, attention: bool = True) -> None:
     if not len(rows):
         st.info("No object matches these filters.")
         return
-    model = shared.detector_or_stop(meta["model"]) if attention else None
+    model = run_model if attention else None
     columns = st.columns(6)
     for i, row in enumerate(rows.itertuples()):
         path = images / row.file_name
@@ -182,9 +228,9 @@ def gallery(rows, *, key: str, colour_of=None, attention: bool = True) -> None:
                 patch, caption=f"{row.file_name} · {row.size_input:.1f} px · {row.error or row.category}"
             )
             if st.button("Open on Attention", key=f"{key}_{i}"):
-                data.open_image(
-                    annotations, images, row.file_name, input_size=input_size, query=int(row.nearest_query)
-                )
+                # the stored query is the current model's on the same pixels (uploads over MAX_SIDE shrink)
+                query = int(row.nearest_query) if same_model and max(image.shape[:2]) <= MAX_SIDE else None
+                data.open_image(annotations, images, row.file_name, input_size=input_size, query=query)
                 st.switch_page("pages/attention.py")
 
 

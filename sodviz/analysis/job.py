@@ -227,34 +227,43 @@ def _close(results) -> None:
 
 
 class BackgroundJob:
-    """`run_job` in a thread, for the app: `progress`, `cancel()`, then `summary` or `error`."""
+    """Planning and `run_job` in a thread, for the app: `phase` ("planning", "analysing",
+    "done"), `progress`, `cancel()`, then `summary` or `error` (a sentence)."""
 
-    def __init__(self, plan: JobPlan, detector: Detector, **options) -> None:
-        self.plan = plan
-        self.progress = (len(plan.tasks) - len(plan.todo), len(plan.tasks))
+    def __init__(self, make_plan: Callable[[], JobPlan], detector: Detector, **options) -> None:
+        self.plan: JobPlan | None = None
+        self.phase = "planning"
+        self.progress = (0, 0)
         self.summary: JobSummary | None = None
         self.error: str | None = None
         self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(detector, options), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(make_plan, detector, options), daemon=True)
         self._thread.start()
 
-    def _run(self, detector: Detector, options: dict) -> None:
+    def _run(self, make_plan: Callable[[], JobPlan], detector: Detector, options: dict) -> None:
         def on_progress(done: int, total: int) -> None:
             self.progress = (done, total)
 
         try:
+            self.plan = make_plan()  # reads and hashes every image: this thread, not the page's
+            self.progress = (len(self.plan.tasks) - len(self.plan.todo), len(self.plan.tasks))
+            self.phase = "analysing"
             self.summary = run_job(
                 self.plan, detector, on_progress=on_progress, cancel=self._cancel, **options
             )
-        except Exception as error:  # shown on the page as a sentence; what was written stays
+        except (OSError, ValueError) as error:  # the dataset's fault: said as it is
+            self.error = str(error)
+        except Exception as error:  # anything else: named; what was written stays
             self.error = f"{type(error).__name__}: {error}"
+        finally:
+            self.phase = "done"
 
     @property
     def running(self) -> bool:
         return self._thread.is_alive()
 
     def cancel(self) -> None:
-        """Stop after the batch in flight."""
+        """Stop before the next image (what is written stays)."""
         self._cancel.set()
 
     def wait(self, timeout: float | None = None) -> None:

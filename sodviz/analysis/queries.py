@@ -102,12 +102,9 @@ class Analysis:
         )
         table.loc["all"] = table.sum()
         table["recall"] = table["found"] / table["objects"].where(table["objects"] > 0)
-        if with_ap:
-            metrics = self.ap(run, method)
-            table["AP"] = [metrics.get("AP" if b == "all" else f"AP_{b}", math.nan) for b in table.index]
-            table["AP50"] = [
-                metrics.get("AP50" if b == "all" else f"AP50_{b}", math.nan) for b in table.index
-            ]
+        metrics = self.ap(run, method) if with_ap else {}  # without: the AP columns are NaN
+        table["AP"] = [metrics.get("AP" if b == "all" else f"AP_{b}", math.nan) for b in table.index]
+        table["AP50"] = [metrics.get("AP50" if b == "all" else f"AP50_{b}", math.nan) for b in table.index]
         return table.reset_index()
 
     def ap(self, run: str, method: str = "base") -> dict[str, float]:
