@@ -87,7 +87,11 @@ def plan_job(
             for a in mine if a.get("iscrowd", 0) != 1
         ]  # fmt: skip
         # crowd regions are neither objects nor misses, and detections on them are ignored (pycocotools)
-        crowds = [[float(v) for v in a["bbox"]] for a in mine if a.get("iscrowd", 0) == 1]
+        crowds = [
+            {"category": names[a["category_id"]], "bbox": [float(v) for v in a["bbox"]],
+             "label": detector.class_names.index(names[a["category_id"]]) if aware else 0}
+            for a in mine if a.get("iscrowd", 0) == 1
+        ]  # fmt: skip
         path = images / record["file_name"]
         try:
             data = path.read_bytes()

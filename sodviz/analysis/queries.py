@@ -116,11 +116,11 @@ class Analysis:
         images = self.frame("SELECT image_key, length_scale FROM images WHERE run = ?", [run])
         detections = self.frame("SELECT * FROM detections WHERE run = ? AND method = ?", [run, method])
         aware = RunStore(self.store, run).meta().get("class_aware", False)
-        names = sorted(set(objects["category"])) if aware else ["object"]
+        names = sorted(set(objects["category"]) | set(crowds["category"])) if aware else ["object"]
         ids = {name: i for i, name in enumerate(names)}
         index = {key: i for i, key in enumerate(images["image_key"])}  # pycocotools wants int ids
         boxes = [(o.image_key, o.category, o.x0, o.y0, o.x1, o.y1, 0) for o in objects.itertuples()]
-        boxes += [(c.image_key, names[0], c.x0, c.y0, c.x1, c.y1, 1) for c in crowds.itertuples()]
+        boxes += [(c.image_key, c.category, c.x0, c.y0, c.x1, c.y1, 1) for c in crowds.itertuples()]
         truth = {
             "images": [{"id": i} for i in index.values()],
             "categories": [{"id": i, "name": n} for n, i in ids.items()],

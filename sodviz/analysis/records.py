@@ -60,7 +60,9 @@ def analyze_image(
     entropy = query_attention_entropy(result, normalize=True)
     base = to_detections(result, score_threshold=settings.keep_score)
     kept = base.confidence >= settings.score_threshold
-    crowds = xywh_to_xyxy(np.array(task.get("crowds", []), np.float64).reshape(-1, 4))
+    crowd_rows = task.get("crowds", [])
+    crowds = xywh_to_xyxy(np.array([c["bbox"] for c in crowd_rows], np.float64).reshape(-1, 4))
+    crowds = (crowds, np.array([c["label"] for c in crowd_rows], np.int64))
     status, missed = _match(base[kept], truth, labels, crowds, class_aware=class_aware)
     nearest, nearest_iou, error = miss_types(
         truth, labels, missed, result.boxes_xyxy, result.class_scores,
@@ -107,16 +109,23 @@ def analyze_image(
     return ImageRows(
         images=[_image_row(task, result, settings, base_seconds)], objects=object_rows,
         detections=rows, methods=methods,
-        crowds=[{"image_key": task["image_key"], "file_name": task["file_name"], **_box(c)} for c in crowds],
+        crowds=[
+            {"image_key": task["image_key"], "file_name": task["file_name"], "category": row["category"],
+             **_box(c)}
+            for c, row in zip(crowds[0], crowd_rows, strict=True)
+        ],
     )  # fmt: skip
 
 
 def _match(
-    detections: sv.Detections, truth: np.ndarray, labels: np.ndarray, crowds: np.ndarray, *, class_aware: bool
+    detections: sv.Detections, truth: np.ndarray, labels: np.ndarray, crowds: tuple, *, class_aware: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """pycocotools' matching at IoU 0.5 (`match_ground_truth`): "TP" / "FP" per detection, and
-    "ignored" for a false one that lies on a crowd region (half its area inside, as pycocotools
-    measures crowd overlap); bool `(N,)` missed per object. Classes agree when `class_aware`."""
+    "ignored" for a false one that lies on a crowd region of its class (half its area inside, as
+    pycocotools measures crowd overlap); bool `(N,)` missed per object. `crowds`: (boxes `(C, 4)`,
+    labels `(C,)`). Classes agree when `class_aware`."""
+    crowd_boxes, crowd_labels = crowds
+    classes = detections.class_id
     names = tuple(
         str(i) for i in range(max(int(labels.max(initial=0)), int(detections.class_id.max(initial=0))) + 1)
     )
@@ -127,12 +136,12 @@ def _match(
     truth = GroundTruth(boxes_xyxy=truth, class_names=np.array([names[i] for i in labels], dtype=str))
     match = match_ground_truth(detections, truth, class_names=names)
     status = match.status.astype("<U7")
-    if len(crowds) and len(detections):
+    if len(crowd_boxes) and len(detections):
         areas = np.maximum(box_size(detections.xyxy) ** 2, 1e-9)
-        on_crowd = (np.stack([intersection_area(c, detections.xyxy) for c in crowds]) / areas >= 0.5).any(
-            axis=0
-        )
-        status[(status == "FP") & on_crowd] = "ignored"
+        inside = np.stack([intersection_area(c, detections.xyxy) for c in crowd_boxes]) / areas >= 0.5
+        if class_aware:
+            inside &= crowd_labels[:, None] == classes[None, :]
+        status[(status == "FP") & inside.any(axis=0)] = "ignored"
     return status, match.missed
 
 

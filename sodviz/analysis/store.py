@@ -52,7 +52,7 @@ SCHEMAS = {
         ("image_key", _S), ("file_name", _S), ("method", _S), ("passes", _I), ("seconds", _F),
         ("tp", _I), ("fp", _I), ("fn", _I),
     ]),
-    "crowds": pa.schema([("image_key", _S), ("file_name", _S), *_BOX]),
+    "crowds": pa.schema([("image_key", _S), ("file_name", _S), ("category", _S), *_BOX]),
     "skipped": pa.schema([("image_key", _S), ("file_name", _S), ("reason", _S)]),
 }  # fmt: skip
 TABLES = tuple(SCHEMAS)

@@ -95,3 +95,14 @@ def test_rows_of_images_no_longer_listed_are_not_read(tmp_path):
 def test_image_keys_change_with_the_bytes_or_the_annotations():
     assert image_key(b"x", [1]) == image_key(b"x", [1])
     assert len({image_key(b"x", [1]), image_key(b"y", [1]), image_key(b"x", [2])}) == 3
+
+
+def test_a_store_under_a_batch_named_folder_reads_each_rows_own_batch(tmp_path):
+    root = tmp_path / "batch-2024" / "store"
+    run = RunStore(root, "r1")
+    run.create({"model": "m"}, [("k1", "a.jpg")])
+    run.write_batch({"images": [IMAGE], "objects": [OBJECT]})
+    run.write_batch({"images": [IMAGE], "objects": [OBJECT]})  # the same image again: the newest wins
+    con = connect(root, ["r1"])
+    assert con.execute("SELECT count(*) FROM objects").fetchone()[0] == 1
+    assert con.execute("SELECT batch FROM images").fetchone()[0] == run.batches()[-1].name
