@@ -111,16 +111,22 @@ class Analysis:
         """COCO / AI-TOD AP of a stored method's detections (pycocotools; buckets in input pixels;
         crowd regions ignored as pycocotools does; detections of classes the data lacks left out,
         as `evaluate` does)."""
-        objects = self.frame("SELECT * FROM objects WHERE run = ?", [run])
-        crowds = self.frame("SELECT * FROM crowds WHERE run = ?", [run])
-        images = self.frame("SELECT image_key, length_scale FROM images WHERE run = ?", [run])
-        detections = self.frame("SELECT * FROM detections WHERE run = ? AND method = ?", [run, method])
+        # Python numbers, not numpy scalars: pycocotools' per-image loops are several times slower on those
+        boxes = self._rows(
+            "SELECT image_key, category, x0, y0, x1, y1, 0 FROM objects WHERE run = ? "
+            "UNION ALL SELECT image_key, category, x0, y0, x1, y1, 1 FROM crowds WHERE run = ?",
+            [run, run],
+        )
+        images = self._rows("SELECT image_key, length_scale FROM images WHERE run = ?", [run])
+        detections = self._rows(
+            "SELECT image_key, class_name, score, x0, y0, x1, y1 FROM detections "
+            "WHERE run = ? AND method = ?",
+            [run, method],
+        )
         aware = RunStore(self.store, run).meta().get("class_aware", False)
-        names = sorted(set(objects["category"]) | set(crowds["category"])) if aware else ["object"]
+        names = sorted({box[1] for box in boxes}) if aware else ["object"]
         ids = {name: i for i, name in enumerate(names)}
-        index = {key: i for i, key in enumerate(images["image_key"])}  # pycocotools wants int ids
-        boxes = [(o.image_key, o.category, o.x0, o.y0, o.x1, o.y1, 0) for o in objects.itertuples()]
-        boxes += [(c.image_key, c.category, c.x0, c.y0, c.x1, c.y1, 1) for c in crowds.itertuples()]
+        index = {key: i for i, (key, _) in enumerate(images)}  # pycocotools wants int ids
         truth = {
             "images": [{"id": i} for i in index.values()],
             "categories": [{"id": i, "name": n} for n, i in ids.items()],
@@ -131,14 +137,12 @@ class Analysis:
             ],
         }  # fmt: skip
         results = [
-            {"image_id": index[d.image_key], "category_id": ids[d.class_name] if aware else 0,
-             "score": d.score, "bbox": [d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0]}
-            for d in detections.itertuples()
-            if not aware or d.class_name in ids
+            {"image_id": index[key], "category_id": ids[name] if aware else 0, "score": score,
+             "bbox": [x0, y0, x1 - x0, y1 - y0]}
+            for key, name, score, x0, y0, x1, y1 in detections
+            if not aware or name in ids
         ]  # fmt: skip
-        scale = {
-            index[key]: float(s) for key, s in zip(images["image_key"], images["length_scale"], strict=True)
-        }
+        scale = {index[key]: float(value) for key, value in images}
         return coco_metrics(truth, results, area_scale=scale)
 
     def image_table(
