@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from sodviz.analysis.records import analyze_image
@@ -79,19 +79,16 @@ def plan_job(
         by_image.setdefault(a["image_id"], []).append(a)
     tasks = []
     for record in coco["images"]:
-        mine = by_image.get(record["id"], [])
-        objects = [
+        entries = [
             {"annotation_id": int(a["id"]), "category": names[a["category_id"]],
+             "crowd": a.get("iscrowd", 0) == 1,
              "label": detector.class_names.index(names[a["category_id"]]) if aware else 0,
              "bbox": [float(v) for v in a["bbox"]]}
-            for a in mine if a.get("iscrowd", 0) != 1
+            for a in by_image.get(record["id"], [])
         ]  # fmt: skip
         # crowd regions are neither objects nor misses, and detections on them are ignored (pycocotools)
-        crowds = [
-            {"category": names[a["category_id"]], "bbox": [float(v) for v in a["bbox"]],
-             "label": detector.class_names.index(names[a["category_id"]]) if aware else 0}
-            for a in mine if a.get("iscrowd", 0) == 1
-        ]  # fmt: skip
+        objects = [{k: v for k, v in e.items() if k != "crowd"} for e in entries if not e["crowd"]]
+        crowds = [{k: e[k] for k in ("category", "bbox", "label")} for e in entries if e["crowd"]]
         path = images / record["file_name"]
         try:
             data = path.read_bytes()
@@ -142,13 +139,7 @@ def analyze_task(detector: Detector, task: dict, settings: AnalysisSettings, *, 
             "skipped": [{"image_key": task["image_key"], "file_name": task["file_name"], "reason": reason}]
         }
     rows = analyze_image(detector, image, task, settings, class_aware=class_aware)
-    return {
-        "images": rows.images,
-        "objects": rows.objects,
-        "detections": rows.detections,
-        "methods": rows.methods,
-        "crowds": rows.crowds,
-    }
+    return {table.name: getattr(rows, table.name) for table in fields(rows)}
 
 
 def run_job(

@@ -15,7 +15,7 @@ from sodviz.attention.mass import attention_mass_in_box, map_mass_in_box, points
 from sodviz.boxes import box_size, intersection_area, xywh_to_xyxy
 from sodviz.cache import InferenceCache
 from sodviz.crops.budget_study import detect_at_budget
-from sodviz.crops.vicrop import plan_crops
+from sodviz.crops.vicrop import gate
 from sodviz.detector.inference import inference_key, run_inference, to_detections
 from sodviz.detector.loading import Detector
 from sodviz.detector.preprocess import resolve_input_size
@@ -88,14 +88,14 @@ def analyze_image(
             task, method, budget, refined, on, refined_status, truth, labels, entropy, scale, class_aware
         )
     heat = image_attention(result, mode="all")
+    sizes = box_size(truth)
+    buckets = size_bucket(sizes * scale, AITOD_BUCKETS)
     object_rows = [
         {
             "image_key": task["image_key"], "image_id": task["image_id"], "file_name": task["file_name"],
             "annotation_id": objects[i]["annotation_id"], "category": objects[i]["category"],
             **_box(truth[i]),
-            "size_image": float(box_size(truth[i : i + 1])[0]),
-            "size_input": float(box_size(truth[i : i + 1])[0] * scale),
-            "bucket": str(size_bucket(box_size(truth[i : i + 1]) * scale, AITOD_BUCKETS)[0]),
+            "size_image": float(sizes[i]), "size_input": float(sizes[i] * scale), "bucket": str(buckets[i]),
             "matched": bool(not missed[i]),
             "error": str(error[i]),
             **_nearest(result, int(nearest[i]), float(nearest_iou[i]), entropy),
@@ -202,11 +202,11 @@ def _method_row(task, method, budget, passes, seconds, missed, status) -> dict:
 
 
 def _image_row(task, result: InferenceResult, settings: AnalysisSettings, seconds: float) -> dict:
-    plan = plan_crops(result, settings.vicrop_config())
+    refine, uncertain = gate(result, settings.vicrop_config())  # the gate only: no windows scored
     height, width = result.transform.image_hw
     return {
         "image_key": task["image_key"], "image_id": task["image_id"], "file_name": task["file_name"],
         "width": width, "height": height, "length_scale": result.transform.length_scale,
-        "objects": len(task["objects"]), "gate_refine": bool(plan.refine),
-        "uncertain_queries": int(plan.uncertain_queries), "seconds": float(seconds),
+        "objects": len(task["objects"]), "gate_refine": refine,
+        "uncertain_queries": uncertain, "seconds": float(seconds),
     }  # fmt: skip

@@ -103,10 +103,16 @@ class CropPlan:
     shortfall: str = ""
 
 
-def plan_crops(result: InferenceResult, config: ViCropConfig = ViCropConfig()) -> CropPlan:
-    """Score windows of the image-level attention, apply the gate, pick the top-K crops."""
+def gate(result: InferenceResult, config: ViCropConfig = ViCropConfig()) -> tuple[bool, int]:
+    """The gate's decision (refine or not) and the number of queries scoring inside `score_band`."""
     low, high = config.score_band
     uncertain = int(((result.scores >= low) & (result.scores < high)).sum())
+    return uncertain >= config.gate_min_uncertain, uncertain
+
+
+def plan_crops(result: InferenceResult, config: ViCropConfig = ViCropConfig()) -> CropPlan:
+    """Score windows of the image-level attention, apply the gate, pick the top-K crops."""
+    refine, uncertain = gate(result, config)
     attention = image_attention(
         result, mode=config.attention, score_band=config.score_band, layer=config.layer
     )
@@ -115,7 +121,7 @@ def plan_crops(result: InferenceResult, config: ViCropConfig = ViCropConfig()) -
     windows = score_windows(attention[:valid_h, :valid_w], cells, scale, alpha=config.alpha, beta=config.beta)
     windows_xyxy = cells_to_image(result, cells, attention.shape)
     empty = np.zeros(0, np.int64)
-    if uncertain < config.gate_min_uncertain:
+    if not refine:
         reason = f"skipped: {uncertain} uncertain queries, fewer than {config.gate_min_uncertain}"
         return CropPlan(windows, windows_xyxy, empty, np.zeros((0, 4), np.int64), False, reason, uncertain)
     image_h, image_w = result.transform.image_hw
