@@ -154,6 +154,21 @@ def wait_until_running(driver, timeout: float = 5) -> bool:
     return False
 
 
+def text_of(driver, selector: str) -> str:
+    """The text of the first element matching selector, or "" while there is none. Streamlit
+    replaces elements as it reruns, so a found element can go stale before it is read: read again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    for _ in range(20):
+        try:
+            found = driver.find_elements(By.CSS_SELECTOR, selector)
+            return found[0].text if found else ""
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    raise PageError(f"{selector} kept going stale")
+
+
 def open_page(driver, title: str) -> None:
     from selenium.webdriver.common.by import By
 

@@ -16,6 +16,7 @@ from browser import (
     open_page,
     settle,
     streamlit_server,
+    text_of,
     toggle,
     upload,
 )
@@ -71,19 +72,18 @@ def test_every_page_in_chromium(server, browser):
 
 @pytest.mark.skipif(not shared_images(), reason="no real photograph in ../shared/data")
 def test_a_real_photograph_as_an_upload(server, browser):
-    from selenium.webdriver.common.by import By
 
     photo = shared_images()[0]
     browser.get(server)
     _wait_for_page(browser, IMAGE)
     upload(browser, photo)
     _wait_for_page(browser, IMAGE)
-    assert photo.name in browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+    assert photo.name in text_of(browser, '[data-testid="stMain"]')
     for title in ("Detections", "Attention"):
         open_page(browser, title)
         time.sleep(1)
         _wait_for_page(browser, PLOT)
-        assert photo.name in browser.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"]').text
+        assert photo.name in text_of(browser, '[data-testid="stSidebar"]')
         browser.save_screenshot(str(SCREENSHOTS / f"upload_{title.lower()}.png"))
 
 

@@ -14,6 +14,7 @@ from browser import (
     open_page,
     settle,
     streamlit_server,
+    text_of,
     wait_for_page,
 )
 
@@ -31,9 +32,7 @@ def _button(driver, label: str):
 
 
 def _main_text(driver) -> str:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+    return text_of(driver, '[data-testid="stMain"]')
 
 
 def test_the_dataset_page_in_chromium(tmp_path):
@@ -67,11 +66,11 @@ def test_the_dataset_page_in_chromium(tmp_path):
             assert time.monotonic() < deadline, "picking a row did not make it the current image"
             time.sleep(0.2)
         picked = _main_text(driver).split(" is now the current image")[0].split("\n")[-1]
-        sidebar = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"]').text
+        sidebar = text_of(driver, '[data-testid="stSidebar"]')
         assert picked in sidebar, (picked, sidebar)
         _button(driver, "Open on Attention").click()
         deadline = time.monotonic() + 60
-        while not driver.find_element(By.CSS_SELECTOR, "h1").text.startswith("Attention"):
+        while not text_of(driver, "h1").startswith("Attention"):
             assert time.monotonic() < deadline, "the patch's button did not open the Attention page"
             time.sleep(0.2)
         wait_for_page(driver, PLOT, timeout=120)
