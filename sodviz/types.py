@@ -176,6 +176,37 @@ Attention = DenseAttention | DeformableAttention
 
 
 @dataclass(frozen=True, slots=True)
+class TextAttention:
+    """How each decoder query of an open-vocabulary model attends to the prompt's tokens.
+
+    Attributes:
+        weights: float32 `(layers, heads, queries, tokens)`, each `[l, k, q]` summing to 1 over
+            the prompt's real tokens (padding gets 0).
+        tokens: the token strings, `[CLS]` and `[SEP]` included.
+        token_phrase: int64 `(tokens,)`, the prompt phrase (class id) each token belongs to, -1
+            for special tokens and the dots between phrases.
+    """
+
+    weights: np.ndarray
+    tokens: tuple[str, ...]
+    token_phrase: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check(
+            self.weights.ndim == 4,
+            f"weights must be (layers, heads, queries, tokens), got {self.weights.shape}",
+        )
+        _check(
+            self.weights.shape[-1] == len(self.tokens) == len(self.token_phrase),
+            f"{self.weights.shape[-1]} token weights for {len(self.tokens)} tokens",
+        )
+
+    def of_query(self, query: int, *, layer: int = -1) -> np.ndarray:
+        """float32 `(tokens,)`: one query's attention over the tokens, averaged over heads."""
+        return self.weights[layer, :, query].mean(axis=0)
+
+
+@dataclass(frozen=True, slots=True)
 class InferenceResult:
     """Everything one threshold-free forward pass produced, for every decoder query.
 
@@ -186,6 +217,7 @@ class InferenceResult:
         transform: the resize/pad from the original image to the model input.
         class_names: `classes` names, index = class id.
         family: the model type (`Family.model_type`).
+        text_attention: open-vocabulary models only: the queries' attention over the prompt.
     """
 
     boxes_xyxy: np.ndarray
@@ -194,6 +226,7 @@ class InferenceResult:
     transform: InputTransform
     class_names: tuple[str, ...]
     family: str
+    text_attention: TextAttention | None = None
 
     def __post_init__(self) -> None:
         num_queries = self.boxes_xyxy.shape[0]
@@ -229,6 +262,8 @@ class InferenceResult:
     def nbytes(self) -> int:
         """Memory held by the arrays, for cache budgets."""
         arrays = [self.boxes_xyxy, self.class_scores, *_attention_arrays(self.attention)]
+        if self.text_attention is not None:
+            arrays.append(self.text_attention.weights)
         return sum(array.nbytes for array in arrays)
 
 

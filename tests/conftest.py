@@ -13,16 +13,27 @@ import torch
 import transformers
 from transformers import (
     AutoModelForObjectDetection,
+    AutoModelForZeroShotObjectDetection,
+    BertConfig,
+    BertTokenizer,
     ConditionalDetrConfig,
     DabDetrConfig,
     DeformableDetrConfig,
+    Deimv2Config,
     DetrConfig,
     DFineConfig,
+    GroundingDinoConfig,
     HGNetV2Config,
+    LwDetrConfig,
+    LwDetrViTConfig,
+    MMGroundingDinoConfig,
     ResNetConfig,
+    RfDetrConfig,
+    RfDetrDinov2Config,
     RTDetrConfig,
     RTDetrResNetConfig,
     RTDetrV2Config,
+    SwinConfig,
 )
 
 from sodviz.detector.families import FAMILIES
@@ -81,29 +92,84 @@ def _dense(config_class, **extra):
     )
 
 
+def _hgnet():
+    return HGNetV2Config(
+        stem_channels=[3, 8, 8],
+        embedding_size=8,
+        hidden_sizes=[16, 24, 32, 48],
+        stage_in_channels=[8, 16, 24, 32],
+        stage_mid_channels=[8, 8, 16, 16],
+        stage_out_channels=[16, 24, 32, 48],
+        stage_num_blocks=[1, 1, 1, 1],
+        stage_numb_of_layers=[1, 1, 1, 1],
+        stage_downsample=[False, True, True, True],
+        stage_light_block=[False, False, True, True],
+        stage_kernel_size=[3, 3, 5, 5],
+        out_features=["stage2", "stage3", "stage4"],
+    )
+
+
+def _vit_detr(config_class, backbone):
+    """LW-DETR / RF-DETR: a 2-block windowed ViT, a projector to 2 levels (LW) or 1 (RF)."""
+    sizes = {
+        k: v for k, v in _transformer_sizes().items() if k in ("d_model", "decoder_ffn_dim", "decoder_layers")
+    }
+    sizes.update(num_queries=20, num_labels=3, id2label=CLASS_NAMES)
+    scales = [0.5, 1.0] if config_class is LwDetrConfig else [1.0]
+    return config_class(
+        backbone_config=backbone,
+        projector_scale_factors=scales,
+        decoder_self_attention_heads=2,
+        decoder_cross_attention_heads=2,
+        decoder_n_points=2,
+        group_detr=1,
+        **sizes,
+    )
+
+
+# The tiny open-vocabulary models' text vocabulary; `[UNK]` stands for every other word.
+TEXT_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "a", "the"]
+TEXT_VOCAB += ["vehicle", "person", "boat", "car", "truck", "bus", "bicycle", "red", "small", "##s"]
+
+
+def tiny_tokenizer() -> BertTokenizer:
+    return BertTokenizer(vocab={word: i for i, word in enumerate(TEXT_VOCAB)})
+
+
+def _grounding(config_class):
+    sizes = _transformer_sizes()
+    del sizes["encoder_hidden_dim"]
+    return config_class(
+        backbone_config=SwinConfig(
+            embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4, out_indices=[2, 3, 4]
+        ),
+        text_config=BertConfig(
+            vocab_size=len(TEXT_VOCAB),
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=64,
+        ),
+        use_timm_backbone=False,
+        encoder_layers=1,
+        num_feature_levels=4,
+        encoder_n_points=2,
+        decoder_n_points=2,
+        max_text_len=32,
+        **sizes,
+    )
+
+
 def tiny_config(model_type: str):
     """A tiny random config (d_model 32, 2 decoder layers, 20 queries, 3 classes) of a family."""
     if model_type == "rt_detr":
         return _rt_detr_like(RTDetrConfig)
     if model_type == "rt_detr_v2":
         return _rt_detr_like(RTDetrV2Config)
-    if model_type == "d_fine":
-        backbone = HGNetV2Config(
-            stem_channels=[3, 8, 8],
-            embedding_size=8,
-            hidden_sizes=[16, 24, 32, 48],
-            stage_in_channels=[8, 16, 24, 32],
-            stage_mid_channels=[8, 8, 16, 16],
-            stage_out_channels=[16, 24, 32, 48],
-            stage_num_blocks=[1, 1, 1, 1],
-            stage_numb_of_layers=[1, 1, 1, 1],
-            stage_downsample=[False, True, True, True],
-            stage_light_block=[False, False, True, True],
-            stage_kernel_size=[3, 3, 5, 5],
-            out_features=["stage2", "stage3", "stage4"],
-        )
-        return DFineConfig(
-            backbone_config=backbone,
+    if model_type in ("d_fine", "deimv2"):
+        return (DFineConfig if model_type == "d_fine" else Deimv2Config)(
+            backbone_config=_hgnet(),
             encoder_in_channels=[24, 32, 48],
             decoder_in_channels=[32, 32, 32],
             freeze_backbone_batch_norms=False,
@@ -128,6 +194,22 @@ def tiny_config(model_type: str):
         return _dense(ConditionalDetrConfig)
     if model_type == "dab-detr":
         return _dense(DabDetrConfig)
+    if model_type == "lw_detr":
+        backbone = LwDetrViTConfig(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=64, pretrain_image_size=64,
+            patch_size=16, num_windows=4, out_indices=[1, 2], window_block_indices=[0],
+        )  # fmt: skip
+        return _vit_detr(LwDetrConfig, backbone)
+    if model_type == "rf_detr":
+        backbone = RfDetrDinov2Config(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=56, patch_size=14,
+            num_windows=2, out_indices=[1, 2], window_block_indices=[0],
+        )  # fmt: skip
+        return _vit_detr(RfDetrConfig, backbone)
+    if model_type == "grounding-dino":
+        return _grounding(GroundingDinoConfig)
+    if model_type == "mm-grounding-dino":
+        return _grounding(MMGroundingDinoConfig)
     raise ValueError(model_type)
 
 
@@ -141,7 +223,8 @@ def tiny_processor(model_type: str):
 def build_tiny_model(model_type: str, seed: int = 0) -> torch.nn.Module:
     """A tiny model whose every parameter is perturbed, so attention is not the init pattern."""
     torch.manual_seed(seed)
-    model = AutoModelForObjectDetection.from_config(tiny_config(model_type))
+    auto_class = AutoModelForZeroShotObjectDetection if FAMILIES[model_type].open_vocabulary else None
+    model = (auto_class or AutoModelForObjectDetection).from_config(tiny_config(model_type))
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.2)
@@ -152,6 +235,8 @@ def save_tiny_model(model_type: str, folder: Path, *, seed: int = 0) -> Path:
     build_tiny_model(model_type, seed).save_pretrained(folder)
     if model_type not in WITHOUT_PROCESSOR:
         tiny_processor(model_type).save_pretrained(folder)
+    if FAMILIES[model_type].open_vocabulary:
+        tiny_tokenizer().save_pretrained(folder)
     return folder
 
 

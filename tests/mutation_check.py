@@ -412,6 +412,43 @@ M = [
         "FROM images i JOIN objects o USING (run, image_key) ",
         ["tests/analysis/test_datasets.py::test_odd_datasets_score_as_evaluate"],
     ),
+    (
+        "new families: sampling locations shifted by 0.01",
+        "sodviz/detector/capture.py",
+        'record.locations = arguments["sampling_locations"]',
+        'record.locations = arguments["sampling_locations"] + 0.01',
+        [
+            "tests/detector/test_capture.py::test_captured_points_reproduce_module_output[lw_detr]",
+            "tests/detector/test_capture.py::test_captured_points_reproduce_module_output[rf_detr]",
+            "tests/detector/test_capture.py::test_captured_points_reproduce_module_output[grounding-dino]",
+            "tests/detector/test_capture.py::test_captured_points_reproduce_module_output[mm-grounding-dino]",
+        ],
+    ),
+    (
+        "new families: feature levels permuted (module-fed locations)",
+        "sodviz/detector/capture.py",
+        'record.locations = arguments["sampling_locations"]',
+        'record.locations = arguments["sampling_locations"].roll(1, dims=3)',
+        [
+            "tests/detector/test_capture.py::test_captured_points_reproduce_module_output[lw_detr]",
+            "tests/detector/test_capture.py::test_captured_points_reproduce_module_output[grounding-dino]",
+            "tests/detector/test_capture.py::test_captured_points_reproduce_module_output[mm-grounding-dino]",
+        ],
+    ),
+    (
+        "new families: feature levels permuted (DEIMv2, locations from offsets)",
+        "sodviz/detector/capture.py",
+        "    return torch.stack(padded, dim=3)",
+        "    return torch.stack(padded[1:] + padded[:1], dim=3)",
+        ["tests/detector/test_capture.py::test_captured_points_reproduce_module_output[deimv2]"],
+    ),
+    (
+        "new families: text attention tokens reversed",
+        "sodviz/detector/capture.py",
+        "record.text_weights = output[1]",
+        "record.text_weights = output[1].flip(-1)",
+        ["tests/detector/test_capture.py::test_text_attention_is_what_the_decoder_returned"],
+    ),
 ]
 env = os.environ | {"HF_HUB_OFFLINE": "1"}
 

@@ -21,6 +21,7 @@ class _LayerRecord:
     level_shapes: list[tuple[int, int]] = field(default_factory=list)
     encoder_hidden_states: torch.Tensor | None = None  # [B, S, d_model], keep_values only
     output: torch.Tensor | None = None  # [B, Q, d_model], keep_values only
+    text_weights: torch.Tensor | None = None  # [B, heads, Q, tokens] (open-vocabulary families)
 
 
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -89,6 +90,8 @@ class AttentionCapture:
                 self._hooks.add(module.sampling_offsets, _bind(self._on_offsets, record))
             else:
                 self._hooks.add(module.attn, _bind(self._on_sampling, record), with_kwargs=True)
+            if self.family.open_vocabulary:
+                self._hooks.add(layer.encoder_attn_text, _bind(self._on_text, record))
 
     # hooks --------------------------------------------------------------------------------
     def _on_projection(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
@@ -106,6 +109,9 @@ class AttentionCapture:
             record.weights = output[1]  # [B, Q, heads, sum_points]
         if self.keep_values:
             record.output = output[0]
+
+    def _on_text(self, record: _LayerRecord, module: nn.Module, args: tuple, output: tuple) -> None:
+        record.text_weights = output[1]  # the decoder always asks it for its weights
 
     def _on_offsets(self, record: _LayerRecord, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
         record.offsets = output  # [B, Q, heads * sum_points * 2]
@@ -142,10 +148,18 @@ class AttentionCapture:
         weights = torch.stack([pair[1] for pair in pairs], dim=1)
         return locations, weights, records[0].level_shapes
 
+    def text(self) -> torch.Tensor:
+        """Open-vocabulary families: `[B, layers, heads, Q, tokens]`, each query's attention over
+        the prompt's tokens in every decoder layer."""
+        weights = [record.text_weights for record in self.records if record.text_weights is not None]
+        if not weights:
+            raise RuntimeError("no attention over the text was captured (not an open-vocabulary model?)")
+        return torch.stack(weights, dim=1)
+
     def _points_from_offsets(
         self, record: _LayerRecord, module: nn.Module
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """RT-DETRv2 / D-FINE: locations = ref_xy + offset * (1 / points) * ref_wh * offset_scale."""
+        """RT-DETRv2 / D-FINE / DEIMv2: locations = ref_xy + offset * (1 / points) * ref_wh * offset_scale."""
         points_list = list(getattr(module, "n_points_list", None) or module.num_points_list)
         points_scale = getattr(module, "n_points_scale", None)
         if points_scale is None:

@@ -18,8 +18,14 @@ class Family:
             trailing no-object class. A config's `use_focal_loss`, where present, overrides it.
         processor_class: the PIL-backend image processor built when a checkpoint has none.
         points_from_offsets: deformable only. True when the module computes its sampling locations
-            inline (RT-DETRv2, D-FINE), so sodviz rebuilds them from the captured offsets; False
-            when a `MultiScaleDeformableAttention` submodule receives them (RT-DETR, Deformable DETR).
+            inline (RT-DETRv2, D-FINE, DEIMv2), so sodviz rebuilds them from the captured offsets;
+            False when a `MultiScaleDeformableAttention` submodule receives them (RT-DETR,
+            Deformable DETR, LW-DETR, RF-DETR, Grounding DINO).
+        open_vocabulary: the classes are phrases of a text prompt (Grounding DINO): the model
+            scores each query against the prompt's tokens, and a decoder layer also attends to them.
+        backbone: "cnn" (stages of strides 4 to 32) or "vit" (a plain transformer: one patch grid,
+            several blocks), which decides what an effective receptive field is measured on.
+        hybrid_encoder: the model has RT-DETR's hybrid encoder, which CCTM and FINE extend.
     """
 
     model_type: str
@@ -28,20 +34,41 @@ class Family:
     sigmoid_scores: bool
     processor_class: str
     points_from_offsets: bool = False
+    open_vocabulary: bool = False
+    backbone: str = "cnn"
+    hybrid_encoder: bool = False
 
 
 FAMILIES: dict[str, Family] = {
     family.model_type: family
     for family in (
-        Family("rt_detr", "RT-DETR", True, True, "RTDetrImageProcessorPil"),
-        Family("rt_detr_v2", "RT-DETRv2", True, True, "RTDetrImageProcessorPil", points_from_offsets=True),
-        Family("d_fine", "D-FINE", True, True, "RTDetrImageProcessorPil", points_from_offsets=True),
+        Family("rt_detr", "RT-DETR", True, True, "RTDetrImageProcessorPil", hybrid_encoder=True),
+        Family(
+            "rt_detr_v2", "RT-DETRv2", True, True, "RTDetrImageProcessorPil",
+            points_from_offsets=True, hybrid_encoder=True,
+        ),
+        Family(
+            "d_fine", "D-FINE", True, True, "RTDetrImageProcessorPil",
+            points_from_offsets=True, hybrid_encoder=True,
+        ),
         Family("deformable_detr", "Deformable DETR", True, True, "DeformableDetrImageProcessorPil"),
         Family("detr", "DETR", False, False, "DetrImageProcessorPil"),
         Family("conditional_detr", "Conditional DETR", False, True, "ConditionalDetrImageProcessorPil"),
         Family("dab-detr", "DAB-DETR", False, True, "ConditionalDetrImageProcessorPil"),
+        Family("deimv2", "DEIMv2", True, True, "RTDetrImageProcessorPil", points_from_offsets=True),
+        Family("lw_detr", "LW-DETR", True, True, "DeformableDetrImageProcessorPil", backbone="vit"),
+        # RF-DETR's own processor needs torchvision; its DETR-style resize is DeformableDetr's.
+        Family("rf_detr", "RF-DETR", True, True, "DeformableDetrImageProcessorPil", backbone="vit"),
+        Family(
+            "grounding-dino", "Grounding DINO", True, True, "GroundingDinoImageProcessorPil",
+            open_vocabulary=True,
+        ),
+        Family(
+            "mm-grounding-dino", "MM Grounding DINO", True, True, "GroundingDinoImageProcessorPil",
+            open_vocabulary=True,
+        ),
     )
-}
+}  # fmt: skip
 
 # Checkpoints users commonly load; `python -m sodviz models` lists them.
 HUB_PRESETS: tuple[tuple[str, str], ...] = (
@@ -57,6 +84,13 @@ HUB_PRESETS: tuple[tuple[str, str], ...] = (
     ("facebook/detr-resnet-50", "detr"),
     ("microsoft/conditional-detr-resnet-50", "conditional_detr"),
     ("IDEA-Research/dab-detr-resnet-50", "dab-detr"),
+    ("harshaljanjani/DEIMv2_HGNetv2_N_COCO_Transformers", "deimv2"),
+    ("AnnaZhang/lwdetr_small_60e_coco", "lw_detr"),
+    ("Roboflow/rf-detr-medium", "rf_detr"),
+    ("Roboflow/rf-detr-base", "rf_detr"),
+    ("IDEA-Research/grounding-dino-tiny", "grounding-dino"),
+    ("openmmlab-community/mm_grounding_dino_tiny_o365v1_goldg_v3det", "mm-grounding-dino"),
+    ("openmmlab-community/mm_grounding_dino_base_o365v1_goldg_v3det", "mm-grounding-dino"),
 )
 
 

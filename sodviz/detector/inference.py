@@ -13,7 +13,7 @@ from sodviz.cache import DEFAULT_CACHE, InferenceCache, cached, image_hash
 from sodviz.detector.capture import AttentionCapture
 from sodviz.detector.loading import Detector
 from sodviz.detector.preprocess import is_fixed_size, prepare_inputs, resolve_input_size
-from sodviz.types import DeformableAttention, DenseAttention, InferenceResult, InputTransform
+from sodviz.types import DeformableAttention, DenseAttention, InferenceResult, InputTransform, TextAttention
 
 
 def run_inference(
@@ -69,7 +69,11 @@ def run_inference_batch(
     outputs, capture = forward_with_capture(detector, inputs)
     attentions = _split_attention(detector, outputs, capture, len(images))
     sigmoid = uses_sigmoid(detector.model.config, default=detector.family.sigmoid_scores)
-    predictions = decode_predictions(outputs.logits, outputs.pred_boxes, transforms, sigmoid=sigmoid)
+    logits, text = outputs.logits, [None] * len(images)
+    if detector.prompt is not None:
+        logits = detector.prompt.phrase_logits(logits)
+        text = _text_attention(detector, capture, len(images))
+    predictions = decode_predictions(logits, outputs.pred_boxes, transforms, sigmoid=sigmoid)
     return [
         InferenceResult(
             boxes_xyxy=predictions[i][0],
@@ -78,8 +82,18 @@ def run_inference_batch(
             transform=transform,
             class_names=detector.class_names,
             family=detector.family.model_type,
+            text_attention=text[i],
         )
         for i, transform in enumerate(transforms)
+    ]
+
+
+def _text_attention(detector: Detector, capture: AttentionCapture, batch_size: int) -> list[TextAttention]:
+    prompt = detector.prompt
+    weights = capture.text()[..., : len(prompt.tokens)].float().cpu().numpy()
+    return [
+        TextAttention(weights=weights[i], tokens=prompt.tokens, token_phrase=prompt.token_phrase)
+        for i in range(batch_size)
     ]
 
 

@@ -11,10 +11,18 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoConfig, AutoImageProcessor, AutoModelForObjectDetection, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModelForObjectDetection,
+    AutoModelForZeroShotObjectDetection,
+    AutoTokenizer,
+    PreTrainedModel,
+)
 from transformers.utils import is_timm_available
 
 from sodviz.detector.families import Family, family_for
+from sodviz.detector.prompt import TextPrompt, default_prompt, with_prompt
 from sodviz.modules import load_modules
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "assets" / "models"
@@ -50,6 +58,11 @@ class Detector:
         content_hash: sha256 over config, processor config and weights; a cache key.
         source: what it was loaded from.
         lock: held while hooks are attached and the model runs (hooks are per-module, shared).
+        tokenizer: open-vocabulary models only: the text tokenizer.
+        prompt: open-vocabulary models only: the prompt whose phrases are `class_names`
+            (`sodviz.detector.prompt.with_prompt` asks for others).
+        input_multiple: the input's height and width must be multiples of this (windowed ViT
+            backbones); inputs are padded up to it.
     """
 
     model: PreTrainedModel
@@ -60,6 +73,9 @@ class Detector:
     content_hash: str
     source: str
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    tokenizer: object | None = field(default=None, repr=False, compare=False)
+    prompt: TextPrompt | None = None
+    input_multiple: int = 1
 
 
 def load_detector(source: str | os.PathLike, *, device: str = "cpu", allow_pickle: bool = False) -> Detector:
@@ -84,14 +100,14 @@ def load_detector(source: str | os.PathLike, *, device: str = "cpu", allow_pickl
     family = family_for(config.model_type)
     _check_backbone(config, str(source))
     _check_weights(location, allow_pickle=allow_pickle)
-    model = _load_model(location, str(source), allow_pickle=allow_pickle)
+    model = _load_model(location, str(source), allow_pickle=allow_pickle, family=family)
     if Path(location).is_dir():
         load_modules(model, location)  # CCTM / FINE saved beside the weights, if any
     model = model.to(device).eval()
     model.requires_grad_(False)
     processor = _load_processor(location, family)
     class_names = tuple(str(config.id2label.get(i, f"class_{i}")) for i in range(config.num_labels))
-    return Detector(
+    detector = Detector(
         model=model,
         processor=processor,
         family=family,
@@ -99,7 +115,36 @@ def load_detector(source: str | os.PathLike, *, device: str = "cpu", allow_pickl
         input_size=_default_input_size(processor),
         content_hash=_content_hash(model, processor),
         source=str(source),
+        tokenizer=_load_tokenizer(location, str(source)) if family.open_vocabulary else None,
+        input_multiple=input_multiple(config),
     )
+    if family.open_vocabulary:
+        detector = with_prompt(detector, default_prompt(config.id2label))
+    return detector
+
+
+def input_multiple(config: transformers.PreTrainedConfig) -> int:
+    """What the input's sides must be multiples of: a windowed ViT backbone cuts the patch grid
+    into windows (RF-DETR: `num_windows` a side; LW-DETR: `num_windows` in all, a square)."""
+    backbone = getattr(config, "backbone_config", None)
+    windows = int(getattr(backbone, "num_windows", 0) or 0)
+    patch = getattr(backbone, "patch_size", None)
+    if not windows or patch is None:
+        return 1
+    patch = int(patch if isinstance(patch, int) else patch[0])
+    if config.model_type == "lw_detr":
+        return patch * max(1, round(windows**0.5))
+    return patch * windows
+
+
+def _load_tokenizer(location: str, source: str):
+    try:
+        return AutoTokenizer.from_pretrained(location)
+    except (OSError, ValueError) as error:
+        raise FileNotFoundError(
+            f"{source!r} is an open-vocabulary model and its text tokenizer could not be loaded "
+            f"({error}); a save_pretrained folder needs the tokenizer files beside the weights"
+        ) from error
 
 
 def _resolve_source(source: str) -> str:
@@ -185,9 +230,12 @@ def _check_weights(location: str, *, allow_pickle: bool) -> None:
         )
 
 
-def _load_model(location: str, source: str, *, allow_pickle: bool) -> PreTrainedModel:
+def _load_model(location: str, source: str, *, allow_pickle: bool, family: Family) -> PreTrainedModel:
+    auto_class = (
+        AutoModelForZeroShotObjectDetection if family.open_vocabulary else AutoModelForObjectDetection
+    )
     try:
-        return AutoModelForObjectDetection.from_pretrained(
+        return auto_class.from_pretrained(
             location,
             attn_implementation="eager",
             dtype=torch.float32,  # fp16 / bf16 checkpoints run in float32 (CPU kernels, stable maps)
@@ -209,13 +257,20 @@ def _load_model(location: str, source: str, *, allow_pickle: bool) -> PreTrained
 
 def _load_processor(location: str, family: Family) -> object:
     path = Path(location)
+    default_class = getattr(transformers, family.processor_class)
     if not path.is_dir() or (path / "preprocessor_config.json").is_file():
         try:
-            return AutoImageProcessor.from_pretrained(location)
+            processor = AutoImageProcessor.from_pretrained(location)
         except OSError:
             if path.is_dir():
                 raise
-    return getattr(transformers, family.processor_class)()
+        except (ImportError, ValueError):
+            # a processor class that needs torchvision (RF-DETR's): the same settings, PIL backend
+            return default_class.from_pretrained(location)
+        else:
+            # a full processor (Grounding DINO's: images and text) -> its image part
+            return getattr(processor, "image_processor", processor)
+    return default_class()
 
 
 def _default_input_size(processor: object) -> int:

@@ -51,6 +51,8 @@ def prepare_inputs(
         return_tensors="pt",
         input_data_format="channels_last",
     )
+    inputs = dict(inputs)
+    pad_to_multiple(inputs, detector.input_multiple)
     input_hw = tuple(int(v) for v in inputs["pixel_values"].shape[-2:])
     transforms = []
     for i, image in enumerate(images):
@@ -69,7 +71,25 @@ def prepare_inputs(
             resized_hw = input_hw
         transforms.append(InputTransform(image_hw=image.shape[:2], resized_hw=resized_hw, input_hw=input_hw))
     device = next(detector.model.parameters()).device
+    if detector.prompt is not None:
+        inputs.update(detector.prompt.model_inputs(len(transforms)))
     return {name: value.to(device) for name, value in inputs.items()}, transforms
+
+
+def pad_to_multiple(inputs: dict[str, torch.Tensor], multiple: int) -> None:
+    """Pad `pixel_values` (and its `pixel_mask`, made if missing) at the bottom and right so both
+    sides are multiples of `multiple` (windowed ViT backbones), in place. The mask marks the
+    padding, as a DETR processor's own batch padding does."""
+    pixels = inputs["pixel_values"]
+    height, width = pixels.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if not (pad_h or pad_w):
+        return
+    mask = inputs.get("pixel_mask")
+    if mask is None:
+        mask = torch.ones((pixels.shape[0], height, width), dtype=torch.long)
+    inputs["pixel_values"] = torch.nn.functional.pad(pixels, (0, pad_w, 0, pad_h))
+    inputs["pixel_mask"] = torch.nn.functional.pad(mask, (0, pad_w, 0, pad_h))
 
 
 def input_transform(

@@ -23,6 +23,14 @@ def _inputs_and_settled_hook_count(detector, image) -> tuple[dict, int]:
     return inputs, _hook_count(detector.model)
 
 
+def _cross_attentions(outputs) -> tuple:
+    """The image cross-attention weights a model returns: Grounding DINO's decoder returns
+    (self, text, image) attentions."""
+    if getattr(outputs, "cross_attentions", None) is not None:
+        return outputs.cross_attentions
+    return outputs.decoder_attentions[2]
+
+
 def _points_per_level(module: torch.nn.Module, num_levels: int, num_points: int) -> list[int]:
     points = getattr(module, "n_points_list", None) or getattr(module, "num_points_list", None)
     return list(points) if points is not None else [num_points] * num_levels
@@ -63,20 +71,33 @@ def test_hooked_weights_equal_output_cross_attentions(deformable_detector, image
     assert locations.shape == (*weights.shape, 2)
     module = cross_attention_module(decoder_layers(model)[0])
     points = _points_per_level(module, weights.shape[4], weights.shape[5])
-    for layer, expected in enumerate(outputs.cross_attentions):
+    for layer, expected in enumerate(_cross_attentions(outputs)):
         unpadded = torch.cat([weights[:, layer, :, :, lv, :n] for lv, n in enumerate(points)], dim=-1)
         torch.testing.assert_close(unpadded, expected.reshape(unpadded.shape))
     # padded points (D-FINE lists) carry no weight, so every head still sums to one
     torch.testing.assert_close(weights.sum(dim=(-1, -2)), torch.ones(weights.shape[:4]))
 
 
+def _level_strides(detector, num_levels: int) -> list[int]:
+    """CNN backbones: 8 * 2**i. A ViT's projector rescales its one patch grid per level."""
+    config = detector.model.config
+    if detector.family.backbone == "vit":
+        return [round(config.backbone_config.patch_size / f) for f in config.projector_scale_factors]
+    return [8 * 2**i for i in range(num_levels)]
+
+
 def test_level_shapes_are_the_feature_grids_of_a_non_square_input(deformable_detector):
-    """A 64 x 128 input (h != w, so a swap shows): level i is its grid at stride 8 * 2**i."""
-    pixel_values = torch.rand(1, 3, 64, 128)
+    """A non-square input (h != w, so a swap shows): each level is its grid at the level's stride."""
+    height, width = (56, 112) if deformable_detector.family.model_type == "rf_detr" else (64, 128)
+    pixel_values = torch.rand(1, 3, height, width)
+    inputs = {"pixel_values": pixel_values}
+    if deformable_detector.prompt is not None:
+        inputs.update(deformable_detector.prompt.model_inputs(1))
     with torch.no_grad(), AttentionCapture(deformable_detector.model, deformable_detector.family) as capture:
-        deformable_detector.model(pixel_values=pixel_values)
+        deformable_detector.model(**inputs)
     _, weights, level_shapes = capture.deformable()
-    expected = [(64 // stride, 128 // stride) for stride in (8 * 2**i for i in range(weights.shape[4]))]
+    strides = _level_strides(deformable_detector, weights.shape[4])
+    expected = [(height // stride, width // stride) for stride in strides]
     assert [tuple(int(v) for v in shape) for shape in level_shapes] == expected
 
 
@@ -150,3 +171,17 @@ def test_capture_without_forward_raises(deformable_detector):
         pass
     with pytest.raises(RuntimeError, match="no decoder cross-attention"):
         capture.deformable()
+
+
+@pytest.mark.parametrize("model_type", ["grounding-dino", "mm-grounding-dino"])
+def test_text_attention_is_what_the_decoder_returned(tiny_detectors, model_type, image):
+    """Open-vocabulary models: the hooked attention over the prompt's tokens is the decoder's own."""
+    detector = tiny_detectors[model_type]
+    inputs, _ = prepare_inputs(detector, [image, image[::-1].copy()])
+    with torch.no_grad(), AttentionCapture(detector.model, detector.family) as capture:
+        outputs = detector.model(**inputs, output_attentions=True)
+    text = capture.text()
+    expected = torch.stack(outputs.decoder_attentions[1], dim=1)  # [B, layers, heads, Q, tokens]
+    torch.testing.assert_close(text, expected)
+    real = len(detector.prompt.tokens)
+    torch.testing.assert_close(text[..., :real].sum(-1), torch.ones(text.shape[:-1]))
