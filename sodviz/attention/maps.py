@@ -172,27 +172,30 @@ def _splat(locations, weights, *, out_index, num_out: int, height: int, width: i
 
 
 def _resize_keep_mass(maps: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of `(N, h, w)` maps to `(N, height, width)`, each rescaled to keep its sum."""
+    """Bilinear resize of `(N, h, w)` maps to `(N, height, width)` that keeps each cell's mass.
+
+    Linear in the maps (each source cell's mass is spread over the target cells and sums to what it
+    was), so the resized weighted sum of maps is the weighted sum of the resized maps: an aggregate
+    map is exactly the weighted mean of its queries' maps, whatever the level ratios."""
     if maps.shape[1:] == (height, width):
         return maps
-    rows = _linear_resize_matrix(maps.shape[1], height)  # [height, h]
-    cols = _linear_resize_matrix(maps.shape[2], width)  # [width, w]
-    resized = np.einsum("Hh,nhw,Ww->nHW", rows, maps, cols, optimize=True)
-    before = maps.sum(axis=(1, 2))
-    after = resized.sum(axis=(1, 2))
-    scale = np.divide(before, after, out=np.zeros_like(before), where=after > 0)
-    return resized * scale[:, None, None]
+    rows = _mass_resize_matrix(maps.shape[1], height)  # [height, h]
+    cols = _mass_resize_matrix(maps.shape[2], width)  # [width, w]
+    return np.einsum("Hh,nhw,Ww->nHW", rows, maps, cols, optimize=True)
 
 
-def _linear_resize_matrix(source: int, target: int) -> np.ndarray:
-    """`(target, source)` matrix of 1-D linear interpolation (pixel centres, like align_corners=False)."""
+def _mass_resize_matrix(source: int, target: int) -> np.ndarray:
+    """`(target, source)` 1-D linear interpolation (pixel centres, like align_corners=False) with
+    each column scaled to sum to 1; a source cell no target samples goes to its nearest one."""
     position = np.clip((np.arange(target) + 0.5) * source / target - 0.5, 0, source - 1)
     low = np.minimum(np.floor(position).astype(np.int64), max(source - 2, 0))
     frac = position - low
     matrix = np.zeros((target, source))
     matrix[np.arange(target), low] += 1 - frac
     matrix[np.arange(target), np.minimum(low + 1, source - 1)] += frac
-    return matrix
+    for column in np.flatnonzero(matrix.sum(axis=0) <= 0):
+        matrix[min(target - 1, int((column + 0.5) * target / source)), column] = 1.0
+    return matrix / matrix.sum(axis=0, keepdims=True)
 
 
 def image_attention(
