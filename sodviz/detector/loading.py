@@ -63,6 +63,7 @@ class Detector:
             (`sodviz.detector.prompt.with_prompt` asks for others).
         input_multiple: the input's height and width must be multiples of this (windowed ViT
             backbones); inputs are padded up to it.
+        weights_hash: with a prompt, the hash of the model alone (`content_hash` covers the prompt).
     """
 
     model: PreTrainedModel
@@ -76,6 +77,7 @@ class Detector:
     tokenizer: object | None = field(default=None, repr=False, compare=False)
     prompt: TextPrompt | None = None
     input_multiple: int = 1
+    weights_hash: str = ""
 
 
 def load_detector(source: str | os.PathLike, *, device: str = "cpu", allow_pickle: bool = False) -> Detector:

@@ -129,9 +129,9 @@ def with_prompt(detector, prompt: str):
         )
     max_tokens = int(getattr(detector.model.config, "max_text_len", 256))
     text = tokenize_prompt(detector.tokenizer, prompt, max_tokens=max_tokens)
-    base = detector.content_hash.split(":prompt:")[0]
-    digest = hashlib.sha256(text.text.encode()).hexdigest()[:16]
-    return replace(detector, prompt=text, class_names=text.phrases, content_hash=f"{base}:prompt:{digest}")
+    weights = detector.weights_hash or detector.content_hash
+    digest = hashlib.sha256(f"{weights}\nprompt: {text.text}".encode()).hexdigest()
+    return replace(detector, prompt=text, class_names=text.phrases, content_hash=digest, weights_hash=weights)
 
 
 def default_prompt(id2label: dict) -> str:
