@@ -8,6 +8,7 @@ from pages import _shared as shared
 from pages import _widgets as widgets
 from sodviz.cache import DEFAULT_CACHE
 from sodviz.erf.fields import available_stages, compute_erf, random_twin
+from sodviz.erf.stages import default_stages, stage_description
 from sodviz.samples import load_sample, sample_names
 from sodviz.views.erf import (
     erf_colorbar,
@@ -36,7 +37,13 @@ def cached_twin(source: str, _detector):
 
 detector = inputs.detector
 input_h, input_w = inputs.result.transform.input_hw
-stages_all = available_stages(detector)
+try:
+    stages_all = available_stages(detector)
+except ValueError as error:  # a backbone ERF does not cover yet
+    st.info(str(error))
+    st.stop()
+if not set(st.session_state.get(shared.ERF_STAGES, ())) <= set(stages_all):  # another family's stages
+    st.session_state[shared.ERF_STAGES] = list(default_stages(detector))
 with widgets.controls():
     left, middle, right = st.columns(3)
     stages = left.multiselect("Stages", stages_all, key=shared.ERF_STAGES)
@@ -49,6 +56,7 @@ if not stages:
     st.warning("Pick at least one stage.")
     st.stop()
 stages = [s for s in stages_all if s in stages]  # shallow to deep
+st.caption("; ".join(stage_description(detector, s) for s in stages) + ".")
 
 point = erf_point(st.session_state.get(shared.ERF_POINT), (input_h, input_w))
 st.markdown(f"**Point** ({point[0]:.0f}, {point[1]:.0f}) of the {input_w}x{input_h} input: click to move it")

@@ -449,6 +449,13 @@ M = [
         "record.text_weights = output[1].flip(-1)",
         ["tests/detector/test_capture.py::test_text_attention_is_what_the_decoder_returned"],
     ),
+    (
+        "ERF: ViT block N read from the block before",
+        "sodviz/erf/stages.py",
+        """backbone.out_features = [f"stage{s[5:]}" for s in blocks]""",
+        """backbone.out_features = [f"stage{int(s[5:]) - 1}" for s in blocks]""",
+        ["tests/erf/test_erf.py::test_vit_block_maps_are_the_backbones_own"],
+    ),
 ]
 env = os.environ | {"HF_HUB_OFFLINE": "1"}
 

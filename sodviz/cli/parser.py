@@ -185,7 +185,11 @@ def _erf(commands) -> None:
     erf.add_argument("--model", default="demo")
     erf.add_argument("--images", type=Path, required=True, help="folder of images (png, jpg, ...)")
     erf.add_argument("--n", type=int, default=50, help="average over the first N images (sorted by name)")
-    erf.add_argument("--stages", default=None, help="comma list, e.g. stage1,stage4 (default: every stage)")
+    erf.add_argument(
+        "--stages",
+        default=None,
+        help="comma list, e.g. stage1,stage4; ViT backbones: block4,level0 (default: every stage)",
+    )
     erf.add_argument("--input-size", type=int, default=None)
     erf.add_argument("--scale", choices=("linear", "log"), default="linear")
     erf.add_argument("--random-weights", action="store_true", help="also the same architecture, untrained")

@@ -15,6 +15,7 @@ def erf(args: argparse.Namespace) -> None:
 
     from sodviz.detector.loading import load_detector
     from sodviz.erf.fields import available_stages, compute_erf, random_twin
+    from sodviz.erf.stages import stage_description
     from sodviz.imageio import load_image
 
     detector = load_detector(args.model)
@@ -23,6 +24,8 @@ def erf(args: argparse.Namespace) -> None:
     if not paths:
         raise ValueError(f"no images in {args.images}")
     stages = tuple(args.stages.split(",")) if args.stages else available_stages(detector)
+    for stage in stages:
+        print(f"{stage:>9}  {stage_description(detector, stage)}")
     images = [load_image(path) for path in paths]
     models = {"erf": detector}
     if args.random_weights:

@@ -21,9 +21,8 @@ from sodviz.cache import InferenceCache, cached, image_hash
 from sodviz.detector.loading import Detector
 from sodviz.detector.preprocess import prepare_inputs
 from sodviz.erf.gaussian import GaussianFit, fit_gaussian
+from sodviz.erf.stages import BACKBONE_STAGES, available_stages, default_stages, is_vit, vit_stage_features
 from sodviz.hooks import ForwardHooks
-
-BACKBONE_STAGES = ("stage1", "stage2", "stage3", "stage4")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,20 +86,6 @@ class ErfResult:
         return rows
 
 
-def available_stages(detector: Detector) -> tuple[str, ...]:
-    """Backbone stages for every family, then the encoder's outputs, shallow to deep: the hybrid
-    encoder's feature maps (RT-DETR, D-FINE), the multi-scale tokens of Deformable DETR (one
-    `encoderN` per level), or the single stride-32 token grid of DETR-style models (`encoder0`)."""
-    config = detector.model.config
-    if detector.family.model_type in ("rt_detr", "rt_detr_v2", "d_fine"):
-        levels = len(getattr(config, "encoder_in_channels", ()))
-    elif detector.family.model_type == "deformable_detr":
-        levels = int(getattr(config, "num_feature_levels", 0))
-    else:
-        levels = 1
-    return BACKBONE_STAGES + tuple(f"encoder{i}" for i in range(levels))
-
-
 def random_twin(detector: Detector, *, seed: int = 0) -> Detector:
     """The same architecture and processor with freshly initialised weights (eval mode), to set a
     trained ERF beside an untrained one."""
@@ -113,7 +98,7 @@ def random_twin(detector: Detector, *, seed: int = 0) -> Detector:
 
 
 def _backbone(model) -> torch.nn.Module:
-    outer = model.model.backbone
+    outer = getattr(model.model, "backbone", None) or model.model.conv_encoder  # DEIMv2: conv_encoder
     inner = getattr(outer, "model", None) or getattr(getattr(outer, "conv_encoder", None), "model", None)
     if inner is None:
         raise ValueError(f"no backbone found in {type(model).__name__}")
@@ -123,7 +108,9 @@ def _backbone(model) -> torch.nn.Module:
 def _stage_features(detector: Detector, pixels: torch.Tensor, stages: Sequence[str]) -> list[torch.Tensor]:
     """`[1, C, h, w]` feature maps of the asked stages, on a graph back to `pixels`."""
     features: dict[str, torch.Tensor] = {}
-    if any(s in BACKBONE_STAGES for s in stages):
+    if is_vit(detector):
+        features.update(vit_stage_features(detector, pixels, stages))
+    elif any(s in BACKBONE_STAGES for s in stages):
         hidden = _backbone(detector.model)(pixels, output_hidden_states=True).hidden_states
         if hidden is None or len(hidden) < len(BACKBONE_STAGES) + 1:
             raise ValueError("the backbone does not return its stages' hidden states")
@@ -154,7 +141,8 @@ def _encoder_maps(detector: Detector, pixels: torch.Tensor) -> list[torch.Tensor
     with ForwardHooks() as hooks:
         hooks.add(detector.model.model.encoder, keep_output, with_kwargs=True)
         hooks.add(_backbone(detector.model), keep_grid)
-        detector.model(pixel_values=pixels)
+        text = detector.prompt.model_inputs(len(pixels), pixels.device) if detector.prompt else {}
+        detector.model(pixel_values=pixels, **text)
     out = captured["out"]
     if isinstance(out, (list, tuple)):
         return list(out)
@@ -173,12 +161,13 @@ def erf_maps(
     detector: Detector,
     image: np.ndarray,
     *,
-    stages: Sequence[str] = BACKBONE_STAGES,
+    stages: Sequence[str] | None = None,
     point_xy: tuple[float, float] | None = None,
     input_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raw ERF maps of one image: float32 `(S, H, W)` |grad| over model-input pixels, the
     strides `(S,)`, and the point in input pixels (default: the centre)."""
+    stages = default_stages(detector) if stages is None else tuple(stages)
     inputs, _ = prepare_inputs(detector, [image], input_size=input_size)
     pixels = inputs["pixel_values"]
     height, width = pixels.shape[-2:]
@@ -219,7 +208,7 @@ def compute_erf(
     detector: Detector,
     images: Sequence[np.ndarray],
     *,
-    stages: Sequence[str] = BACKBONE_STAGES,
+    stages: Sequence[str] | None = None,
     point_xy: tuple[float, float] | None = None,
     input_size: int | None = None,
     on_progress: Callable[[float], None] | None = None,
@@ -234,6 +223,7 @@ def compute_erf(
     """
     if not images:
         raise ValueError("compute_erf needs at least one image")
+    stages = default_stages(detector) if stages is None else tuple(stages)
     point_key = None if point_xy is None else tuple(float(v) for v in point_xy)
     options = dict(stages=stages, point_xy=point_xy, input_size=input_size, on_progress=on_progress)
 

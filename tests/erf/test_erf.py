@@ -16,6 +16,7 @@ from sodviz.erf.fields import (
     gradient_maps,
 )
 from sodviz.erf.gaussian import fit_gaussian
+from sodviz.erf.stages import default_stages, stage_description
 from sodviz.views.erf import erf_panel, zoom_window
 
 
@@ -79,9 +80,12 @@ def test_an_empty_map_has_no_fit():
 def test_every_family_backbone(detector, image):
     before = {name: p.detach().clone() for name, p in detector.model.named_parameters()}
     result = compute_erf(detector, [image])
-    assert result.stages == BACKBONE_STAGES and result.maps.shape[0] == 4
     assert np.isfinite(result.maps).all() and np.allclose(result.maps.sum(axis=(1, 2)), 1, atol=1e-4)
-    assert (np.diff(result.strides) > 0).all() and len(result.table()) == 4
+    if detector.family.backbone == "vit":  # the blocks the projector reads, then its levels
+        assert result.stages == default_stages(detector) and result.stages[0].startswith("block")
+    else:
+        assert result.stages == BACKBONE_STAGES and (np.diff(result.strides) > 0).all()
+    assert len(result.table()) == len(result.stages)
     assert all(p.grad is None for p in detector.model.parameters())  # autograd.grad only: no .grad
     assert all(torch.equal(before[n], p) for n, p in detector.model.named_parameters())
     assert not detector.model.training
@@ -199,3 +203,50 @@ def test_a_cached_erf_is_computed_once_per_point(tiny_detectors, image):
     assert again is first and calls == [1.0]
     moved = compute_erf(detector, [image], stages=("stage2",), point_xy=(3.0, 4.0), cache=cache)
     assert moved is not first and moved.point_xy.tolist() == [3.0, 4.0]
+
+
+@pytest.mark.parametrize("model_type", ["lw_detr", "rf_detr"])
+def test_vit_blocks_and_projected_levels(tiny_detectors, image, model_type):
+    """A ViT without CNN stages: every block sits on the patch grid (one stride, the patch size);
+    its ERF is the gradient of the block's own output, so a later block sees at least as far; the
+    projected levels have the projector's strides."""
+    detector = tiny_detectors[model_type]
+    config = detector.model.config
+    patch = config.backbone_config.patch_size
+    stages = available_stages(detector)
+    factors = config.projector_scale_factors if model_type == "lw_detr" else [1.0]  # RF-DETR: one level
+    assert stages == ("block1", "block2", *(f"level{i}" for i in range(len(factors))))
+    result = compute_erf(detector, [image], stages=stages)
+    blocks = [i for i, s in enumerate(result.stages) if s.startswith("block")]
+    assert result.strides[blocks].tolist() == [patch] * len(blocks)
+    levels = [i for i, s in enumerate(result.stages) if s.startswith("level")]
+    expected = [patch / factor for factor in factors]
+    np.testing.assert_allclose(result.strides[levels], expected, rtol=0.05)
+    assert result.fits[1].sigma >= result.fits[0].sigma * 0.9
+    assert "ViT block 1" in stage_description(detector, "block1")
+    assert "decoder samples" in stage_description(detector, "level0")
+    backbone = detector.model.model.backbone.backbone
+    assert list(backbone.out_features) == list(config.backbone_config.out_features)  # restored
+
+
+@pytest.mark.parametrize("model_type", ["lw_detr", "rf_detr"])
+def test_vit_block_maps_are_the_backbones_own(tiny_detectors, image, model_type):
+    """The maps an ERF of `blockN` differentiates are the backbone's own outputs for those blocks
+    (those its projector reads), and the levels are the projector's."""
+    from sodviz.detector.preprocess import prepare_inputs
+    from sodviz.erf.stages import vit_stage_features
+
+    detector = tiny_detectors[model_type]
+    pixels = prepare_inputs(detector, [image])[0]["pixel_values"]
+    backbone = detector.model.model.backbone.backbone
+    blocks = [s for s in default_stages(detector) if s.startswith("block")]
+    with torch.no_grad():
+        ours = vit_stage_features(detector, pixels, [*blocks, "level0"])
+        theirs = backbone(pixels).feature_maps
+        mask = torch.ones(1, *pixels.shape[-2:], dtype=torch.long)
+        projected = detector.model.model.backbone(pixels, mask)
+    assert len(blocks) == len(theirs)
+    for block, expected in zip(blocks, theirs, strict=True):
+        torch.testing.assert_close(ours[block], expected)
+    level0 = projected[0] if isinstance(projected[0], torch.Tensor) else projected[0][0]
+    torch.testing.assert_close(ours["level0"], level0)
