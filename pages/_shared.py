@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -12,10 +13,12 @@ from sodviz.crops.vicrop import ViCropConfig
 from sodviz.detector.inference import run_inference
 from sodviz.detector.loading import EMBEDDED_MODELS, EMBEDDED_SCOPE, Detector, load_detector
 from sodviz.detector.preprocess import input_transform
+from sodviz.detector.prompt import prompt_for_data, with_prompt
 from sodviz.erf.fields import BACKBONE_STAGES
 from sodviz.evaluation.ground_truth import GroundTruth, parse_annotations
 from sodviz.imageio import DecodedImage, decode_image
 from sodviz.modules.losses import BoostConfig
+from sodviz.notices import DataNotice
 from sodviz.samples import load_sample, sample_names
 from sodviz.types import InferenceResult, InputTransform
 from sodviz.views.report import ReportSection, report_html, report_meta
@@ -24,6 +27,7 @@ from sodviz.views.report import ReportSection, report_html, report_meta
 MODEL_KIND = "model_kind"  # "demo" | "preset" | "folder"
 MODEL_PRESET = "model_preset"
 MODEL_FOLDER = "model_folder"
+PROMPT = "prompt"  # open-vocabulary models: the classes as text ("": the data's categories, or the model's)
 IMAGE_KIND = "image_kind"  # "sample" | "upload"
 SAMPLE_NAME = "sample_name"
 IMAGE_UPLOAD = "image_upload"  # (file name, bytes), copied from the uploader: survives page switches
@@ -91,6 +95,7 @@ _VICROP = ViCropConfig()
 DEFAULTS = {
     MODEL_KIND: "demo",
     MODEL_FOLDER: "",
+    PROMPT: "",
     IMAGE_KIND: "sample",
     INPUT_SIZE: 0,
     LETTERBOX: False,
@@ -255,7 +260,29 @@ def current_detector() -> Detector:
     if not source:
         st.warning("Type the path of a model folder on the Home page.")
         st.stop()
-    return detector_or_stop(source)
+    return prompted(detector_or_stop(source))
+
+
+def prompted(detector: Detector, category_names=None) -> Detector:
+    """An open-vocabulary detector asking for the Home page's prompt; with the data's
+    `category_names`, its phrases named as those categories (an empty prompt asks for the
+    categories themselves). Other detectors as they are. A prompt it cannot use stops the page."""
+    if not detector.family.open_vocabulary:
+        return detector
+    text = st.session_state.get(PROMPT, "").strip() or None
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", DataNotice)
+        try:
+            if category_names:
+                detector = prompt_for_data(detector, text, sorted({str(n) for n in category_names}))
+            elif text is not None:
+                detector = with_prompt(detector, text)
+        except ValueError as error:
+            st.error(f"The text prompt cannot be used: {error}")
+            st.stop()
+    for notice in said:
+        st.caption(f"Prompt: {notice.message}.")
+    return detector
 
 
 def detector_or_stop(source: str) -> Detector:
@@ -303,6 +330,8 @@ def current_inputs() -> Inputs:
     """Detector, image, ground truth and the cached forward pass (runs once per model, image, size)."""
     detector = current_detector()
     image, truth, name = current_image()
+    if truth is not None and len(truth):  # open vocabulary: the phrases named as the truth's categories
+        detector = prompted(detector, truth.class_names.tolist())
     size = st.session_state[INPUT_SIZE] or None
     letterbox = bool(st.session_state[LETTERBOX])
     forget_stale_picks(pick_context(detector, name, image, size, letterbox))

@@ -9,6 +9,7 @@ from pages import _widgets as widgets
 from sodviz.views.detections import aggregate_overlay, detections_view, query_attention_view
 from sodviz.views.figures import detections_figure, entropy_figure, sampling_points_figure
 from sodviz.views.report import attention_section
+from sodviz.views.text import text_attention_figure
 
 shared.init_state()
 shared.sidebar()
@@ -72,6 +73,12 @@ if view.points is not None:
     )
     widgets.download_png(
         "Download PNG", view.points_overlay, f"{inputs.image_name}.q{query}.points.png", "dl_pts"
+    )
+if result.text_attention is not None:
+    st.subheader(f"Attention of {labels[query]} to the prompt's tokens (mean over heads)")
+    st.plotly_chart(
+        text_attention_figure(result.text_attention, query, result.class_names, layer=layer),
+        key="text_attention",
     )
 st.subheader("Each head, around the detection")
 st.image(view.heads_grid)

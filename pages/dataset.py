@@ -17,6 +17,7 @@ from sodviz.analysis.queries import BUCKETS, IMAGE_SORTS
 from sodviz.analysis.settings import REFINEMENTS, AnalysisSettings
 from sodviz.analysis.store import list_runs
 from sodviz.detector.inference import run_inference
+from sodviz.evaluation.coco import category_names
 from sodviz.imageio import MAX_SIDE
 from sodviz.views.dataset import BUCKET_TITLES, entropy_distributions, error_figure, object_patch
 from sodviz.views.palette import CHANGE_RGB
@@ -36,6 +37,7 @@ source = left.selectbox(
 store = right.text_input("Store folder", key=shared.DATASET_STORE)
 annotations, images = sources[source]
 dataset = str(annotations.resolve())
+detector = shared.prompted(detector, category_names(annotations))  # open vocabulary: the data's classes
 
 with widgets.controls("Analyse"):
     a, b, c, g, d = st.columns([2, 2, 1, 1, 1])

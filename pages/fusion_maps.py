@@ -41,6 +41,12 @@ st.caption(
     "CCTM (Cross-DINO), FINE's cross-level modulation with AATS, and the Boost loss, inside the demo "
     "detector fine-tuned with them; the base is the detector chosen on the Home page."
 )
+if not inputs.detector.family.hybrid_encoder:
+    st.info(
+        f"CCTM and FINE go into RT-DETR's hybrid encoder, and {inputs.detector.family.name} has none: they "
+        "cannot be attached to it. The maps below are the module detector's own; only the comparison of "
+        f"detections involves {inputs.detector.family.name}."
+    )
 with widgets.controls():
     columns = st.columns(4)
     source = columns[0].selectbox(

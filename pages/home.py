@@ -50,6 +50,12 @@ with left:
         key=shared.INPUT_SIZE,
     )
     detector = shared.current_detector()
+    if detector.family.open_vocabulary:
+        st.text_input(
+            "Classes, as a text prompt", key=shared.PROMPT, placeholder="car. person. boat.",
+            help=f"{detector.family.name} finds what a prompt names: phrases ended by dots. Empty: the "
+            "ground truth's categories when the image has some, else the checkpoint's own classes.",
+        )  # fmt: skip
     st.caption(
         f"{detector.family.name} · {len(detector.class_names)} classes "
         f"({', '.join(detector.class_names[:8])}{' ...' if len(detector.class_names) > 8 else ''}) · "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from sodviz.cli.loading import load_model
 from sodviz.cli.parser import parse_budgets
 
 
@@ -14,7 +15,6 @@ def analyze(args: argparse.Namespace) -> None:
     from sodviz.analysis.queries import Analysis
     from sodviz.analysis.settings import AnalysisSettings
     from sodviz.analysis.store import DEFAULT_STORE
-    from sodviz.detector.loading import load_detector
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip() and m.strip() != "base")
     budgets = tuple(b for b in parse_budgets(args.budgets) if b > 1)
@@ -28,7 +28,7 @@ def analyze(args: argparse.Namespace) -> None:
         budgets=budgets or (3,), gate_min_uncertain=args.gate_min_uncertain,
     )  # fmt: skip
     store = args.store or DEFAULT_STORE
-    detector = load_detector(args.model)
+    detector = load_model(args, annotations=args.data)
     plan = plan_job(detector, args.data, args.images, settings, store=store, model_source=args.model)
     print(f"run {plan.run.run}: {len(plan.tasks)} images, {len(plan.todo)} to analyse ({plan.run.root})")
     with tqdm(total=len(plan.tasks), initial=len(plan.tasks) - len(plan.todo), desc="analyze") as bar:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from sodviz.cli.loading import load_model
 from sodviz.cli.progress import progress_bar
 from sodviz.detector.families import FAMILIES, HUB_PRESETS
 
@@ -15,13 +16,14 @@ def models(args: argparse.Namespace) -> None:
 
 
 def models_text() -> str:
-    lines = ["Supported families (model_type):"]
+    lines = [f"Supported families ({len(FAMILIES)}): name, model_type, classes, backbone, attention capture"]
     lines += [
-        f"  {family.name:<17} {family.model_type:<17} {'deformable' if family.deformable else 'dense'}"
+        f"  {family.name:<17} {family.model_type:<17} "
+        f"{'text prompt' if family.open_vocabulary else 'fixed':<11} {family.backbone:<3}  {family.capture}"
         for family in FAMILIES.values()
     ]
     lines += ["", "Hub presets (need the hub, or a local copy):"]
-    lines += [f"  {hub_id:<40} {FAMILIES[model_type].name}" for hub_id, model_type in HUB_PRESETS]
+    lines += [f"  {hub_id:<62} {FAMILIES[model_type].name}" for hub_id, model_type in HUB_PRESETS]
     lines += ["", "Also: 'demo' (the embedded demo detector) or any local save_pretrained folder."]
     return "\n".join(lines)
 
@@ -85,10 +87,9 @@ def train(args: argparse.Namespace) -> None:
 
 def evaluate(args: argparse.Namespace) -> None:
 
-    from sodviz.detector.loading import load_detector
     from sodviz.evaluation.dataset import attention_summary, evaluate_detector
 
-    detector = load_detector(args.model)
+    detector = load_model(args, annotations=args.data)
     with progress_bar("evaluate") as on_progress:
         report = evaluate_detector(
             detector,
@@ -137,14 +138,13 @@ def evaluation_text(report) -> str:
 def predict(args: argparse.Namespace) -> None:
     from sodviz.attention.maps import aggregate_attention_map, query_attention_entropy
     from sodviz.detector.inference import run_inference, to_detections
-    from sodviz.detector.loading import load_detector
     from sodviz.detector.preprocess import input_summary
     from sodviz.imageio import open_image, save_image
     from sodviz.views.render import draw_detections, overlay_heatmap
 
     decoded = open_image(args.image)  # as the app decodes an upload
     image = decoded.image
-    detector = load_detector(args.model, allow_pickle=args.allow_pickle)
+    detector = load_model(args)
     result = run_inference(detector, image, input_size=args.input_size, letterbox=args.letterbox, cache=None)
     print(input_summary(result.transform).replace("**", ""), file=sys.stderr)
     detections = to_detections(result, score_threshold=args.threshold, nms=args.nms)
@@ -188,7 +188,6 @@ def report(args: argparse.Namespace) -> None:
     """One image's Detections, Attention and ViCrop-Det pages as a self-contained HTML report."""
     from sodviz.crops.vicrop import ViCropConfig, run_vicrop
     from sodviz.detector.inference import run_inference
-    from sodviz.detector.loading import load_detector
     from sodviz.evaluation.ground_truth import parse_annotations
     from sodviz.imageio import open_image
     from sodviz.notices import notify
@@ -218,7 +217,7 @@ def report(args: argparse.Namespace) -> None:
             args.annotations.read_bytes(), file_name=args.image.name, scale=decoded.scale
         )
         notify(truth.notices)
-    detector = load_detector(args.model, allow_pickle=args.allow_pickle)
+    detector = load_model(args, annotations=args.annotations)
     result = run_inference(detector, image, input_size=args.input_size, letterbox=args.letterbox, cache=None)
     found = detections_view(result, score_threshold=args.threshold, truth=truth)
     sections = []

@@ -32,6 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("models", help="list the supported families and hub presets")
     for add in (_synth, _train, _evaluate, _benchmark, _erf, _errors, _acs, _analyze):
         add(commands)
+    for command in commands.choices.values():  # every command that runs a detector takes a prompt
+        if any(action.dest == "model" for action in command._actions):
+            command.add_argument(
+                "--prompt",
+                default=None,
+                help="open-vocabulary models (Grounding DINO): the classes, 'car. person. boat.' "
+                "(default: the data's categories, else the checkpoint's labels)",
+            )
     return parser
 
 

@@ -7,18 +7,18 @@ import csv
 import json
 from pathlib import Path
 
+from sodviz.cli.loading import load_model
 from sodviz.cli.parser import parse_budgets
 from sodviz.cli.progress import progress_bar
 
 
 def erf(args: argparse.Namespace) -> None:
 
-    from sodviz.detector.loading import load_detector
     from sodviz.erf.fields import available_stages, compute_erf, random_twin
     from sodviz.erf.stages import stage_description
     from sodviz.imageio import load_image
 
-    detector = load_detector(args.model)
+    detector = load_model(args)
     suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
     paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in suffixes)[: args.n]
     if not paths:
@@ -50,9 +50,8 @@ def benchmark(args: argparse.Namespace) -> None:
 
     from sodviz.crops.budget_study import run_benchmark, write_figure, write_tables
     from sodviz.crops.vicrop import ViCropConfig
-    from sodviz.detector.loading import load_detector
 
-    detector = load_detector(args.model)
+    detector = load_model(args, annotations=args.data)
     config = ViCropConfig(gate_min_uncertain=args.gate_min_uncertain)
     if args.k_scales is not None:
         config = replace(config, scales=tuple(float(v) for v in args.k_scales.split(",")))
@@ -81,14 +80,13 @@ def benchmark(args: argparse.Namespace) -> None:
 
 def errors(args: argparse.Namespace) -> None:
 
-    from sodviz.detector.loading import load_detector
     from sodviz.evaluation.dataset import evaluate_detector
     from sodviz.evaluation.error_table import ERROR_COLUMNS, compare_errors
     from sodviz.evaluation.tables import markdown_table, write_rows
 
     reports = {}
     for name, source in (("base", args.base), ("modules", args.model)):
-        detector = load_detector(source)
+        detector = load_model(args, source, annotations=args.data)
         with progress_bar(name) as on_progress:
             reports[name] = evaluate_detector(
                 detector, args.data, args.images, score_threshold=args.threshold, max_images=args.max_images,
@@ -110,10 +108,9 @@ def acs(args: argparse.Namespace) -> None:
     from sodviz.acs.selectors import SELECTION_COLUMNS
     from sodviz.acs.study import label_split, run_study
     from sodviz.crops.vicrop import ViCropConfig
-    from sodviz.detector.loading import load_detector
     from sodviz.evaluation.tables import markdown_table, write_rows
 
-    detector = load_detector(args.model)
+    detector = load_model(args, annotations=args.data)
     splits = {}
     for name, data, images in (("fit", args.fit_data, args.fit_images), ("test", args.data, args.images)):
         with progress_bar(name) as on_progress:

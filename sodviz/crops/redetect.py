@@ -77,6 +77,8 @@ def detect_crops(
         for index, (result, crop) in enumerate(zip(results, crops, strict=True))
     ]
     detections = sv.Detections.merge(parts) if parts else _empty()
+    if not len(detections):  # merging only empty parts drops their data columns
+        detections = _empty()
     return CropDetections(
         detections=detections, crops_xyxy=crops, results=tuple(results), model_calls=model_calls
     )

@@ -38,6 +38,17 @@ class Family:
     backbone: str = "cnn"
     hybrid_encoder: bool = False
 
+    @property
+    def capture(self) -> str:
+        """How sodviz captures this family's decoder cross-attention, in a few words."""
+        if not self.deformable:
+            text = "dense maps from output_attentions"
+        elif self.points_from_offsets:
+            text = "sampling offsets and weights hooked; locations rebuilt by the module's formula"
+        else:
+            text = "sampling locations and weights hooked at MultiScaleDeformableAttention"
+        return text + ("; attention over the prompt's tokens hooked" if self.open_vocabulary else "")
+
 
 FAMILIES: dict[str, Family] = {
     family.model_type: family
@@ -112,3 +123,16 @@ def family_for(model_type: str) -> Family:
             f"cross-attention. Supported families: {supported_families_text()}."
         )
     return family
+
+
+def input_multiple(config) -> int:
+    """What the input's sides must be multiples of: a windowed ViT backbone cuts the patch grid
+    into windows (RF-DETR: `num_windows` a side; LW-DETR: `num_windows` in all, a square)."""
+    backbone = getattr(config, "backbone_config", None)
+    windows = int(getattr(backbone, "num_windows", 0) or 0)
+    patch = getattr(backbone, "patch_size", None)
+    if not windows or patch is None:
+        return 1
+    patch = int(patch if isinstance(patch, int) else patch[0])
+    side = getattr(backbone, "num_windows_side", None)  # LW-DETR: windows in all, a square of them
+    return patch * int(side if side else windows)

@@ -21,7 +21,7 @@ from transformers import (
 )
 from transformers.utils import is_timm_available
 
-from sodviz.detector.families import Family, family_for
+from sodviz.detector.families import Family, family_for, input_multiple
 from sodviz.detector.prompt import TextPrompt, default_prompt, with_prompt
 from sodviz.modules import load_modules
 
@@ -80,7 +80,9 @@ class Detector:
     weights_hash: str = ""
 
 
-def load_detector(source: str | os.PathLike, *, device: str = "cpu", allow_pickle: bool = False) -> Detector:
+def load_detector(
+    source: str | os.PathLike, *, device: str = "cpu", allow_pickle: bool = False, prompt: str | None = None
+) -> Detector:
     """Load a detector.
 
     Args:
@@ -89,6 +91,8 @@ def load_detector(source: str | os.PathLike, *, device: str = "cpu", allow_pickl
             layout, or a Hugging Face hub id (e.g. `"PekingU/rtdetr_r18vd"`).
         device: torch device to put the model on.
         allow_pickle: also accept `pytorch_model.bin` checkpoints (pickle; can run code on load).
+        prompt: open-vocabulary models: the classes as a text prompt, "car. person. boat."
+            (None: the checkpoint's labels when they are names, else `prompt.DEFAULT_PROMPT`).
 
     Raises:
         FileNotFoundError: no such folder, the demo model is missing, or a hub id is neither
@@ -100,6 +104,11 @@ def load_detector(source: str | os.PathLike, *, device: str = "cpu", allow_pickl
     location = _resolve_source(str(source))
     config = _load_config(location, str(source))
     family = family_for(config.model_type)
+    if prompt is not None and not family.open_vocabulary:
+        raise ValueError(
+            f"{family.name} has a fixed set of classes; a text prompt is for open-vocabulary models "
+            "(Grounding DINO, MM Grounding DINO)"
+        )
     _check_backbone(config, str(source))
     _check_weights(location, allow_pickle=allow_pickle)
     model = _load_model(location, str(source), allow_pickle=allow_pickle, family=family)
@@ -121,22 +130,8 @@ def load_detector(source: str | os.PathLike, *, device: str = "cpu", allow_pickl
         input_multiple=input_multiple(config),
     )
     if family.open_vocabulary:
-        detector = with_prompt(detector, default_prompt(config.id2label))
+        detector = with_prompt(detector, prompt if prompt is not None else default_prompt(config.id2label))
     return detector
-
-
-def input_multiple(config: transformers.PreTrainedConfig) -> int:
-    """What the input's sides must be multiples of: a windowed ViT backbone cuts the patch grid
-    into windows (RF-DETR: `num_windows` a side; LW-DETR: `num_windows` in all, a square)."""
-    backbone = getattr(config, "backbone_config", None)
-    windows = int(getattr(backbone, "num_windows", 0) or 0)
-    patch = getattr(backbone, "patch_size", None)
-    if not windows or patch is None:
-        return 1
-    patch = int(patch if isinstance(patch, int) else patch[0])
-    if config.model_type == "lw_detr":
-        return patch * max(1, round(windows**0.5))
-    return patch * windows
 
 
 def _load_tokenizer(location: str, source: str):

@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from sodviz.notices import name_some, notify
+
 # Used when neither the user nor the checkpoint's labels name the classes: what aerial small-object
 # benchmarks (VisDrone, DOTA) mostly ask for.
 DEFAULT_PROMPT = "car. person. bicycle. truck. bus. boat."
@@ -114,10 +116,51 @@ def tokenize_prompt(tokenizer, prompt: str, *, max_tokens: int) -> TextPrompt:
     )
 
 
-def with_prompt(detector, prompt: str):
+_IRREGULAR = {"people": "person", "men": "man", "women": "woman", "children": "child", "feet": "foot"}
+
+
+def class_key(name: str) -> str:
+    """A name as prompt phrases and category names are compared: lower case, `_` and `-` as
+    spaces, no leading article, the last word singular ("Small_Cars" -> "small car")."""
+    words = str(name).lower().replace("_", " ").replace("-", " ").split()
+    if words and words[0] in ("a", "an", "the"):
+        words = words[1:]
+    if not words:
+        return ""
+    last = words[-1]
+    if last in _IRREGULAR:
+        last = _IRREGULAR[last]
+    elif last.endswith("ies") and len(last) > 4:
+        last = last[:-3] + "y"
+    elif last.endswith(("ses", "xes", "ches", "shes")):
+        last = last[:-2]
+    elif last.endswith("s") and not last.endswith("ss") and len(last) > 3:
+        last = last[:-1]
+    return " ".join([*words[:-1], last])
+
+
+def map_phrases(phrases, category_names) -> tuple[tuple[str, ...], list[str], list[str]]:
+    """Each prompt phrase as a dataset category name where `class_key` matches one.
+
+    Returns:
+        the class names (the category's name, or the phrase itself when none matches), the
+        phrases no category matched, and the categories no phrase matched.
+    """
+    by_key = {}
+    for name in category_names:
+        by_key.setdefault(class_key(name), str(name))
+    names = tuple(by_key.get(class_key(phrase), phrase) for phrase in phrases)
+    unmapped = [phrase for phrase, name in zip(phrases, names, strict=True) if name not in by_key.values()]
+    uncovered = [str(n) for n in category_names if str(n) not in names]
+    return names, unmapped, uncovered
+
+
+def with_prompt(detector, prompt: str, *, categories=None):
     """The same open-vocabulary detector (same model, same lock) asking for the prompt's phrases:
     its `class_names` are the phrases and its `content_hash` covers the prompt, so every cache
-    and stored run keeps prompts apart.
+    and stored run keeps prompts apart. With `categories` (a dataset's category names), each
+    phrase that names one ("cars" for "car") takes the category's name, and a `DataNotice`
+    says which phrases and categories found no partner.
 
     Raises:
         ValueError: the detector is not open-vocabulary, or the prompt is not usable.
@@ -131,7 +174,21 @@ def with_prompt(detector, prompt: str):
     text = tokenize_prompt(detector.tokenizer, prompt, max_tokens=max_tokens)
     weights = detector.weights_hash or detector.content_hash
     digest = hashlib.sha256(f"{weights}\nprompt: {text.text}".encode()).hexdigest()
-    return replace(detector, prompt=text, class_names=text.phrases, content_hash=digest, weights_hash=weights)
+    names = text.phrases
+    if categories is not None:
+        names, unmapped, uncovered = map_phrases(text.phrases, list(categories))
+        notices = []
+        if unmapped:
+            notices.append(f"the prompt's phrases {name_some(unmapped)} name no category of the data")
+        if uncovered:
+            notices.append(f"no prompt phrase names the categories {name_some(uncovered)}")
+        notify(notices)
+        if len(set(names)) < len(names):
+            raise ValueError(
+                f"two phrases of the prompt name one category: {dict(zip(text.phrases, names, strict=True))}"
+            )
+    digest = hashlib.sha256(f"{weights}\nprompt: {text.text}\nnames: {names}".encode()).hexdigest()
+    return replace(detector, prompt=text, class_names=names, content_hash=digest, weights_hash=weights)
 
 
 def default_prompt(id2label: dict) -> str:
@@ -142,6 +199,11 @@ def default_prompt(id2label: dict) -> str:
     return DEFAULT_PROMPT
 
 
-def prompt_for(detector, prompt: str | None):
-    """`detector` asking for `prompt` (None: as loaded). A prompt for a closed-set model is refused."""
-    return detector if prompt is None else with_prompt(detector, prompt)
+def prompt_for_data(detector, prompt: str | None, category_names):
+    """An open-vocabulary detector asking for `prompt`, or, without one, for the dataset's own
+    categories, its phrases named as the categories; any other detector as it is (a prompt for
+    a closed-set model is refused)."""
+    if not detector.family.open_vocabulary:
+        return detector if prompt is None else with_prompt(detector, prompt)
+    names = [str(n) for n in category_names]
+    return with_prompt(detector, prompt if prompt is not None else ". ".join(names) + ".", categories=names)

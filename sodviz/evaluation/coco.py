@@ -42,6 +42,16 @@ def load_coco(path: str | Path, *, require_objects: bool = True) -> dict:
     return check.coco
 
 
+def category_names(annotations: str | Path) -> list[str]:
+    """The category names of a COCO file, by id, read without checking the rest (an unreadable
+    file gives none: the command's own loading says what is wrong with it)."""
+    try:
+        categories = json.loads(Path(annotations).read_text()).get("categories") or []
+        return [str(c.get("name", c.get("id"))) for c in sorted(categories, key=lambda c: c.get("id", 0))]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
+
+
 def class_aware(names, class_names) -> bool:
     """Whether ground truth with category `names` can be scored per class against a model with
     `class_names`: every name is one of the model's classes (else scores are class-agnostic)."""

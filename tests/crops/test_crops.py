@@ -139,3 +139,14 @@ def test_crop_boxes_are_clamped_to_their_crop(tiny_detectors, image):
         detector, image, crop, score_threshold=0.0, border_factor=1.0, cache=None
     ).detections.xyxy
     assert (boxes[:, :2] >= [40, 20]).all() and (boxes[:, 2:] <= [160, 110]).all()
+
+
+def test_crops_without_detections_keep_their_columns(tiny_detectors, image):
+    """Every crop empty (nothing above the threshold): the result still has a crop index per box."""
+    from sodviz.crops.redetect import detect_crops
+
+    found = detect_crops(
+        tiny_detectors["rt_detr"], image, np.array([[0, 0, 64, 64], [64, 32, 160, 96]]), score_threshold=1.1
+    )
+    assert len(found.detections) == 0
+    assert {"crop_index", "query_index", "at_border"} <= set(found.detections.data)
