@@ -4,7 +4,11 @@ Prints: capture overhead against a plain eager forward, cache-hit time, one quer
 aggregate map over all 300 queries. Timings interleave the compared variants in one run and
 report medians, because a shared machine is noisy.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_inference.py [--rounds 10]
+With `--families`, instead: the capture overhead of every family added after the first seven
+(DEIMv2, LW-DETR, RF-DETR, Grounding DINO, MM Grounding DINO) on its default full-size
+configuration with random weights, at its image processor's default input, RT-DETR beside them.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_inference.py [--rounds 10] [--families]
 """
 
 from __future__ import annotations
@@ -52,7 +56,11 @@ def test_image() -> tuple[np.ndarray, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10, help="interleaved forward rounds (default 10)")
+    parser.add_argument("--families", action="store_true", help="capture overhead of each new family")
     args = parser.parse_args()
+    if args.families:
+        family_overheads(args.rounds)
+        return
 
     torch.manual_seed(0)
     folder = Path(tempfile.mkdtemp(prefix="sodviz-bench-"))
@@ -129,6 +137,83 @@ def main() -> None:
     print(f"\n{'measure':<{width}}  {'value':>8}  target")
     for name, value, verdict in rows:
         print(f"{name:<{width}}  {value:>8}  {verdict}")
+
+
+# Default configs, as transformers builds them with no arguments. LW-DETR's default has no projector
+# scale (no feature level at all), so it gets the one level of the LW-DETR small checkpoint's layout.
+FAMILY_CONFIGS = {
+    "rt_detr": ("RTDetrConfig", {}),
+    "deimv2": ("Deimv2Config", {}),
+    "lw_detr": ("LwDetrConfig", {"projector_scale_factors": [1.0]}),
+    "rf_detr": ("RfDetrConfig", {}),
+    "grounding-dino": ("GroundingDinoConfig", {}),
+    "mm-grounding-dino": ("MMGroundingDinoConfig", {}),
+}
+PROMPT_VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    ".",
+    "car",
+    "person",
+    "bicycle",
+    "truck",
+    "bus",
+    "boat",
+]
+
+
+def family_overheads(rounds: int) -> None:
+    """Plain eager forward against the forward with sodviz's capture, per family, interleaved."""
+    import transformers
+    from transformers import AutoModelForObjectDetection, AutoModelForZeroShotObjectDetection, BertTokenizer
+
+    from sodviz.detector.families import FAMILIES
+
+    image, image_name = test_image()
+    print(
+        f"image: {image_name}; torch threads {torch.get_num_threads()}; {rounds} interleaved rounds, medians"
+    )
+    rows = []
+    for model_type, (config_name, overrides) in FAMILY_CONFIGS.items():
+        family = FAMILIES[model_type]
+        torch.manual_seed(0)
+        config = getattr(transformers, config_name)(**overrides)
+        auto = AutoModelForZeroShotObjectDetection if family.open_vocabulary else AutoModelForObjectDetection
+        folder = Path(tempfile.mkdtemp(prefix=f"sodviz-bench-{model_type}-"))
+        auto.from_config(config).save_pretrained(folder)
+        getattr(transformers, family.processor_class)().save_pretrained(folder)
+        if family.open_vocabulary:
+            BertTokenizer(vocab={w: i for i, w in enumerate(PROMPT_VOCAB)}).save_pretrained(folder)
+        detector = load_detector(folder)
+        inputs, _ = prepare_inputs(detector, [image])
+
+        def plain(detector=detector, inputs=inputs) -> None:
+            with torch.inference_mode():
+                detector.model(**inputs)
+
+        def captured(detector=detector, inputs=inputs) -> None:
+            forward_with_capture(detector, inputs)
+
+        plain(), captured()  # warm-up
+        plain_times, capture_times = [], []
+        for _ in range(rounds):
+            plain_times.append(median_ms(plain, 1))
+            capture_times.append(median_ms(captured, 1))
+        plain_ms, capture_ms = statistics.median(plain_times), statistics.median(capture_times)
+        ratios = [c / p for c, p in zip(capture_times, plain_times, strict=True)]
+        height, width = inputs["pixel_values"].shape[-2:]
+        parameters = sum(p.numel() for p in detector.model.parameters()) / 1e6
+        rows.append((family.name, f"{parameters:.1f}", f"{width}x{height}", config.num_queries, plain_ms,
+                     capture_ms, statistics.median(ratios)))  # fmt: skip
+        print(f"  {family.name}: plain {plain_ms:.0f} ms, captured {capture_ms:.0f} ms", flush=True)
+    print(f"\n{'family':<18} {'params M':>8} {'input':>10} {'queries':>7} {'plain ms':>9} {'capture ms':>10} "
+          f"{'overhead':>8}")  # fmt: skip
+    for name, parameters, size, queries, plain_ms, capture_ms, ratio in rows:
+        print(f"{name:<18} {parameters:>8} {size:>10} {queries:>7} {plain_ms:>9.0f} {capture_ms:>10.0f} "
+              f"{ratio:>7.3f}x")  # fmt: skip
 
 
 def _verdict(ok: bool, target: str) -> str:
