@@ -21,10 +21,12 @@ _EXPORTS = {
     "to_detections": "sodviz.detector.inference",
     "Detector": "sodviz.detector.loading",
     "load_detector": "sodviz.detector.loading",
+    "with_prompt": "sodviz.detector.prompt",
     "DeformableAttention": "sodviz.types",
     "DenseAttention": "sodviz.types",
     "InferenceResult": "sodviz.types",
     "InputTransform": "sodviz.types",
+    "TextAttention": "sodviz.types",
 }
 
 __all__ = sorted(_EXPORTS)

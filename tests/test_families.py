@@ -118,3 +118,28 @@ def test_the_home_prompt_sets_the_classes(tiny_detectors, monkeypatch):
     assert any("2 classes (small boats, red car)" in c.value for c in at.caption), [
         c.value for c in at.caption
     ]
+
+
+@pytest.mark.parametrize("model_type", NEW_FAMILIES)
+def test_benchmark_analyze_and_acs(tiny_model_dirs, tiny_detectors, scenes, tmp_path, model_type):
+    """The dataset commands on each new family: ViCrop-Det and slicing at equal passes, the stored
+    analysis, and ACS on splits labelled by the detector's own boxes (so candidates exist)."""
+    from acs.test_acs import _labelled_by_the_detector
+
+    model = str(tiny_model_dirs[model_type])
+    annotations, images = str(scenes / "annotations.json"), str(scenes / "images")
+    data = ["--data", annotations, "--images", images, "--model", model]
+    assert main(["benchmark", *data, "--budgets", "1-2", "--out", str(tmp_path / "bench")]) == 0
+    assert (tmp_path / "bench" / "benchmark.csv").is_file()
+    store = str(tmp_path / "store")
+    assert main(["analyze", *data, "--methods", "base,vicrop", "--budgets", "2", "--store", store]) == 0
+    config = SceneConfig(min_side=192, max_side=192)
+    detector = tiny_detectors[model_type]
+    val, test = (
+        _labelled_by_the_detector(detector, write_dataset(tmp_path / name, name, 2, config=config))
+        for name in ("val", "test")
+    )
+    fit = ["--fit-data", str(val / "annotations.json"), "--fit-images", str(val / "images")]
+    arguments = ["acs", "--data", str(test / "annotations.json"), "--images", str(test / "images"), *fit]
+    assert main([*arguments, "--model", model, "--out", str(tmp_path / "acs")]) == 0
+    assert json.loads((tmp_path / "acs" / "acs.json").read_text())["heads"]

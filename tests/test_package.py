@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,3 +27,15 @@ def test_an_unknown_name_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
         sodviz.nothing_here  # noqa: B018
+
+
+def test_the_readme_lists_every_family_and_hub_preset():
+    from sodviz.detector.families import FAMILIES, HUB_PRESETS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme.split("## Families")[1].split("## ")[0]
+    for family in FAMILIES.values():
+        assert f"| {family.name} | `{family.model_type}` |" in table, family.name
+    for hub_id, model_type in HUB_PRESETS:
+        row = next(line for line in table.splitlines() if f"`{model_type}`" in line)
+        assert f"`{hub_id}`" in row, hub_id
