@@ -8,7 +8,7 @@ With `--families`, instead: the capture overhead of every family added after the
 (DEIMv2, LW-DETR, RF-DETR, Grounding DINO, MM Grounding DINO) on its default full-size
 configuration with random weights, at its image processor's default input, RT-DETR beside them.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_inference.py [--rounds 10] [--families]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_inference.py [--rounds 10] [--families [--only deimv2]]
 """
 
 from __future__ import annotations
@@ -57,9 +57,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10, help="interleaved forward rounds (default 10)")
     parser.add_argument("--families", action="store_true", help="capture overhead of each new family")
+    parser.add_argument("--only", default="", help="with --families: these model types only")
     args = parser.parse_args()
     if args.families:
-        family_overheads(args.rounds)
+        family_overheads(args.rounds, [t for t in args.only.split(",") if t])
         return
 
     torch.manual_seed(0)
@@ -165,7 +166,7 @@ PROMPT_VOCAB = [
 ]
 
 
-def family_overheads(rounds: int) -> None:
+def family_overheads(rounds: int, only: list[str] | None = None) -> None:
     """Plain eager forward against the forward with sodviz's capture, per family, interleaved."""
     import transformers
     from transformers import AutoModelForObjectDetection, AutoModelForZeroShotObjectDetection, BertTokenizer
@@ -178,6 +179,8 @@ def family_overheads(rounds: int) -> None:
     )
     rows = []
     for model_type, (config_name, overrides) in FAMILY_CONFIGS.items():
+        if only and model_type not in only:
+            continue
         family = FAMILIES[model_type]
         torch.manual_seed(0)
         config = getattr(transformers, config_name)(**overrides)
@@ -199,9 +202,13 @@ def family_overheads(rounds: int) -> None:
 
         plain(), captured()  # warm-up
         plain_times, capture_times = [], []
-        for _ in range(rounds):
-            plain_times.append(median_ms(plain, 1))
-            capture_times.append(median_ms(captured, 1))
+        for round_ in range(rounds):  # A B, B A, ...: the second of a pair ran faster here
+            if round_ % 2:
+                capture_times.append(median_ms(captured, 1))
+                plain_times.append(median_ms(plain, 1))
+            else:
+                plain_times.append(median_ms(plain, 1))
+                capture_times.append(median_ms(captured, 1))
         plain_ms, capture_ms = statistics.median(plain_times), statistics.median(capture_times)
         ratios = [c / p for c, p in zip(capture_times, plain_times, strict=True)]
         height, width = inputs["pixel_values"].shape[-2:]

@@ -425,6 +425,16 @@ M = [
         ],
     ),
     (
+        "new families: attention weights perturbed (heads reversed)",
+        "sodviz/detector/capture.py",
+        "        weights = torch.stack([pair[1] for pair in pairs], dim=1)",
+        "        weights = torch.stack([pair[1] for pair in pairs], dim=1).flip(3)",
+        [
+            f"tests/detector/test_capture.py::test_captured_points_reproduce_module_output[{family}]"
+            for family in ("deimv2", "lw_detr", "rf_detr", "grounding-dino", "mm-grounding-dino")
+        ],
+    ),
+    (
         "new families: feature levels permuted (module-fed locations)",
         "sodviz/detector/capture.py",
         'record.locations = arguments["sampling_locations"]',
@@ -448,6 +458,30 @@ M = [
         "record.text_weights = output[1]",
         "record.text_weights = output[1].flip(-1)",
         ["tests/detector/test_capture.py::test_text_attention_is_what_the_decoder_returned"],
+    ),
+    (
+        "prompt: a phrase scored by its worst token",
+        "sodviz/detector/prompt.py",
+        "logits[..., token_phrase == p].amax(dim=-1)",
+        "logits[..., token_phrase == p].amin(dim=-1)",
+        ["tests/detector/test_inference.py::test_phrase_scores_are_the_best_token_of_each_phrase"],
+    ),
+    (
+        "prompt: plurals not made singular",
+        "sodviz/detector/prompt.py",
+        """    elif last.endswith("s") and not last.endswith("ss") and len(last) > 3:""",
+        """    elif False:""",
+        [
+            "tests/test_families.py::test_phrases_and_categories_are_compared_as_singular_lower_case_names",
+            "tests/test_families.py::test_evaluate_maps_prompt_phrases_to_the_data_and_says_what_it_could_not",
+        ],
+    ),
+    (
+        "prompt: the cache key ignores the prompt",
+        "sodviz/detector/prompt.py",
+        "weights = detector.weights_hash or detector.content_hash",
+        "weights = detector.content_hash",
+        ["tests/detector/test_inference.py::test_a_prompt_changes_the_classes_and_the_cache_key"],
     ),
     (
         "ERF: ViT block N read from the block before",

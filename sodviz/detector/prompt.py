@@ -173,7 +173,6 @@ def with_prompt(detector, prompt: str, *, categories=None):
     max_tokens = int(getattr(detector.model.config, "max_text_len", 256))
     text = tokenize_prompt(detector.tokenizer, prompt, max_tokens=max_tokens)
     weights = detector.weights_hash or detector.content_hash
-    digest = hashlib.sha256(f"{weights}\nprompt: {text.text}".encode()).hexdigest()
     names = text.phrases
     if categories is not None:
         names, unmapped, uncovered = map_phrases(text.phrases, list(categories))
