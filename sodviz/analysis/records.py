@@ -75,9 +75,10 @@ def analyze_image(
         cache = InferenceCache()  # the full-image pass only: each method pays for its own crops
         cache.get_or_compute(inference_key(detector, image, size), lambda: result)
         started = time.perf_counter()
-        refined, passes, _ = detect_at_budget(
+        run = detect_at_budget(
             detector, image, method, budget, settings.vicrop_config(), input_size=size, cache=cache
         )
+        refined, passes = run.detections, run.passes
         seconds = time.perf_counter() - started
         on = refined.confidence >= settings.score_threshold
         refined_status, refined_missed = _match(refined[on], truth, labels, crowds, class_aware=class_aware)

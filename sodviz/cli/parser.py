@@ -160,9 +160,24 @@ def _benchmark(commands) -> None:
     bench.add_argument("--images", type=Path, required=True, help="folder of the images it names")
     bench.add_argument("--model", default="demo")
     bench.add_argument(
-        "--methods", default="base,vicrop,slicing", help="comma list of base, vicrop, vicrop_gated, slicing"
+        "--methods",
+        default="base,vicrop,slicing",
+        help="comma list of base, vicrop, vicrop_gated, slicing, slicing_only, random, density, oracle",
     )
-    bench.add_argument("--budgets", default="1-8", help="forward passes per image, e.g. 1-8 or 1,3,5")
+    bench.add_argument(
+        "--budgets", default="1-8", help="multiples of the full-image pass per image, e.g. 1-8 or 1,3,5"
+    )
+    bench.add_argument(
+        "--budget-unit", choices=("passes", "gflops"), default="passes",
+        help="count a budget in forward passes or in GFLOPs (torch's FLOP counter)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--crop-size", type=int, default=None,
+        help="model input side of each crop and slice (default: the full image's)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--pack", type=int, default=0, help="ViCrop-Det: pack up to N crops onto one canvas per pass (0: off)"
+    )
     bench.add_argument(
         "--k-scales", default=None, help="ViCrop-Det window scales, e.g. 0.25,0.5 (default: the library's)"
     )

@@ -52,7 +52,9 @@ def benchmark(args: argparse.Namespace) -> None:
     from sodviz.crops.vicrop import ViCropConfig
 
     detector = load_model(args, annotations=args.data)
-    config = ViCropConfig(gate_min_uncertain=args.gate_min_uncertain)
+    config = ViCropConfig(
+        gate_min_uncertain=args.gate_min_uncertain, crop_size=args.crop_size, pack=args.pack
+    )
     if args.k_scales is not None:
         config = replace(config, scales=tuple(float(v) for v in args.k_scales.split(",")))
     if args.max_overlap is not None:
@@ -69,6 +71,7 @@ def benchmark(args: argparse.Namespace) -> None:
             args.images,
             methods=tuple(args.methods.split(",")),
             budgets=parse_budgets(args.budgets),
+            unit=args.budget_unit,
             vicrop=config,
             max_images=args.max_images,
             on_progress=on_progress,

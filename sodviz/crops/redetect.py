@@ -76,9 +76,9 @@ def detect_crops(
         )
         for index, (result, crop) in enumerate(zip(results, crops, strict=True))
     ]
-    detections = sv.Detections.merge(parts) if parts else _empty()
+    detections = sv.Detections.merge(parts) if parts else empty_crop_detections()
     if not len(detections):  # merging only empty parts drops their data columns
-        detections = _empty()
+        detections = empty_crop_detections()
     return CropDetections(
         detections=detections, crops_xyxy=crops, results=tuple(results), model_calls=model_calls
     )
@@ -110,20 +110,28 @@ def _crop_detections(result, crop, index: int, *, image_hw, threshold: float, ma
     crop_w, crop_h = int(crop[2] - crop[0]), int(crop[3] - crop[1])
     boxes = np.clip(detections.xyxy.astype(np.float64), 0, [crop_w, crop_h, crop_w, crop_h])
     cut = cut_by_crop_edge(boxes, crop, image_hw, margin=margin)
+    crop_index = np.full(len(boxes), index, np.int64)
+    return detections_in_crop(detections, crop_to_image(boxes, crop), crop_index, cut, factor)
+
+
+def detections_in_crop(
+    detections: sv.Detections, boxes_xyxy: np.ndarray, crop_index: np.ndarray, cut: np.ndarray, factor: float
+) -> sv.Detections:
+    """A crop pass's detections with their boxes mapped to the image (`boxes_xyxy`): the ones cut
+    by a crop edge (`cut`) get their confidence times `factor`, and those left at 0 are dropped."""
     confidence = detections.confidence * np.where(cut, factor, 1.0).astype(np.float32)
     keep = confidence > 0
-    moved = sv.Detections(
-        xyxy=crop_to_image(boxes, crop)[keep],
+    return sv.Detections(
+        xyxy=np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)[keep],
         confidence=confidence[keep],
         class_id=detections.class_id[keep],
         data={
             "query_index": detections.data["query_index"][keep],
             "class_name": detections.data["class_name"][keep],
-            "crop_index": np.full(int(keep.sum()), index, np.int64),
-            "at_border": cut[keep],
+            "crop_index": np.asarray(crop_index, np.int64)[keep],
+            "at_border": np.asarray(cut, bool)[keep],
         },
     )
-    return moved
 
 
 def cut_by_crop_edge(
@@ -145,7 +153,7 @@ def cut_by_crop_edge(
     return cut
 
 
-def _empty() -> sv.Detections:
+def empty_crop_detections() -> sv.Detections:
     return sv.Detections(
         xyxy=np.zeros((0, 4), np.float32),
         confidence=np.zeros(0, np.float32),

@@ -74,11 +74,13 @@ class SlicingResult:
         crops_xyxy: int64 `(n, 4)`, the slices re-detected, in original pixels.
         detections: the fused detections (or the slices' own, without the full-image pass).
         forward_passes: passes actually used: the slices, plus 1 with the full image.
+        results: the result of every pass (the full image first when used), for their cost.
     """
 
     crops_xyxy: np.ndarray
     detections: sv.Detections
     forward_passes: int
+    results: tuple = ()
 
 
 def run_slicing(
@@ -92,6 +94,7 @@ def run_slicing(
     fusion: Fusion = Fusion(),
     border_factor: float = 0.5,
     input_size: int | None = None,
+    slice_size: int | None = None,
     cache: InferenceCache | None = DEFAULT_CACHE,
 ) -> SlicingResult:
     """Uniform slicing within a budget of forward passes: the full-image pass (when used) plus the
@@ -100,6 +103,7 @@ def run_slicing(
     full-image pass, so it is not run: below a 2x2 grid, slicing on a square image is the base pass.
     Without the full image, the slices' detections are merged among themselves by `fusion`.
     SAHI's own settings: `fusion=Fusion()` (NMS / IoU 0.5, no size rule) and `border_factor=1.0`.
+    `slice_size` is the model input side of the slices (None: `input_size`, the full image's).
     """
     height, width = image.shape[:2]
     crops = slice_grid(
@@ -107,13 +111,15 @@ def run_slicing(
     )
     if with_full_image and len(crops) == 1 and crops[0].tolist() == [0, 0, width, height]:
         crops = crops[:0]
-    sliced = detect_crops(
-        detector, image, crops, input_size=input_size, score_threshold=score_threshold,
+    slices = detect_crops(
+        detector, image, crops, input_size=slice_size or input_size, score_threshold=score_threshold,
         border_factor=border_factor, cache=cache,
-    ).detections  # fmt: skip
+    )  # fmt: skip
+    sliced = slices.detections
     used = len(crops) + int(with_full_image)
     result = run_inference(detector, image, input_size=input_size, cache=cache) if with_full_image else None
     base = sliced[:0] if result is None else to_detections(result, score_threshold=score_threshold)
     scale = 1.0 if result is None else min(result.transform.scale_xy)
     fused = fuse_detections(base, sliced, fusion, scale=scale, score_threshold=score_threshold)
-    return SlicingResult(crops, fused, used)
+    results = (*([result] if result is not None else []), *slices.results)
+    return SlicingResult(crops, fused, used, results)

@@ -12,6 +12,7 @@ from sodviz.attention.maps import image_attention
 from sodviz.boxes import intersection_area
 from sodviz.cache import DEFAULT_CACHE, InferenceCache
 from sodviz.crops.fusion import Fusion, fuse_detections
+from sodviz.crops.packing import detect_packed
 from sodviz.crops.redetect import CropDetections, detect_crops
 from sodviz.crops.windows import (
     WindowScores,
@@ -49,6 +50,11 @@ class ViCropConfig:
         score_threshold: detections of the full image and of the crops kept for fusion.
         border_factor: confidence factor of crop boxes cut by a crop edge inside the image (1: none).
         fusion: how the full image's and the crops' detections become one set (`Fusion`).
+        crop_size: the model input side each crop is re-detected at (None: the image's own input
+            size); smaller crops of small objects need fewer pixels than the whole image.
+        pack: 0 re-detects each crop as its own input (one batch); n >= 1 packs up to n crops
+            onto each canvas of the image's input size and runs one pass per canvas
+            (`crops.packing`), `crop_size` unused.
     """
 
     k: int = 4
@@ -67,6 +73,8 @@ class ViCropConfig:
     score_threshold: float = 0.01
     border_factor: float = 0.5
     fusion: Fusion = Fusion()
+    crop_size: int | None = None
+    pack: int = 0
 
     def without_fusion(self) -> ViCropConfig:
         """The same planning and re-detection with the fusion at its default: the key of anything
@@ -76,6 +84,8 @@ class ViCropConfig:
     def __post_init__(self) -> None:
         if self.selection not in ("marginal", "fixed"):
             raise ValueError(f"selection must be 'marginal' or 'fixed', got {self.selection!r}")
+        if self.pack < 0:
+            raise ValueError(f"pack must be 0 (no packing) or crops per canvas, got {self.pack}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +235,8 @@ class ViCropResult:
         base: the original detections (score >= the threshold).
         refined: detections of the re-detected crops, in original pixels (empty when gated).
         fused: `fuse_detections(base, refined, config.fusion)`; `data["refined"]` marks the added ones.
-        forward_passes: compute-equivalent model passes: 1 + the number of crops.
+        forward_passes: model inputs run: the full image, plus one per crop (or per canvas of
+            packed crops).
     """
 
     plan: CropPlan
@@ -251,7 +262,7 @@ def run_vicrop(
         base, refined.detections, config.fusion, scale=min(result.transform.scale_xy),
         score_threshold=config.score_threshold,
     )  # fmt: skip
-    return ViCropResult(plan, base, refined, fused, forward_passes=1 + len(plan.crops_xyxy))
+    return ViCropResult(plan, base, refined, fused, forward_passes=1 + len(refined.results))
 
 
 def redetect_planned(
@@ -260,8 +271,21 @@ def redetect_planned(
 ) -> tuple[CropPlan, CropDetections]:  # fmt: skip
     """ViCrop-Det without the fusion: plan the crops on `result` (the image's pass) and re-detect them."""
     plan = plan_crops(result, config)
-    refined = detect_crops(
-        detector, image, plan.crops_xyxy, input_size=input_size, score_threshold=config.score_threshold,
-        border_factor=config.border_factor, cache=cache,
+    return plan, redetect_crops(detector, image, plan.crops_xyxy, config, input_size=input_size, cache=cache)
+
+
+def redetect_crops(
+    detector: Detector, image: np.ndarray, crops_xyxy: np.ndarray, config: ViCropConfig, *,
+    input_size: int | None = None, cache: InferenceCache | None = DEFAULT_CACHE,
+) -> CropDetections:  # fmt: skip
+    """Re-detect crops as ViCrop-Det does (each at `config.crop_size`, or packed `config.pack` per
+    canvas), whoever chose them: ViCrop-Det's plan or a baseline's."""
+    if config.pack:
+        return detect_packed(
+            detector, image, crops_xyxy, per_canvas=config.pack, canvas_side=input_size,
+            score_threshold=config.score_threshold, border_factor=config.border_factor, cache=cache,
+        )  # fmt: skip
+    return detect_crops(
+        detector, image, crops_xyxy, input_size=config.crop_size or input_size,
+        score_threshold=config.score_threshold, border_factor=config.border_factor, cache=cache,
     )  # fmt: skip
-    return plan, refined

@@ -47,8 +47,24 @@ def test_unknown_method_is_refused(tiny_detectors, scenes):
 
 def test_tables_and_figure(tmp_path):
     rows = [
-        {"method": "base", "budget": 1, "AP50": 0.5, "forward_passes": 1.0, "latency_ratio": 1.0},
-        {"method": "slicing", "budget": 3, "AP50": 0.6, "forward_passes": 3.0, "latency_ratio": 2.5},
+        {
+            "method": "base",
+            "budget": 1,
+            "AP50": 0.5,
+            "forward_passes": 1.0,
+            "latency_ratio": 1.0,
+            "gflops": 2.0,
+            "gflops_ratio": 1.0,
+        },
+        {
+            "method": "slicing",
+            "budget": 3,
+            "AP50": 0.6,
+            "forward_passes": 3.0,
+            "latency_ratio": 2.5,
+            "gflops": 6.0,
+            "gflops_ratio": 3.0,
+        },
     ]
     rows = [
         {c: 0.1 for c in ("AP", "AP_S", "AP_M", "AP_L", "AP_vt", "AP_t", "AP_s", "AP_m")}
@@ -84,3 +100,65 @@ def test_the_table_says_why_a_budget_was_not_spent(tiny_detectors, scenes):
     unspent = {r["budget"]: r["unspent"] for r in rows}
     assert unspent[3] == "2/2: the largest near-square grid within the budget has 1 slice"  # square scenes
     assert unspent[5] == ""  # 2x2 + the full image: spent
+
+
+def test_what_a_budget_buys_in_passes_and_in_gflops():
+    from sodviz.crops.budget_study import PassCosts, crops_within_budget
+
+    costs = PassCosts(full=1.0, crop=0.25, canvas=1.0)
+    assert crops_within_budget(3, "passes", None) == 2 and crops_within_budget(3, "passes", None, pack=4) == 8
+    assert crops_within_budget(2, "gflops", costs) == 4  # a quarter-cost crop: four for one full pass
+    assert crops_within_budget(3, "gflops", costs, pack=4) == 8  # two canvases of four
+    assert crops_within_budget(1, "gflops", costs) == 0
+    assert crops_within_budget(2, "gflops", PassCosts(full=1.0, crop=0.3, canvas=1.0)) == 3
+    with pytest.raises(ValueError, match="pass costs"):
+        crops_within_budget(2, "gflops", None)
+
+
+@pytest.mark.parametrize(
+    "method, pack", [("vicrop", 0), ("vicrop", 4), ("slicing", 0)], ids=["vicrop", "vicrop-packed", "slicing"]
+)
+@pytest.mark.parametrize("budget", [2, 3])
+def test_each_method_spends_its_gflops_budget_and_no_more(tiny_detectors, method, pack, budget):
+    """At crop_size 64 a crop costs under half of the 96 px full image: the counted GFLOPs of
+    the passes a method ran stay within the budget, and leave less than one more crop unspent."""
+    from dataclasses import replace
+
+    from sodviz.crops.budget_study import detect_at_budget, pass_costs
+    from sodviz.crops.vicrop import ViCropConfig
+    from sodviz.detector.flops import results_gflops
+    from sodviz.detector.inference import run_inference
+    from sodviz.synth.scenes import generate_scene
+
+    detector = tiny_detectors["rt_detr"]
+    image = generate_scene(3, SceneConfig(min_side=384, max_side=384))[0]
+    config = replace(ViCropConfig(scales=(0.25,), fill=True, max_overlap=1.0), crop_size=64, pack=pack)
+    costs = pass_costs(detector, image, run_inference(detector, image, cache=None), config)
+    assert costs.crop < 0.5 * costs.full and costs.canvas == costs.full
+    run = detect_at_budget(detector, image, method, budget, config, unit="gflops", costs=costs)
+    spent = results_gflops(detector, run.results)
+    assert spent <= budget * costs.full * (1 + 1e-9)
+    if not run.shortfall:
+        step = costs.canvas if pack else costs.crop
+        assert spent > budget * costs.full - step
+    if pack:
+        assert run.passes == budget  # one canvas per full pass's worth
+    elif not run.shortfall:
+        assert run.passes > budget  # cheaper crops: more passes than the budget's multiple
+
+
+def test_the_benchmark_in_gflops(tiny_detectors, scenes):
+    from dataclasses import replace
+
+    from sodviz.crops.vicrop import ViCropConfig
+
+    config = replace(ViCropConfig(), crop_size=64)
+    rows = run_benchmark(
+        tiny_detectors["rt_detr"], scenes / "annotations.json", scenes / "images",
+        methods=("vicrop", "slicing"), budgets=(1, 2, 3), unit="gflops", vicrop=config,
+    )  # fmt: skip
+    by = {(r["method"], r["budget"]): r for r in rows}
+    assert by[("base", 1)]["gflops_ratio"] == pytest.approx(1.0) and by[("base", 1)]["gflops"] > 0
+    for (method, budget), row in by.items():
+        assert row["gflops_ratio"] <= budget + 1e-9, (method, budget)
+    assert by[("vicrop", 3)]["forward_passes"] > 3  # cheaper crops: more of them than passes
