@@ -84,6 +84,10 @@ class ViCropConfig:
     def __post_init__(self) -> None:
         if self.selection not in ("marginal", "fixed"):
             raise ValueError(f"selection must be 'marginal' or 'fixed', got {self.selection!r}")
+        if self.crop_size is not None and (self.crop_size < 32 or self.crop_size % 32):
+            raise ValueError(
+                f"crop_size must be a multiple of 32 pixels (the coarsest stride), not {self.crop_size}"
+            )
         if self.pack < 0:
             raise ValueError(f"pack must be 0 (no packing) or crops per canvas, got {self.pack}")
 

@@ -162,3 +162,25 @@ def test_the_benchmark_in_gflops(tiny_detectors, scenes):
     for (method, budget), row in by.items():
         assert row["gflops_ratio"] <= budget + 1e-9, (method, budget)
     assert by[("vicrop", 3)]["forward_passes"] > 3  # cheaper crops: more of them than passes
+
+
+def test_the_cli_in_gflops_with_packing_and_baselines(tiny_model_dirs, scenes, tmp_path, capsys):
+    argv = ["benchmark", "--data", str(scenes / "annotations.json"), "--images", str(scenes / "images")]
+    argv += ["--model", str(tiny_model_dirs["rt_detr"]), "--budgets", "1-3", "--out", str(tmp_path)]
+    argv += ["--budget-unit", "gflops", "--crop-size", "64", "--pack", "2"]
+    argv += ["--methods", "base,vicrop,slicing_only,random,density,oracle"]
+    assert main(argv) == 0
+    rows = list(csv.DictReader((tmp_path / "benchmark.csv").read_text().splitlines()))
+    methods = {row["method"] for row in rows}
+    assert methods == {"base", "vicrop", "slicing_only", "random", "density", "oracle"}
+    assert all(float(row["gflops_ratio"]) <= int(row["budget"]) + 1e-9 for row in rows)
+    packed = [r for r in rows if r["method"] in ("vicrop", "random", "oracle") and r["budget"] == "3"]
+    assert all(float(r["forward_passes"]) <= 3 for r in packed)  # two canvases of two crops each
+
+
+def test_a_crop_size_off_the_stride_is_a_sentence(tiny_model_dirs, scenes, tmp_path, capsys):
+    argv = ["benchmark", "--data", str(scenes / "annotations.json"), "--images", str(scenes / "images")]
+    argv += ["--model", str(tiny_model_dirs["rt_detr"]), "--crop-size", "48", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "multiple of 32" in err and "Traceback" not in err
