@@ -536,6 +536,13 @@ M = [
         ["tests/crops/test_baselines.py::test_the_oracle_covers_the_most_objects_a_greedy_cover_can"],
     ),
     (
+        "evaluation: the faster backend is pycocotools after all",
+        "sodviz/evaluation/coco.py",
+        "        from faster_coco_eval import COCOeval_faster as COCOeval",
+        "        from pycocotools.cocoeval import COCOeval",
+        ["tests/evaluation/test_faster_coco.py::test_faster_coco_eval_gives_pycocotools_numbers"],
+    ),
+    (
         "ERF: ViT block N read from the block before",
         "sodviz/erf/stages.py",
         """backbone.out_features = [f"stage{s[5:]}" for s in blocks]""",

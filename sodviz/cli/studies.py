@@ -72,6 +72,7 @@ def benchmark(args: argparse.Namespace) -> None:
             methods=tuple(args.methods.split(",")),
             budgets=parse_budgets(args.budgets),
             unit=args.budget_unit,
+            coco_backend=args.coco_backend,
             vicrop=config,
             max_images=args.max_images,
             on_progress=on_progress,

@@ -167,7 +167,7 @@ def test_the_benchmark_in_gflops(tiny_detectors, scenes):
 def test_the_cli_in_gflops_with_packing_and_baselines(tiny_model_dirs, scenes, tmp_path, capsys):
     argv = ["benchmark", "--data", str(scenes / "annotations.json"), "--images", str(scenes / "images")]
     argv += ["--model", str(tiny_model_dirs["rt_detr"]), "--budgets", "1-3", "--out", str(tmp_path)]
-    argv += ["--budget-unit", "gflops", "--crop-size", "64", "--pack", "2"]
+    argv += ["--budget-unit", "gflops", "--crop-size", "64", "--pack", "2", "--coco-backend", "faster"]
     argv += ["--methods", "base,vicrop,slicing_only,random,density,oracle"]
     assert main(argv) == 0
     rows = list(csv.DictReader((tmp_path / "benchmark.csv").read_text().splitlines()))
