@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from sodviz.cli import main, parse_budgets
-from sodviz.crops.budget_study import budget_figure, run_benchmark, write_figure, write_tables
+from sodviz.crops.budget_study import budget_figure, compute_figure, run_benchmark, write_figure, write_tables
 from sodviz.synth.datasets import write_dataset
 from sodviz.synth.scenes import SceneConfig
 
@@ -80,6 +80,11 @@ def test_tables_and_figure(tmp_path):
     assert list(figure.data[1].x) == [1.0, 3.0]  # the slicing line starts from the base point
     written = write_figure(rows, tmp_path)
     assert (tmp_path / "benchmark.html").stat().st_size > 1000 and written[0].name == "benchmark.html"
+    assert (tmp_path / "benchmark_gflops.html").is_file()
+    compute = compute_figure(rows)
+    assert [(t.name, t.xaxis) for t in compute.data] == [("base", "x"), ("base", "x2"), ("slicing", "x"),
+                                                         ("slicing", "x2")]  # fmt: skip
+    assert list(compute.data[2].x) == [1.0, 3.0] and list(compute.data[3].y) == [0.1, 0.1]  # AP_vt
 
 
 def test_budget_parsing_and_the_cli(tiny_model_dirs, scenes, tmp_path):
