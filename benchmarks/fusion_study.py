@@ -29,7 +29,7 @@ import supervision as sv
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sodviz.cache import InferenceCache
-from sodviz.crops.budget_study import budget_figure
+from sodviz.crops.budget_report import budget_figure
 from sodviz.crops.fusion import Fusion, fuse_detections
 from sodviz.crops.redetect import detect_crops
 from sodviz.crops.slicing import slice_grid, slices_for_budget

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, replace
 from sodviz.crops.budget_study import METHODS
 from sodviz.crops.vicrop import ViCropConfig
 
-REFINEMENTS = tuple(m for m in METHODS if m != "base")
+REFINEMENTS = tuple(m for m in METHODS if m in ("vicrop", "vicrop_gated", "slicing"))  # not the baselines yet
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,8 @@ def erf(args: argparse.Namespace) -> None:
 def benchmark(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
-    from sodviz.crops.budget_study import run_benchmark, write_figure, write_tables
+    from sodviz.crops.budget_report import write_figure, write_tables
+    from sodviz.crops.budget_study import run_benchmark
     from sodviz.crops.vicrop import ViCropConfig
 
     detector = load_model(args, annotations=args.data)

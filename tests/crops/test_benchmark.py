@@ -7,7 +7,8 @@ import csv
 import pytest
 
 from sodviz.cli import main, parse_budgets
-from sodviz.crops.budget_study import budget_figure, compute_figure, run_benchmark, write_figure, write_tables
+from sodviz.crops.budget_report import budget_figure, compute_figure, write_figure, write_tables
+from sodviz.crops.budget_study import run_benchmark
 from sodviz.synth.datasets import write_dataset
 from sodviz.synth.scenes import SceneConfig
 
