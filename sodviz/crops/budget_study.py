@@ -36,8 +36,8 @@ class BudgetRun:
 
     Attributes:
         detections: its detections (fused with the full image's where it uses the full image).
-        results: every pass it ran, the full image's first: `len(results)` passes, and
-            `detector.flops.results_gflops` of them its GFLOPs.
+        results: every pass it ran, the full image's first (none for "slicing_only"):
+            `len(results)` passes, and `detector.flops.results_gflops` of them its GFLOPs.
         shortfall: why it used less than its budget ("" when it did not).
         full_image: whether it used the full-image pass (all but "slicing_only").
     """
@@ -93,7 +93,8 @@ def run_benchmark(
     runs = [("base", 1)] + [(m, b) for m in methods if m != "base" for b in budgets if b > 1]
     boxes_of: dict = {}
     for annotation in truth["annotations"]:
-        boxes_of.setdefault(annotation["image_id"], []).append(annotation["bbox"])
+        if not annotation.get("iscrowd", 0):  # the oracle's targets: the objects AP counts
+            boxes_of.setdefault(annotation["image_id"], []).append(annotation["bbox"])
     boxes_of = {key: xywh_to_xyxy(np.array(boxes, np.float64)) for key, boxes in boxes_of.items()}
     found = {run: [] for run in runs}
     seconds = dict.fromkeys(runs, 0.0)
@@ -114,7 +115,7 @@ def run_benchmark(
             started = time.perf_counter()
             run = detect_at_budget(
                 detector, image, method, budget, vicrop, unit=unit, cache=cache, costs=costs,
-                truth_xyxy=boxes_of.get(record["id"]), image_key=record["file_name"],
+                truth_xyxy=boxes_of.get(record["id"], np.zeros((0, 4))), image_key=record["file_name"],
             )  # fmt: skip
             own = (time.perf_counter() - started) * (method != "base")
             seconds[(method, budget)] += base_seconds * run.full_image + own

@@ -64,8 +64,8 @@ class Packing:
 def pack_crops(crops_xyxy: np.ndarray, canvas_side: int, *, gap: int = 8) -> Packing:
     """Shelf packing at one common scale, the largest that fits: crops sorted by height go left to
     right in rows, `gap` black pixels between tiles (so no object spans two tiles). The scale is
-    found by bisection and never exceeds 1 / (the crops' own pixels are not blown up past the
-    canvas: a crop larger than the canvas is shrunk)."""
+    found by bisection; it enlarges crops that are small next to the canvas and shrinks large
+    ones, at most to the canvas's side for the largest crop."""
     crops = np.asarray(crops_xyxy, np.int64).reshape(-1, 4)
     if not len(crops):
         return Packing(crops, np.zeros((0, 4), np.int64), int(canvas_side))
@@ -106,7 +106,9 @@ def packed_canvas(image: np.ndarray, packing: Packing) -> np.ndarray:
     """The canvas: each crop of `image` resized (bilinear) into its tile, black elsewhere."""
     canvas = np.zeros((packing.canvas_side, packing.canvas_side, 3), np.uint8)
     for (x0, y0, x1, y1), (u0, v0, u1, v1) in zip(packing.crops_xyxy, packing.tiles_xyxy, strict=True):
-        canvas[v0:v1, u0:u1] = cv2.resize(image[y0:y1, x0:x1], (int(u1 - u0), int(v1 - v0)), cv2.INTER_LINEAR)
+        canvas[v0:v1, u0:u1] = cv2.resize(
+            image[y0:y1, x0:x1], (int(u1 - u0), int(v1 - v0)), interpolation=cv2.INTER_LINEAR
+        )
     return canvas
 
 

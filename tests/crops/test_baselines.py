@@ -100,3 +100,9 @@ def test_each_baseline_spends_its_passes(tiny_detectors, scene, method, budget):
             assert run.passes == 4 and all(r.transform.image_hw != image.shape[:2] for r in run.results)
     else:
         assert run.full_image and run.results[0].transform.image_hw == image.shape[:2]
+
+
+def test_the_oracle_on_an_image_without_objects_chooses_nothing(tiny_detectors, scene):
+    image, _ = scene
+    run = detect_at_budget(tiny_detectors["rt_detr"], image, "oracle", 3, CONFIG, truth_xyxy=np.zeros((0, 4)))
+    assert run.passes == 1 and run.shortfall

@@ -51,10 +51,15 @@ def test_the_counter_agrees_with_a_count_by_hand(tiny_detectors, model_type):
     )
 
 
-def test_a_batch_costs_each_of_its_inputs(tiny_detectors, image):
-    """Two crops in one batched pass cost two passes at the batch's (padded) input shape."""
-    detector = tiny_detectors["rt_detr"]
-    results = run_inference_batch(detector, [image[:64, :96], image[:80, :80]], input_size=128)
+def test_a_batch_costs_each_of_its_inputs_at_the_padded_shape(tiny_detectors, image):
+    """DETR keeps each crop's aspect, so a batch of a wide and a tall crop is padded to the larger
+    of each side: both inputs cost that padded shape, more than the two alone."""
+    detector = tiny_detectors["detr"]
+    crops = [image[:60, :120], image[:120, :50]]
+    results = run_inference_batch(detector, crops, input_size=96)
     input_hw = results[0].transform.input_hw
+    alone = [run_inference_batch(detector, [crop], input_size=96)[0].transform.input_hw for crop in crops]
+    assert all(hw != input_hw for hw in alone)
     assert results_gflops(detector, results) == pytest.approx(2 * forward_gflops(detector, input_hw))
+    assert results_gflops(detector, results) > sum(forward_gflops(detector, hw) for hw in alone)
     assert forward_gflops(detector, (256, 256)) > 3.5 * forward_gflops(detector, (128, 128))
