@@ -52,6 +52,14 @@ def image_to_crop(boxes_xyxy: np.ndarray, crop_xyxy) -> np.ndarray:
     return (np.asarray(boxes_xyxy, np.float64).reshape(-1, 4) - np.array([x0, y0, x0, y0])).astype(np.float32)
 
 
+def round_into_image(boxes_xyxy: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
+    """int64 `(N, 4)`: boxes rounded to whole pixels and clipped to the image (windows as crops)."""
+    boxes = np.round(np.asarray(boxes_xyxy, np.float64)).astype(np.int64).reshape(-1, 4)
+    boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, image_hw[1])
+    boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, image_hw[0])
+    return boxes
+
+
 def crop_window(
     box_xyxy: np.ndarray, image_hw: tuple[int, int], *, factor: float, min_side: int
 ) -> tuple[int, int, int, int]:

@@ -17,11 +17,16 @@ from dataclasses import replace
 import numpy as np
 import supervision as sv
 
+from sodviz.boxes import round_into_image
 from sodviz.cache import DEFAULT_CACHE, InferenceCache
-from sodviz.crops.fusion import fuse_detections
 from sodviz.crops.redetect import CropDetections
-from sodviz.crops.vicrop import ViCropConfig, plan_crops, redetect_crops, select_windows
-from sodviz.detector.inference import to_detections
+from sodviz.crops.vicrop import (
+    ViCropConfig,
+    fuse_with_full_image,
+    plan_crops,
+    redetect_crops,
+    select_windows,
+)
 from sodviz.detector.loading import Detector
 from sodviz.types import InferenceResult
 
@@ -61,11 +66,7 @@ def baseline_crops(
 
         scores = rescore([])
     chosen = select_windows(scores, windows, k=config.k, max_overlap=config.max_overlap, rescore=rescore)
-    height, width = result.transform.image_hw
-    crops = np.round(windows[chosen]).astype(np.int64).reshape(-1, 4)
-    crops[:, [0, 2]] = np.clip(crops[:, [0, 2]], 0, width)
-    crops[:, [1, 3]] = np.clip(crops[:, [1, 3]], 0, height)
-    return crops
+    return round_into_image(windows[chosen], result.transform.image_hw)
 
 
 def run_baseline(
@@ -84,12 +85,7 @@ def run_baseline(
     `run_vicrop` does: (fused detections, the crops' detections)."""
     crops = baseline_crops(kind, result, config, truth_xyxy=truth_xyxy, image_key=image_key)
     refined = redetect_crops(detector, image, crops, config, input_size=input_size, cache=cache)
-    base = to_detections(result, score_threshold=config.score_threshold)
-    fused = fuse_detections(
-        base, refined.detections, config.fusion, scale=min(result.transform.scale_xy),
-        score_threshold=config.score_threshold,
-    )  # fmt: skip
-    return fused, refined
+    return fuse_with_full_image(result, refined, config)[1], refined
 
 
 def _centres(boxes_xyxy: np.ndarray) -> np.ndarray:

@@ -10,7 +10,13 @@ import numpy as np
 import supervision as sv
 
 from sodviz.cache import DEFAULT_CACHE, InferenceCache
-from sodviz.crops.redetect import CropDetections, cut_by_crop_edge, detections_in_crop, empty_crop_detections
+from sodviz.crops.redetect import (
+    CropDetections,
+    checked_crops,
+    cut_by_crop_edge,
+    detections_in_crop,
+    merged_crop_detections,
+)
 from sodviz.detector.inference import run_inference, to_detections
 from sodviz.detector.loading import Detector
 
@@ -129,7 +135,7 @@ def detect_packed(
     size. A box goes to the tile holding its centre (none for a box in a gap), is clamped to the
     tile and mapped to the image; a box cut by a tile edge that is not the image's edge gets
     `border_factor`, as a cut crop box does. `results` holds one result per canvas."""
-    crops = np.asarray(crops_xyxy, np.int64).reshape(-1, 4)
+    crops = checked_crops(crops_xyxy, image.shape[:2])
     if per_canvas < 1:
         raise ValueError(f"per_canvas must be at least 1, got {per_canvas}")
     side = int(canvas_side or detector.input_size)
@@ -141,10 +147,7 @@ def detect_packed(
             _unpacked(result, packing, first, image.shape[:2], score_threshold, border_margin, border_factor)
         )
         results.append(result)
-    detections = sv.Detections.merge(parts) if parts else empty_crop_detections()
-    if not len(detections):  # merging only empty parts drops their data columns
-        detections = empty_crop_detections()
-    return CropDetections(detections, crops, tuple(results), len(results))
+    return CropDetections(merged_crop_detections(parts), crops, tuple(results), len(results))
 
 
 def _unpacked(result, packing: Packing, first: int, image_hw, threshold, margin, factor) -> sv.Detections:

@@ -53,14 +53,8 @@ def detect_crops(
     of a crop edge that is not the image's edge is probably cut: its confidence is multiplied by
     `border_factor` (1 keeps it as it is, 0 drops it).
     """
-    crops = np.asarray(crops_xyxy, np.int64).reshape(-1, 4)
+    crops = checked_crops(crops_xyxy, image.shape[:2])
     height, width = image.shape[:2]
-    if len(crops) and (
-        (crops[:, :2] < 0).any() or (crops[:, 2] > width).any() or (crops[:, 3] > height).any()
-    ):
-        raise ValueError(f"crops must lie inside the {width}x{height} image, got {crops.tolist()}")
-    if len(crops) and ((crops[:, 2] <= crops[:, 0]) | (crops[:, 3] <= crops[:, 1])).any():
-        raise ValueError(f"crops must have positive width and height, got {crops.tolist()}")
     size = resolve_input_size(detector, input_size)
     pixels = [image[y0:y1, x0:x1] for x0, y0, x1, y1 in crops]
     results, model_calls = _cached_batch(detector, pixels, size=size, cache=cache)
@@ -76,12 +70,32 @@ def detect_crops(
         )
         for index, (result, crop) in enumerate(zip(results, crops, strict=True))
     ]
+    return CropDetections(
+        detections=merged_crop_detections(parts), crops_xyxy=crops, results=tuple(results),
+        model_calls=model_calls,
+    )  # fmt: skip
+
+
+def checked_crops(crops_xyxy, image_hw: tuple[int, int]) -> np.ndarray:
+    """int64 `(K, 4)` crops, refused with a sentence unless each lies inside the image with a
+    positive width and height."""
+    crops = np.asarray(crops_xyxy, np.int64).reshape(-1, 4)
+    height, width = image_hw
+    if len(crops) and (
+        (crops[:, :2] < 0).any() or (crops[:, 2] > width).any() or (crops[:, 3] > height).any()
+    ):
+        raise ValueError(f"crops must lie inside the {width}x{height} image, got {crops.tolist()}")
+    if len(crops) and ((crops[:, 2] <= crops[:, 0]) | (crops[:, 3] <= crops[:, 1])).any():
+        raise ValueError(f"crops must have positive width and height, got {crops.tolist()}")
+    return crops
+
+
+def merged_crop_detections(parts: list[sv.Detections]) -> sv.Detections:
+    """The crops' (or canvases') detections as one set, with its data columns even when empty."""
     detections = sv.Detections.merge(parts) if parts else empty_crop_detections()
     if not len(detections):  # merging only empty parts drops their data columns
         detections = empty_crop_detections()
-    return CropDetections(
-        detections=detections, crops_xyxy=crops, results=tuple(results), model_calls=model_calls
-    )
+    return detections
 
 
 def _cached_batch(detector, pixels, *, size: int, cache: InferenceCache | None) -> tuple[list, int]:

@@ -73,14 +73,17 @@ class SlicingResult:
     Attributes:
         crops_xyxy: int64 `(n, 4)`, the slices re-detected, in original pixels.
         detections: the fused detections (or the slices' own, without the full-image pass).
-        forward_passes: passes actually used: the slices, plus 1 with the full image.
         results: the result of every pass (the full image first when used), for their cost.
     """
 
     crops_xyxy: np.ndarray
     detections: sv.Detections
-    forward_passes: int
     results: tuple = ()
+
+    @property
+    def forward_passes(self) -> int:
+        """Passes actually used: the slices, plus 1 with the full image."""
+        return len(self.results)
 
 
 def run_slicing(
@@ -116,10 +119,9 @@ def run_slicing(
         border_factor=border_factor, cache=cache,
     )  # fmt: skip
     sliced = slices.detections
-    used = len(crops) + int(with_full_image)
     result = run_inference(detector, image, input_size=input_size, cache=cache) if with_full_image else None
     base = sliced[:0] if result is None else to_detections(result, score_threshold=score_threshold)
     scale = 1.0 if result is None else min(result.transform.scale_xy)
     fused = fuse_detections(base, sliced, fusion, scale=scale, score_threshold=score_threshold)
     results = (*([result] if result is not None else []), *slices.results)
-    return SlicingResult(crops, fused, used, results)
+    return SlicingResult(crops, fused, results)

@@ -9,7 +9,7 @@ import numpy as np
 import supervision as sv
 
 from sodviz.attention.maps import image_attention
-from sodviz.boxes import intersection_area
+from sodviz.boxes import intersection_area, round_into_image
 from sodviz.cache import DEFAULT_CACHE, InferenceCache
 from sodviz.crops.fusion import Fusion, fuse_detections
 from sodviz.crops.packing import detect_packed
@@ -155,9 +155,7 @@ def plan_crops(result: InferenceResult, config: ViCropConfig = ViCropConfig()) -
         max_area=None if config.pixel_budget is None else config.pixel_budget * image_h * image_w,
         rescore=rescore if config.selection == "marginal" else None,
     )
-    crops = np.round(windows_xyxy[chosen]).astype(np.int64).reshape(-1, 4)
-    crops[:, [0, 2]] = np.clip(crops[:, [0, 2]], 0, image_w)
-    crops[:, [1, 3]] = np.clip(crops[:, [1, 3]], 0, image_h)
+    crops = round_into_image(windows_xyxy[chosen], (image_h, image_w))
     reason = f"refined: {uncertain} uncertain queries; {len(chosen)} of {len(windows)} windows chosen"
     shortfall = ""
     if len(chosen) < config.k:
@@ -260,13 +258,19 @@ def run_vicrop(
 ) -> ViCropResult:
     """Detect, plan crops from the attention, re-detect them in one batch, fuse (all cached)."""
     result = run_inference(detector, image, input_size=input_size, cache=cache)
-    base = to_detections(result, score_threshold=config.score_threshold)
     plan, refined = redetect_planned(detector, image, result, config, input_size=input_size, cache=cache)
+    base, fused = fuse_with_full_image(result, refined, config)
+    return ViCropResult(plan, base, refined, fused, forward_passes=1 + len(refined.results))
+
+
+def fuse_with_full_image(result: InferenceResult, refined: CropDetections, config: ViCropConfig) -> tuple:
+    """(the full image's detections, their fusion with the crops'), by `config`'s threshold and fusion."""
+    base = to_detections(result, score_threshold=config.score_threshold)
     fused = fuse_detections(
         base, refined.detections, config.fusion, scale=min(result.transform.scale_xy),
         score_threshold=config.score_threshold,
     )  # fmt: skip
-    return ViCropResult(plan, base, refined, fused, forward_passes=1 + len(refined.results))
+    return base, fused
 
 
 def redetect_planned(
