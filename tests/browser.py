@@ -169,6 +169,27 @@ def text_of(driver, selector: str) -> str:
     raise PageError(f"{selector} kept going stale")
 
 
+def click_button(driver, label: str, *, within: str = '[data-testid="stMain"]', timeout: float = 30) -> None:
+    """Click the button whose text contains label, waiting for it to render: Streamlit draws a
+    page's elements one by one and replaces them as it reruns, so a button can be missing or go
+    stale for a moment after the text around it is there."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            for button in driver.find_elements(By.CSS_SELECTOR, f"{within} button"):
+                if label in button.text:
+                    button.click()
+                    return
+        except StaleElementReferenceException:
+            pass
+        if time.monotonic() > deadline:
+            raise PageError(f"no button {label!r} in {within} after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
 def open_page(driver, title: str) -> None:
     from selenium.webdriver.common.by import By
 

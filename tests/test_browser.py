@@ -12,6 +12,7 @@ from browser import (
     ROOT,
     SCREENSHOTS,
     chromium,
+    click_button,
     needs_chromium,
     open_page,
     settle,
@@ -98,12 +99,7 @@ def test_the_report_downloaded_from_the_sidebar_opens_offline(server, browser):
         open_page(browser, title)
         time.sleep(1)
         _wait_for_page(browser, PLOT)
-    button = next(
-        b
-        for b in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebar"] button')
-        if "Download report" in b.text
-    )
-    button.click()
+    click_button(browser, "Download report", within='[data-testid="stSidebar"]')
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(DOWNLOADS.glob("*.sodviz.html")):
         time.sleep(0.5)

@@ -10,6 +10,7 @@ from browser import (
     PLOT,
     SCREENSHOTS,
     chromium,
+    click_button,
     needs_chromium,
     open_page,
     settle,
@@ -19,16 +20,6 @@ from browser import (
 )
 
 pytestmark = needs_chromium()
-
-
-def _button(driver, label: str):
-    from selenium.webdriver.common.by import By
-
-    return next(
-        b
-        for b in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMain"] button')
-        if b.text.strip() == label
-    )
 
 
 def _main_text(driver) -> str:
@@ -50,7 +41,7 @@ def test_the_dataset_page_in_chromium(tmp_path):
         while "Nothing stored for Sample scenes" not in _main_text(driver):
             assert time.monotonic() < deadline, _main_text(driver)
             time.sleep(0.2)
-        _button(driver, "Analyse the dataset").click()
+        click_button(driver, "Analyse the dataset")
         wait_for_page(driver, PLOT, timeout=300)  # the progress fragment reruns the page when the job ends
         settle(driver)
         text = _main_text(driver)
@@ -68,7 +59,7 @@ def test_the_dataset_page_in_chromium(tmp_path):
         picked = _main_text(driver).split(" is now the current image")[0].split("\n")[-1]
         sidebar = text_of(driver, '[data-testid="stSidebar"]')
         assert picked in sidebar, (picked, sidebar)
-        _button(driver, "Open on Attention").click()
+        click_button(driver, "Open on Attention")
         deadline = time.monotonic() + 60
         while not text_of(driver, "h1").startswith("Attention"):
             assert time.monotonic() < deadline, "the patch's button did not open the Attention page"
