@@ -169,39 +169,47 @@ def text_of(driver, selector: str) -> str:
     raise PageError(f"{selector} kept going stale")
 
 
-def click_button(driver, label: str, *, within: str = '[data-testid="stMain"]', timeout: float = 30) -> None:
-    """Click the button whose text contains label, waiting for it to render: Streamlit draws a
-    page's elements one by one and replaces them as it reruns, so a button can be missing or go
-    stale for a moment after the text around it is there."""
+def find_rendered(driver, selector: str, matches, what: str, timeout: float = 30):
+    """The first element matching selector whose text satisfies matches, waiting for it to
+    render: Streamlit draws a page's elements one by one and replaces them as it reruns, so an
+    element can be missing or go stale for a moment after the text around it is there."""
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            for button in driver.find_elements(By.CSS_SELECTOR, f"{within} button"):
-                if label in button.text:
-                    button.click()
-                    return
+            for element in driver.find_elements(By.CSS_SELECTOR, selector):
+                if matches(element.text.strip()):
+                    return element
         except StaleElementReferenceException:
             pass
         if time.monotonic() > deadline:
-            raise PageError(f"no button {label!r} in {within} after {timeout:.0f} s")
+            raise PageError(f"no {what} after {timeout:.0f} s")
         time.sleep(0.2)
 
 
-def open_page(driver, title: str) -> None:
-    from selenium.webdriver.common.by import By
+def click_button(driver, label: str, *, within: str = '[data-testid="stMain"]', timeout: float = 30) -> None:
+    """Click the first button in `within` whose text contains label."""
+    button = find_rendered(
+        driver, f"{within} button", lambda text: label in text, f"button {label!r}", timeout
+    )
+    button.click()
 
-    links = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a')
-    next(link for link in links if link.text.strip().endswith(title)).click()
+
+def open_page(driver, title: str) -> None:
+    link = find_rendered(
+        driver, '[data-testid="stSidebarNav"] a', lambda text: text.endswith(title), f"page link {title!r}"
+    )
+    link.click()
 
 
 def toggle(driver, label: str) -> None:
     from selenium.webdriver.common.by import By
 
-    toggles = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stCheckbox"] label')
-    box = next(t for t in toggles if t.text.strip().startswith(label))
+    box = find_rendered(
+        driver, '[data-testid="stCheckbox"] label', lambda text: text.startswith(label), f"toggle {label!r}"
+    )
     box.click()
     time.sleep(0.5)
     if not box.find_element(By.CSS_SELECTOR, "input").is_selected():
