@@ -196,7 +196,8 @@ def vicrop_config() -> ViCropConfig:
         alpha=state[VICROP_ALPHA], beta=state[VICROP_BETA], max_overlap=state[VICROP_MAX_OVERLAP],
         selection=state[VICROP_SELECTION], fill=state[VICROP_FILL], gate_min_uncertain=state[VICROP_GATE],
         fusion=replace(
-            _VICROP.fusion, merge=state[VICROP_MERGE], metric=state[VICROP_METRIC],
+            _VICROP.fusion, merge=state[VICROP_MERGE],
+            metric="iou" if state[VICROP_MERGE] == "wbf" else state[VICROP_METRIC],  # WBF matches by IoU
             threshold=state[VICROP_IOU], low_score_nms=state[VICROP_SWITCH],
         ),
     )  # fmt: skip

@@ -51,11 +51,13 @@ with widgets.controls():
     )  # fmt: skip
     columns[2].radio(
         "Fusion merge", list(MERGES), key=shared.VICROP_MERGE, horizontal=True,
-        help="SAHI's merges: NMS keeps the most confident box; greedy NMM and NMM merge matches into it.",
+        help="SAHI's merges: NMS keeps the most confident box; greedy NMM and NMM merge matches into it. "
+        "WBF (weighted box fusion): each cluster's box is the score-weighted mean of its boxes.",
     )  # fmt: skip
     columns[3].radio(
         "Match metric", list(METRICS), key=shared.VICROP_METRIC, horizontal=True,
-        help="IoU, or IoS: intersection over the smaller box.",
+        disabled=st.session_state[shared.VICROP_MERGE] == "wbf",
+        help="IoU, or IoS: intersection over the smaller box (weighted box fusion: IoU only).",
     )  # fmt: skip
     columns[0].toggle(
         "SAHI's low-score switch", key=shared.VICROP_SWITCH,

@@ -506,12 +506,61 @@ M = [
     ),
     (
         "budget: a GFLOPs budget spent as passes",
-        "sodviz/crops/budget_study.py",
+        "sodviz/crops/budget.py",
         "return int(spare * costs.full / each + 1e-9) * max(pack, 1)",
         "return spare * max(pack, 1)",
         [
             "tests/crops/test_benchmark.py::test_what_a_budget_buys_in_passes_and_in_gflops",
             "tests/crops/test_benchmark.py::test_each_method_spends_its_gflops_budget_and_no_more",
+        ],
+    ),
+    (
+        "merges: WBF boxes not mapped back from [0, 1]",
+        "sodviz/crops/fusion.py",
+        "boxes = np.asarray(fused, np.float64).reshape(-1, 4) * extent + low",
+        "boxes = np.asarray(fused, np.float64).reshape(-1, 4) + low",
+        ["tests/crops/test_fusion.py::test_weighted_box_fusion_is_the_librarys"],
+    ),
+    (
+        "merges: WBF keeps the first member of the class, not the best",
+        "sodviz/crops/fusion.py",
+        "kept.append(members[np.argmax(overlap_matrix(box, xyxy[members])[0])])",
+        "kept.append(np.flatnonzero(class_ids == label)[0])",
+        [
+            "tests/crops/test_fusion.py::test_weighted_box_fusion_by_hand",
+            "tests/crops/test_fusion.py::test_weighted_box_fusion_keeps_the_best_members_data",
+        ],
+    ),
+    (
+        "merges: a compared merge re-fuses with the primary merge",
+        "sodviz/crops/budget_study.py",
+        "detector, image, method, budget, replace(vicrop, fusion=fusions[merge]), unit=unit,",
+        "detector, image, method, budget, vicrop, unit=unit,",
+        ["tests/crops/test_benchmark.py::test_other_merges_refuse_the_same_passes"],
+    ),
+    (
+        "merge diagnostics: every box on an object counts as a duplicate",
+        "sodviz/evaluation/merge_diagnostics.py",
+        "duplicates = int(np.clip(per_object - 1, 0, None).sum())",
+        "duplicates = int(per_object.sum())",
+        ["tests/evaluation/test_merge_diagnostics.py"],
+    ),
+    (
+        "merge diagnostics: parts of another class count toward a split",
+        "sodviz/evaluation/merge_diagnostics.py",
+        "parts = boxes[inside & same[:, index]]",
+        "parts = boxes[inside]",
+        ["tests/evaluation/test_merge_diagnostics.py"],
+    ),
+    (
+        "asahi: the grid searched by budget, not fixed",
+        "sodviz/crops/slicing.py",
+        "grids = [] if grid is None else [(True, 0, 0.0, *grid)]\n"
+        "    for rows in range(1, max_slices + 1 if grid is None else 1):",
+        "grids = []\n    for rows in range(1, max(max_slices, 6) + 1):",
+        [
+            "tests/crops/test_fusion.py::test_asahis_grid_is_a_fixed_count_of_sahi_slices",
+            "tests/crops/test_benchmark.py::test_asahi_runs_its_grid_only_where_the_budget_affords_it",
         ],
     ),
     (

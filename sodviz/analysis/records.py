@@ -14,7 +14,7 @@ from sodviz.attention.maps import image_attention, query_attention_entropy
 from sodviz.attention.mass import attention_mass_in_box, map_mass_in_box, points_in_box
 from sodviz.boxes import box_size, intersection_area, xywh_to_xyxy
 from sodviz.cache import InferenceCache
-from sodviz.crops.budget_study import detect_at_budget
+from sodviz.crops.budget import detect_at_budget
 from sodviz.crops.vicrop import gate
 from sodviz.detector.inference import inference_key, run_inference, to_detections
 from sodviz.detector.loading import Detector

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
 
-from sodviz.crops.budget_study import METHODS
+from sodviz.crops.budget import METHODS
 from sodviz.crops.vicrop import ViCropConfig
 
 REFINEMENTS = tuple(m for m in METHODS if m in ("vicrop", "vicrop_gated", "slicing"))  # not the baselines yet

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 # sodviz.crops.fusion.MERGES / METRICS, written out so that `--help` imports nothing heavy (a test checks).
-MERGES_CHOICES = ("nms", "nmm", "greedynmm")
+MERGES_CHOICES = ("nms", "nmm", "greedynmm", "wbf")
 METRICS_CHOICES = ("iou", "ios")
 
 COMMAND_ORDER = (
@@ -162,7 +162,8 @@ def _benchmark(commands) -> None:
     bench.add_argument(
         "--methods",
         default="base,vicrop,slicing",
-        help="comma list of base, vicrop, vicrop_gated, slicing, slicing_only, random, density, oracle",
+        help="comma list of base, vicrop, vicrop_gated, slicing, slicing_only, asahi, random, density, "
+        "oracle",
     )
     bench.add_argument(
         "--budgets", default="1-8", help="multiples of the full-image pass per image, e.g. 1-8 or 1,3,5"
@@ -193,8 +194,12 @@ def _benchmark(commands) -> None:
         "--merge",
         choices=MERGES_CHOICES,
         default=None,
-        help="fusion of every method: SAHI's merges (default: nms)",
+        help="fusion of every method: SAHI's merges or weighted box fusion (default: nms)",
     )
+    bench.add_argument(
+        "--merges", default="",
+        help="also these merges, comma list (e.g. nms,greedynmm,wbf): rows re-fusing each method's passes",
+    )  # fmt: skip
     bench.add_argument("--match-metric", choices=METRICS_CHOICES, default=None, help="fusion: iou or ios")
     bench.add_argument("--match-threshold", type=float, default=None, help="fusion: boxes match from this")
     bench.add_argument(
@@ -290,3 +295,12 @@ def parse_budgets(text: str) -> tuple[int, ...]:
         else:
             budgets.append(int(part))
     return tuple(budgets)
+
+
+def parse_merges(text: str) -> tuple[str, ...]:
+    """ "nms,wbf" -> ("nms", "wbf"); "" -> (); a merge not in `MERGES_CHOICES` is refused."""
+    merges = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(set(merges) - set(MERGES_CHOICES))
+    if unknown:
+        raise ValueError(f"unknown merges {unknown}; choose from {', '.join(MERGES_CHOICES)}")
+    return merges

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from sodviz.cli.loading import load_model
-from sodviz.cli.parser import parse_budgets
+from sodviz.cli.parser import parse_budgets, parse_merges
 from sodviz.cli.progress import progress_bar
 
 
@@ -74,6 +74,7 @@ def benchmark(args: argparse.Namespace) -> None:
             budgets=parse_budgets(args.budgets),
             unit=args.budget_unit,
             coco_backend=args.coco_backend,
+            merges=parse_merges(args.merges),
             vicrop=config,
             max_images=args.max_images,
             on_progress=on_progress,

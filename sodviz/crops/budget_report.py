@@ -1,5 +1,6 @@
 """The benchmark's outputs: its table (CSV, Markdown) and figures: AP50 against forward passes,
-and AP50 and AP_vt against GFLOPs, per method (HTML, and PNG when kaleido finds a browser)."""
+and AP50 and AP per small-size bucket against GFLOPs, per method and merge (HTML, and PNG when
+kaleido finds a browser)."""
 
 from __future__ import annotations
 
@@ -16,16 +17,31 @@ def write_tables(rows: list[dict], out: Path) -> tuple[Path, Path]:
     return write_rows(rows, out, "benchmark", COLUMNS)
 
 
+def series(rows: list[dict], x: str) -> dict[str, list[dict]]:
+    """The rows of each line of a figure, sorted by `x`: the base row alone, then one line per
+    method starting from it, or per method and merge where the table compares merges
+    ("slicing nms/iou")."""
+    merges: dict[str, set] = {}
+    for row in rows:
+        merges.setdefault(row["method"], set()).add(row.get("merge", ""))
+    lines: dict[str, list[dict]] = {}
+    for row in rows:
+        method, merge = row["method"], row.get("merge", "")
+        if method != "base":
+            lines.setdefault(method if len(merges[method]) == 1 else f"{method} {merge}", []).append(row)
+    bases = [row for row in rows if row["method"] == "base"]
+    return {"base": bases} | {name: sorted(bases + mine, key=lambda r: r[x]) for name, mine in lines.items()}
+
+
 def budget_figure(rows: list[dict]) -> go.Figure:
-    """AP50 against mean forward passes, one line per method."""
+    """AP50 against mean forward passes, one line per method (and merge)."""
     traces = []
-    for method in dict.fromkeys(row["method"] for row in rows):
-        mine = sorted((r for r in rows if r["method"] in (method, "base")), key=lambda r: r["forward_passes"])
+    for name, mine in series(rows, "forward_passes").items():
         traces.append(
             dict(
                 type="scatter",
                 mode="lines+markers",
-                name=method,
+                name=name,
                 x=[r["forward_passes"] for r in mine],
                 y=[r["AP50"] for r in mine],
             )
@@ -40,34 +56,42 @@ def budget_figure(rows: list[dict]) -> go.Figure:
     return go.Figure(data=traces, layout=layout)
 
 
+PANELS = {
+    "AP50": "AP50",
+    "AP_vt": "AP_vt (objects under 8 input px)",
+    "AP_t": "AP_t (8-16 px)",
+    "AP_s": "AP_s (16-32 px)",
+}
+
+
 def compute_figure(rows: list[dict]) -> go.Figure:
-    """AP50 and AP_vt against GFLOPs (multiples of the full-image pass), one line per method."""
+    """AP50 and the AP of each small-size bucket against GFLOPs (multiples of the full-image pass),
+    one line per method (and merge)."""
     from plotly.subplots import make_subplots
 
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("AP50", "AP_vt (objects under 8 input px)"))
-    colours = {}
-    for method in dict.fromkeys(row["method"] for row in rows):
-        mine = sorted((r for r in rows if r["method"] in (method, "base")), key=lambda r: r["gflops_ratio"])
-        colour = colours.setdefault(method, _PALETTE[len(colours) % len(_PALETTE)])
-        for column, metric in enumerate(("AP50", "AP_vt"), start=1):
+    figure = make_subplots(rows=2, cols=2, subplot_titles=tuple(PANELS.values()), vertical_spacing=0.14)
+    for index, (name, mine) in enumerate(series(rows, "gflops_ratio").items()):
+        colour = _PALETTE[index % len(_PALETTE)]
+        for panel, metric in enumerate(PANELS):
             figure.add_trace(
                 go.Scatter(
                     x=[r["gflops_ratio"] for r in mine], y=[r[metric] for r in mine], mode="lines+markers",
-                    name=method, legendgroup=method, showlegend=column == 1, line=dict(color=colour),
+                    name=name, legendgroup=name, showlegend=panel == 0, line=dict(color=colour),
                 ),
-                row=1, col=column,
+                row=panel // 2 + 1, col=panel % 2 + 1,
             )  # fmt: skip
-    figure.update_xaxes(title_text="GFLOPs per image (x the full-image pass)")
-    figure.update_layout(height=460, width=1100, template="plotly_white")
+    figure.update_xaxes(title_text="GFLOPs per image (x the full-image pass)", row=2)
+    figure.update_layout(height=760, width=1100, template="plotly_white")
     return figure
 
 
-_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
+_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
+            "#17becf", "#bcbd22", "#393b79", "#ad494a")  # fmt: skip
 
 
 def write_figure(rows: list[dict], out: Path) -> list[Path]:
-    """`benchmark.html` (AP50 against passes) and `benchmark_gflops.html` (AP50 and AP_vt against
-    GFLOPs) always; their PNGs when kaleido finds a Chrome or Chromium."""
+    """`benchmark.html` (AP50 against passes) and `benchmark_gflops.html` (AP50, AP_vt, AP_t and
+    AP_s against GFLOPs) always; their PNGs when kaleido finds a Chrome or Chromium."""
     written = []
     for name, figure in (("benchmark", budget_figure(rows)), ("benchmark_gflops", compute_figure(rows))):
         written.append(out / f"{name}.html")

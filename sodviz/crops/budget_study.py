@@ -5,51 +5,53 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import supervision as sv
 
 from sodviz.boxes import xywh_to_xyxy
 from sodviz.cache import InferenceCache
-from sodviz.crops.baselines import BASELINES, run_baseline
-from sodviz.crops.slicing import run_slicing
-from sodviz.crops.vicrop import ViCropConfig, run_vicrop
-from sodviz.detector.flops import forward_gflops, results_gflops
-from sodviz.detector.inference import inference_key, run_inference, to_detections
+from sodviz.crops.budget import METHODS, detect_at_budget, pass_costs
+from sodviz.crops.fusion import Fusion
+from sodviz.crops.vicrop import ViCropConfig
+from sodviz.detector.flops import results_gflops
+from sodviz.detector.inference import inference_key, run_inference
 from sodviz.detector.loading import Detector
-from sodviz.detector.preprocess import input_transform
 from sodviz.evaluation.coco import coco_metrics, coco_results, first_images, load_coco, model_categories
+from sodviz.evaluation.merge_diagnostics import MergeDiagnostics, merge_diagnostics
 from sodviz.imageio import load_image
-from sodviz.types import InferenceResult
 
-METHODS = ("base", "vicrop", "vicrop_gated", "slicing", "slicing_only", *BASELINES)
 UNITS = ("passes", "gflops")
-COLUMNS = ["method", "budget", "AP", "AP50", "AP_S", "AP_M", "AP_L", "AP_vt", "AP_t", "AP_s", "AP_m",
-           "forward_passes", "gflops", "gflops_ratio", "latency_ratio", "unspent"]  # fmt: skip
+COLUMNS = ["method", "budget", "merge", "AP", "AP50", "AP_S", "AP_M", "AP_L", "AP_vt", "AP_t", "AP_s", "AP_m",
+           "duplicates", "splits", "forward_passes", "gflops", "gflops_ratio", "latency_ratio",
+           "unspent"]  # fmt: skip
+_METRICS = COLUMNS[3:12]
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetRun:
-    """One method at one budget on one image.
+@dataclass
+class _Tally:
+    """What one (method, budget, merge) summed over the images."""
 
-    Attributes:
-        detections: its detections (fused with the full image's where it uses the full image).
-        results: every pass it ran, the full image's first (none for "slicing_only"):
-            `len(results)` passes, and `detector.flops.results_gflops` of them its GFLOPs.
-        shortfall: why it used less than its budget ("" when it did not).
-        full_image: whether it used the full-image pass (all but "slicing_only").
-    """
+    found: list = field(default_factory=list)
+    seconds: float = 0.0
+    passes: int = 0
+    gflops: float = 0.0
+    unspent: Counter = field(default_factory=Counter)
+    diagnostics: MergeDiagnostics = field(default_factory=MergeDiagnostics)
 
-    detections: sv.Detections
-    results: tuple[InferenceResult, ...]
-    shortfall: str = ""
-    full_image: bool = True
 
-    @property
-    def passes(self) -> int:
-        return len(self.results)
+def merge_label(fusion: Fusion, score_threshold: float) -> str:
+    """The merge a fusion applies at a score threshold, as the table's `merge` column says it:
+    "greedynmm/ios", or "greedynmm as nms/iou" where SAHI's low-score switch turned it to NMS."""
+    applied = fusion.at_score_threshold(score_threshold)
+    name = f"{applied.merge}/{applied.metric}"
+    return name if applied == fusion else f"{fusion.merge} as {name}"
+
+
+def with_merge(fusion: Fusion, merge: str) -> Fusion:
+    """`fusion` with another merge (weighted box fusion matches by IoU)."""
+    return replace(fusion, merge=merge, metric="iou" if merge == "wbf" else fusion.metric)
 
 
 def run_benchmark(
@@ -63,10 +65,12 @@ def run_benchmark(
     vicrop: ViCropConfig | None = None,
     max_images: int | None = None,
     coco_backend: str = "faster",
+    merges: tuple[str, ...] = (),
     on_progress: Callable[[float], None] | None = None,
 ) -> list[dict]:
-    """One row per (method, budget): COCO / AI-TOD AP (input-pixel buckets), mean forward passes,
-    GFLOPs and latency relative to the base pass, all measured in this run.
+    """One row per (method, budget, merge): COCO / AI-TOD AP (input-pixel buckets), the merge
+    diagnostics (duplicates and seam splits per 100 objects, `merge_diagnostics`), mean forward
+    passes, GFLOPs and latency relative to the base pass, all measured in this run.
 
     A budget is `budget` times the full-image pass, in forward passes or in GFLOPs (`unit`), the
     full-image pass included; `crops_within_budget` says what each method buys with the rest.
@@ -80,6 +84,11 @@ def run_benchmark(
     method's latency is that pass plus its own work, with nothing else cached (so a budget never
     reuses the crops of a smaller one). AP by faster-coco-eval (`coco_backend`; its numbers are
     pycocotools', tested), or by "pycocotools".
+
+    `merges` adds rows for other merges of `fusion.MERGES` (`vicrop.fusion`'s own is always
+    run): each re-fuses the same passes (kept in the run's cache), so its passes and GFLOPs are
+    the method's and its latency the method's plus its own re-merge (an upper bound: the cache
+    look-ups and the first merge are counted too).
     """
     vicrop = vicrop or ViCropConfig()
     unknown = set(methods) - set(METHODS)
@@ -91,156 +100,75 @@ def run_benchmark(
         first_images(load_coco(annotations), max_images), detector.class_names
     )
     runs = [("base", 1)] + [(m, b) for m in methods if m != "base" for b in budgets if b > 1]
-    boxes_of: dict = {}
+    primary = vicrop.fusion.merge
+    variants = [m for m in dict.fromkeys(merges) if m != primary]
+    fusions = {m: with_merge(vicrop.fusion, m) for m in [primary, *variants]}
+    labels = {m: merge_label(f, vicrop.score_threshold) for m, f in fusions.items()}
+    truth_of: dict = {}
     for annotation in truth["annotations"]:
-        if not annotation.get("iscrowd", 0):  # the oracle's targets: the objects AP counts
-            boxes_of.setdefault(annotation["image_id"], []).append(annotation["bbox"])
-    boxes_of = {key: xywh_to_xyxy(np.array(boxes, np.float64)) for key, boxes in boxes_of.items()}
-    found = {run: [] for run in runs}
-    seconds = dict.fromkeys(runs, 0.0)
-    passes = dict.fromkeys(runs, 0)
-    gflops = dict.fromkeys(runs, 0.0)
-    unspent = {run: Counter() for run in runs}
+        if not annotation.get("iscrowd", 0):  # the oracle's targets and the diagnostics': what AP counts
+            truth_of.setdefault(annotation["image_id"], []).append(
+                (*annotation["bbox"], annotation["category_id"])
+            )
+    truth_of = {key: np.array(rows, np.float64) for key, rows in truth_of.items()}
+    tallies: dict[tuple[str, int, str], _Tally] = {}
     scale = {}
     for done, record in enumerate(truth["images"], start=1):
         image = load_image(Path(images) / record["file_name"])
         scale[record["id"]] = detector.input_size / max(image.shape[:2])
+        objects = truth_of.get(record["id"], np.zeros((0, 5)))
+        truth_xyxy = xywh_to_xyxy(objects[:, :4])
         started = time.perf_counter()
         result = run_inference(detector, image, cache=None)
         base_seconds = time.perf_counter() - started
         costs = pass_costs(detector, image, result, vicrop)  # counted outside the timings
         for method, budget in runs:
-            cache = InferenceCache()  # the full-image pass only
+            cache = InferenceCache()  # the full-image pass, then this run's own passes for its re-merges
             cache.get_or_compute(inference_key(detector, image, detector.input_size), lambda r=result: r)
-            started = time.perf_counter()
-            run = detect_at_budget(
-                detector, image, method, budget, vicrop, unit=unit, cache=cache, costs=costs,
-                truth_xyxy=boxes_of.get(record["id"], np.zeros((0, 4))), image_key=record["file_name"],
-            )  # fmt: skip
-            own = (time.perf_counter() - started) * (method != "base")
-            seconds[(method, budget)] += base_seconds * run.full_image + own
-            passes[(method, budget)] += run.passes
-            gflops[(method, budget)] += results_gflops(detector, run.results)
-            if run.shortfall:
-                unspent[(method, budget)][run.shortfall] += 1
-            found[(method, budget)] += coco_results(
-                run.detections.xyxy,
-                run.detections.confidence,
-                category_of[run.detections.class_id],
-                image_id=record["id"],
-            )
+            own = 0.0
+            for merge in [primary] + variants * (method != "base"):
+                started = time.perf_counter()
+                run = detect_at_budget(
+                    detector, image, method, budget, replace(vicrop, fusion=fusions[merge]), unit=unit,
+                    cache=cache, costs=costs, truth_xyxy=truth_xyxy, image_key=record["file_name"],
+                )  # fmt: skip
+                own += (time.perf_counter() - started) * (method != "base")
+                tally = tallies.setdefault(
+                    (method, budget, "" if method == "base" else labels[merge]), _Tally()
+                )
+                tally.seconds += base_seconds * run.full_image + own
+                tally.passes += run.passes
+                tally.gflops += results_gflops(detector, run.results)
+                if run.shortfall:
+                    tally.unspent[run.shortfall] += 1
+                found = run.detections
+                categories = category_of[found.class_id]
+                tally.found += coco_results(found.xyxy, found.confidence, categories, image_id=record["id"])
+                tally.diagnostics += merge_diagnostics(
+                    found.xyxy, found.confidence, categories, truth_xyxy, objects[:, 4]
+                )
         if on_progress is not None:
             on_progress(done / len(truth["images"]))
-    return _rows(truth, found, seconds, passes, gflops, scale, unspent, coco_backend)
+    return _rows(truth, tallies, scale, coco_backend)
 
 
-def _rows(
-    truth, found: dict, seconds: dict, passes: dict, gflops: dict, scale: dict, unspent: dict, backend: str
-) -> list[dict]:
-    """One table row per (method, budget) from what was summed over the images."""
+def _rows(truth, tallies: dict, scale: dict, backend: str) -> list[dict]:
+    """One table row per (method, budget, merge) from what was summed over the images."""
     count = max(1, len(truth["images"]))
+    base = tallies[("base", 1, "")]
     rows = []
-    for method, budget in found:
-        metrics = coco_metrics(truth, found[(method, budget)], area_scale=scale, backend=backend)
+    for (method, budget, merge), tally in tallies.items():
+        metrics = coco_metrics(truth, tally.found, area_scale=scale, backend=backend)
         rows.append(
-            {"method": method, "budget": budget}
-            | {name: metrics[name] for name in COLUMNS[2:11]}
+            {"method": method, "budget": budget, "merge": merge}
+            | {name: metrics[name] for name in _METRICS}
+            | tally.diagnostics.per_100_objects()
             | {
-                "forward_passes": passes[(method, budget)] / count,
-                "gflops": gflops[(method, budget)] / count,
-                "gflops_ratio": gflops[(method, budget)] / max(gflops[("base", 1)], 1e-9),
-                "latency_ratio": seconds[(method, budget)] / max(seconds[("base", 1)], 1e-9),
-                "unspent": "; ".join(
-                    f"{n}/{count}: {why}" for why, n in unspent[(method, budget)].most_common(2)
-                ),
+                "forward_passes": tally.passes / count,
+                "gflops": tally.gflops / count,
+                "gflops_ratio": tally.gflops / max(base.gflops, 1e-9),
+                "latency_ratio": tally.seconds / max(base.seconds, 1e-9),
+                "unspent": "; ".join(f"{n}/{count}: {why}" for why, n in tally.unspent.most_common(2)),
             }
         )
     return rows
-
-
-@dataclass(frozen=True, slots=True)
-class PassCosts:
-    """GFLOPs of the passes a budget buys on one image: the full image, one crop at `crop_size`
-    (a square crop: its model input; crops of other shapes cost what their own input costs), and
-    one canvas of packed crops."""
-
-    full: float
-    crop: float
-    canvas: float
-
-
-def pass_costs(
-    detector: Detector, image, result: InferenceResult, vicrop: ViCropConfig, *, input_size=None
-) -> PassCosts:
-    """The `PassCosts` of `image`, whose full-image pass gave `result`."""
-    size = input_size or detector.input_size
-
-    def square(side: int) -> float:
-        return forward_gflops(
-            detector, input_transform(detector, np.zeros((side, side, 3), np.uint8), input_size=side).input_hw
-        )
-
-    return PassCosts(
-        full=forward_gflops(detector, result.transform.input_hw),
-        crop=square(vicrop.crop_size or size),
-        canvas=square(size),
-    )
-
-
-def crops_within_budget(budget: int, unit: str, costs: PassCosts | None, *, pack: int = 0) -> int:
-    """Crops (or slices) a budget buys beyond the full-image pass: `budget - 1` passes' worth,
-    each crop one pass (`pack` crops per packed canvas); in GFLOPs, `budget - 1` full-image
-    passes' GFLOPs divided by what one crop (or one canvas) costs."""
-    spare = max(0, budget - 1)
-    if unit == "passes":
-        return spare * max(pack, 1)
-    if costs is None:
-        raise ValueError("a budget in GFLOPs needs the image's pass costs")
-    each = costs.canvas if pack else costs.crop
-    return int(spare * costs.full / each + 1e-9) * max(pack, 1)
-
-
-def detect_at_budget(
-    detector: Detector, image, method: str, budget: int, vicrop: ViCropConfig, *,
-    unit: str = "passes", input_size: int | None = None, cache: InferenceCache | None = None,
-    costs: PassCosts | None = None, truth_xyxy: np.ndarray | None = None, image_key: str = "",
-) -> BudgetRun:  # fmt: skip
-    """One method of `METHODS` at one budget (see `run_benchmark`); the cache off unless given (a
-    cache holding the full-image pass lets a caller share it between methods). With `unit`
-    "gflops", `costs` (`pass_costs`) prices the passes. "slicing_only" spends the whole budget
-    on slices (SAHI without its full-image pass); "oracle" needs `truth_xyxy`; "random" is seeded
-    by `image_key`."""
-    result = run_inference(detector, image, input_size=input_size, cache=cache)
-    if method == "base":
-        return BudgetRun(to_detections(result, score_threshold=vicrop.score_threshold), (result,))
-    pack = vicrop.pack if not method.startswith("slicing") else 0
-    crops = crops_within_budget(budget, unit, costs, pack=pack)
-    if method.startswith("slicing"):
-        full = method == "slicing"
-        crops = crops if full else crops_within_budget(budget + 1, unit, costs)  # the full pass's share too
-        sliced = run_slicing(
-            detector, image, forward_passes=crops + full, score_threshold=vicrop.score_threshold,
-            fusion=vicrop.fusion, border_factor=vicrop.border_factor, input_size=input_size,
-            slice_size=vicrop.crop_size, with_full_image=full, cache=cache,
-        )  # fmt: skip
-        slices = len(sliced.crops_xyxy)
-        why = "" if slices == crops else (
-            f"the largest near-square grid within the budget has {slices or 1} slice{'s' * bool(slices)}"
-        )  # fmt: skip
-        return BudgetRun(sliced.detections, sliced.results, why, full_image=full)
-    if method in BASELINES:
-        config = replace(vicrop, k=crops)
-        fused, refined = run_baseline(
-            method, detector, image, result, config, truth_xyxy=truth_xyxy, image_key=image_key,
-            input_size=input_size, cache=cache,
-        )  # fmt: skip
-        why = "" if len(refined.crops_xyxy) == crops else "fewer windows with a score than the budget's crops"
-        return BudgetRun(fused, (result, *refined.results), why)
-    gate = vicrop.gate_min_uncertain if method == "vicrop_gated" else 0
-    config = replace(vicrop, k=crops, gate_min_uncertain=gate)
-    outcome = run_vicrop(detector, image, config=config, input_size=input_size, cache=cache)
-    plan = outcome.plan
-    why = "" if len(plan.crops_xyxy) == crops else (
-        plan.shortfall or f"gated: fewer than {config.gate_min_uncertain} uncertain queries"
-    )  # fmt: skip
-    return BudgetRun(outcome.fused, (result, *outcome.refined.results), why)

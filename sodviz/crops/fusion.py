@@ -1,8 +1,10 @@
 """Fusing the full-image detections with those of re-detected crops: one rule for ViCrop-Det,
-uniform slicing and the app, with SAHI's merges (NMS, NMM, greedy NMM; IoU or IoS) selectable."""
+uniform slicing and the app, with SAHI's merges (NMS, NMM, greedy NMM; IoU or IoS) and weighted
+box fusion (ensemble-boxes) selectable."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -10,7 +12,7 @@ import supervision as sv
 
 from sodviz.boxes import box_size, overlap_matrix
 
-MERGES = ("nms", "nmm", "greedynmm")
+MERGES = ("nms", "nmm", "greedynmm", "wbf")
 METRICS = ("iou", "ios")  # `overlap_matrix`'s metrics
 SAHI_LOW_SCORE = 0.1  # SAHI's LOW_MODEL_CONFIDENCE: below it, its merges fall back to NMS / IoU
 
@@ -26,7 +28,8 @@ class Fusion:
         merge: "nms" keeps the most confident of matching boxes; "greedynmm" merges every box
             matching the most confident one into it (union box, its score); "nmm" merges
             transitively (SAHI's three, with its semantics: matches are checked again against
-            the growing merged box).
+            the growing merged box). "wbf": weighted box fusion (ensemble-boxes' clusters, each
+            box the score-weighted mean of its cluster, scored by its best member; IoU only).
         metric: "iou" or "ios" (intersection over the smaller box), as in SAHI.
         threshold: boxes match when the metric is at least this.
         max_refined_size: crop boxes of this size or more are dropped (None: no size rule).
@@ -48,6 +51,8 @@ class Fusion:
             raise ValueError(f"merge must be one of {MERGES}, got {self.merge!r}")
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
+        if self.merge == "wbf" and self.metric != "iou":
+            raise ValueError("weighted box fusion matches boxes by IoU only (ensemble-boxes has no IoS)")
         if not 0 < self.threshold <= 1:
             raise ValueError(f"threshold must lie in (0, 1], got {self.threshold}")
 
@@ -115,6 +120,7 @@ def merge_boxes(
     it still matches the merged box (else it is dropped): the union box, the keeper's score.
     One difference: with tied scores, NMM here lets the earlier box in visiting order claim the
     later one; SAHI's dominance rule can leave both (tested with distinct scores only).
+    "wbf" is ensemble-boxes' `weighted_boxes_fusion` (see `_weighted_box_fusion`).
 
     Returns:
         int64 indices of the kept boxes, most confident first, and float64 `(n, 4)` their
@@ -125,6 +131,8 @@ def merge_boxes(
     xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
     scores = np.asarray(scores, np.float64)
     class_ids = np.asarray(class_ids)
+    if merge == "wbf":
+        return _weighted_box_fusion(xyxy, scores, class_ids, threshold)
     kept, boxes = [], []
     for class_id in np.unique(class_ids):
         members = np.flatnonzero(class_ids == class_id)
@@ -142,6 +150,39 @@ def merge_boxes(
     kept = np.array(kept, np.int64)
     boxes = np.array(boxes, np.float64).reshape(-1, 4)
     order = _visit_order(xyxy[kept], scores[kept])
+    return kept[order], boxes[order]
+
+
+def _weighted_box_fusion(
+    xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """ensemble-boxes' weighted box fusion of one set of boxes (one "model"), per class: boxes by
+    score join the cluster whose fused box they overlap most, when that IoU is above `threshold`
+    (strictly, as the library); a cluster's box is the score-weighted mean of its members and its
+    score their best (`conf_type="max"`: the library's default, the mean, would let a cluster's
+    low-score duplicates pull a true object down). Each fused box keeps the index of its best
+    member (the data columns follow it): the member of its class with its score that overlaps it
+    most. Boxes are moved into [0, 1] for the library and back."""
+    from ensemble_boxes import weighted_boxes_fusion
+
+    if not len(xyxy):
+        return np.zeros(0, np.int64), np.zeros((0, 4), np.float64)
+    low, extent = min(0.0, xyxy.min()), max(xyxy.max() - min(0.0, xyxy.min()), 1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "zero area box skipped": such boxes are kept below
+        fused, fused_scores, labels = weighted_boxes_fusion(
+            [((xyxy - low) / extent).tolist()], [scores.tolist()], [class_ids.tolist()],
+            iou_thr=threshold, skip_box_thr=0.0, conf_type="max",
+        )  # fmt: skip
+    boxes = np.asarray(fused, np.float64).reshape(-1, 4) * extent + low
+    kept = []
+    for box, score, label in zip(boxes, fused_scores, labels, strict=True):
+        members = np.flatnonzero((class_ids == label) & np.isclose(scores, score, rtol=1e-6, atol=1e-7))
+        kept.append(members[np.argmax(overlap_matrix(box, xyxy[members])[0])])
+    flat = np.flatnonzero((xyxy[:, 2] <= xyxy[:, 0]) | (xyxy[:, 3] <= xyxy[:, 1]))  # the library drops them
+    kept = np.array([*kept, *flat], np.int64)
+    boxes = np.concatenate([boxes, xyxy[flat]])
+    order = _visit_order(boxes, scores[kept])
     return kept[order], boxes[order]
 
 

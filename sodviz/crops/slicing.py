@@ -14,10 +14,23 @@ from sodviz.crops.redetect import detect_crops
 from sodviz.detector.inference import run_inference, to_detections
 from sodviz.detector.loading import Detector
 
+ASAHI_LONG_SIDE = 2000
+
+
+def asahi_grid(image_hw: tuple[int, int], *, long_side: int = ASAHI_LONG_SIDE) -> tuple[int, int]:
+    """(rows, cols) of ASAHI's resolution-adaptive slicing: a fixed count of slices whose size
+    follows the image, 6 (2 x 3) up to `long_side` pixels on the image's long side and 12 (3 x 4)
+    above, the longer count along the longer side. ASAHI learns its threshold on its data; here
+    it is a parameter (2000 px: 6 slices at VisDrone's sizes, 12 at xView's)."""
+    height, width = image_hw
+    short, long = (2, 3) if max(height, width) <= long_side else (3, 4)
+    return (short, long) if width >= height else (long, short)
+
 
 def slice_grid(
-    image_hw: tuple[int, int], max_slices: int, *, overlap: float = 0.2, max_aspect: float = 1.5
-) -> np.ndarray:
+    image_hw: tuple[int, int], max_slices: int, *, overlap: float = 0.2, max_aspect: float = 1.5,
+    grid: tuple[int, int] | None = None,
+) -> np.ndarray:  # fmt: skip
     """int64 `(n, 4)` xyxy crops of a rows x cols grid covering the image, neighbours overlapping
     by `overlap` of a slice side, with n = rows x cols <= `max_slices`. The slices are SAHI's
     (`sahi.slicing.get_slice_bboxes`) for the slice side ceil(side / (n - (n - 1) * overlap)).
@@ -25,15 +38,16 @@ def slice_grid(
     The detector squashes every crop to its square input, so a grid is only used when its tiles
     are near-square (long side / short side <= `max_aspect`): the most slices among those, the
     squarest on ties (a square image: 1 -> 1x1, 2-3 -> 1x1, 4-5 -> 2x2, 6-8 -> 2x3, 9 -> 3x3).
-    When no grid qualifies (a very long image), the squarest one within `max_slices`.
+    When no grid qualifies (a very long image), the squarest one within `max_slices`. `grid`
+    (rows, cols) fixes the grid instead (`max_slices` unused), as ASAHI does.
     """
-    if max_slices < 1:
+    if max_slices < 1 and grid is None:
         return np.zeros((0, 4), np.int64)
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap must lie in [0, 1), got {overlap}")
     height, width = image_hw
-    grids = []
-    for rows in range(1, max_slices + 1):
+    grids = [] if grid is None else [(True, 0, 0.0, *grid)]
+    for rows in range(1, max_slices + 1 if grid is None else 1):
         for cols in range(1, max_slices // rows + 1):
             tile_h = height / (rows - (rows - 1) * overlap)
             tile_w = width / (cols - (cols - 1) * overlap)
@@ -98,6 +112,7 @@ def run_slicing(
     border_factor: float = 0.5,
     input_size: int | None = None,
     slice_size: int | None = None,
+    grid: tuple[int, int] | None = None,
     cache: InferenceCache | None = DEFAULT_CACHE,
 ) -> SlicingResult:
     """Uniform slicing within a budget of forward passes: the full-image pass (when used) plus the
@@ -106,12 +121,12 @@ def run_slicing(
     full-image pass, so it is not run: below a 2x2 grid, slicing on a square image is the base pass.
     Without the full image, the slices' detections are merged among themselves by `fusion`.
     SAHI's own settings: `fusion=Fusion()` (NMS / IoU 0.5, no size rule) and `border_factor=1.0`.
-    `slice_size` is the model input side of the slices (None: `input_size`, the full image's).
+    `slice_size` is the model input side of the slices (None: `input_size`, the full image's);
+    `grid` (rows, cols) fixes the grid (`slice_grid`).
     """
     height, width = image.shape[:2]
-    crops = slice_grid(
-        (height, width), slices_for_budget(forward_passes, with_full_image=with_full_image), overlap=overlap
-    )
+    budget = slices_for_budget(forward_passes, with_full_image=with_full_image)
+    crops = slice_grid((height, width), budget, overlap=overlap, grid=grid)
     if with_full_image and len(crops) == 1 and crops[0].tolist() == [0, 0, width, height]:
         crops = crops[:0]
     slices = detect_crops(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sodviz.crops.baselines import baseline_crops
-from sodviz.crops.budget_study import detect_at_budget
+from sodviz.crops.budget import detect_at_budget
 from sodviz.crops.vicrop import ViCropConfig, plan_crops
 from sodviz.detector.inference import run_inference
 from sodviz.synth.scenes import SceneConfig, generate_scene

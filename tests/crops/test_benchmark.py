@@ -69,7 +69,7 @@ def test_tables_and_figure(tmp_path):
     ]
     rows = [
         {c: 0.1 for c in ("AP", "AP_S", "AP_M", "AP_L", "AP_vt", "AP_t", "AP_s", "AP_m")}
-        | {"unspent": ""}
+        | {"unspent": "", "merge": "", "duplicates": 0.0, "splits": 0.0}
         | r
         for r in rows
     ]
@@ -83,9 +83,15 @@ def test_tables_and_figure(tmp_path):
     assert (tmp_path / "benchmark.html").stat().st_size > 1000 and written[0].name == "benchmark.html"
     assert (tmp_path / "benchmark_gflops.html").is_file()
     compute = compute_figure(rows)
-    assert [(t.name, t.xaxis) for t in compute.data] == [("base", "x"), ("base", "x2"), ("slicing", "x"),
-                                                         ("slicing", "x2")]  # fmt: skip
-    assert list(compute.data[2].x) == [1.0, 3.0] and list(compute.data[3].y) == [0.1, 0.1]  # AP_vt
+    panels = ["x", "x2", "x3", "x4"]  # AP50, AP_vt, AP_t, AP_s
+    assert [(t.name, t.xaxis) for t in compute.data] == [("base", p) for p in panels] + [
+        ("slicing", p) for p in panels
+    ]
+    assert list(compute.data[4].x) == [1.0, 3.0] and list(compute.data[5].y) == [0.1, 0.1]  # AP_vt
+    merged = [r | {"merge": "" if r["method"] == "base" else "nms/iou"} for r in rows]
+    merged.append(merged[1] | {"merge": "wbf/iou", "AP50": 0.7})
+    lines = {t.name: list(t.y) for t in budget_figure(merged).data}
+    assert lines == {"base": [0.5], "slicing nms/iou": [0.5, 0.6], "slicing wbf/iou": [0.5, 0.7]}
 
 
 def test_budget_parsing_and_the_cli(tiny_model_dirs, scenes, tmp_path):
@@ -109,7 +115,7 @@ def test_the_table_says_why_a_budget_was_not_spent(tiny_detectors, scenes):
 
 
 def test_what_a_budget_buys_in_passes_and_in_gflops():
-    from sodviz.crops.budget_study import PassCosts, crops_within_budget
+    from sodviz.crops.budget import PassCosts, crops_within_budget
 
     costs = PassCosts(full=1.0, crop=0.25, canvas=1.0)
     assert crops_within_budget(3, "passes", None) == 2 and crops_within_budget(3, "passes", None, pack=4) == 8
@@ -130,7 +136,7 @@ def test_each_method_spends_its_gflops_budget_and_no_more(tiny_detectors, method
     the passes a method ran stay within the budget, and leave less than one more crop unspent."""
     from dataclasses import replace
 
-    from sodviz.crops.budget_study import detect_at_budget, pass_costs
+    from sodviz.crops.budget import detect_at_budget, pass_costs
     from sodviz.crops.vicrop import ViCropConfig
     from sodviz.detector.flops import results_gflops
     from sodviz.detector.inference import run_inference
@@ -190,3 +196,60 @@ def test_a_crop_size_off_the_stride_is_a_sentence(tiny_model_dirs, scenes, tmp_p
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "multiple of 32" in err and "Traceback" not in err
+
+
+def test_asahi_runs_its_grid_only_where_the_budget_affords_it(tiny_detectors):
+    from sodviz.crops.budget import detect_at_budget
+    from sodviz.crops.vicrop import ViCropConfig
+    from sodviz.synth.scenes import generate_scene
+
+    image = generate_scene(3, SceneConfig(min_side=256, max_side=256))[0]
+    config = ViCropConfig()
+    short = detect_at_budget(tiny_detectors["rt_detr"], image, "asahi", 5, config)
+    assert short.passes == 1 and short.shortfall == "ASAHI's 6 slices cost more than the budget"
+    full = detect_at_budget(tiny_detectors["rt_detr"], image, "asahi", 8, config)
+    assert full.passes == 7 and full.shortfall == "ASAHI runs 6 slices, whatever the budget"
+    assert detect_at_budget(tiny_detectors["rt_detr"], image, "asahi", 7, config).shortfall == ""
+
+
+def test_other_merges_refuse_the_same_passes(demo_detector, scenes):
+    """A merge compared with `merges` gives the rows its own run gives, at the same cost."""
+    from dataclasses import replace
+
+    from sodviz.crops.fusion import Fusion
+    from sodviz.crops.vicrop import ViCropConfig
+
+    config = ViCropConfig(fusion=Fusion(low_score_nms=False))
+    kwargs = dict(methods=("vicrop", "slicing_only"), budgets=(5,), coco_backend="pycocotools")
+    detector, data, images = demo_detector, scenes / "annotations.json", scenes / "images"
+    rows = run_benchmark(detector, data, images, vicrop=config, merges=("nms", "wbf", "greedynmm"), **kwargs)
+    alone = run_benchmark(
+        detector, data, images, vicrop=replace(config, fusion=replace(config.fusion, merge="wbf")), **kwargs
+    )
+    assert [(r["method"], r["merge"]) for r in rows] == [("base", "")] + [
+        (m, merge) for m in ("vicrop", "slicing_only") for merge in ("nms/iou", "wbf/iou", "greedynmm/iou")
+    ]
+    by = {(r["method"], r["merge"]): r for r in rows}
+    for row in alone[1:]:
+        compared = by[(row["method"], "wbf/iou")]
+        for column in ("AP", "AP50", "AP_vt", "duplicates", "splits", "forward_passes", "gflops"):
+            assert compared[column] == pytest.approx(row[column], nan_ok=True), (row["method"], column)
+        primary = by[(row["method"], "nms/iou")]
+        assert (
+            compared["gflops"] == primary["gflops"] and compared["latency_ratio"] >= primary["latency_ratio"]
+        )
+    switched = run_benchmark(detector, data, images, merges=("wbf",), **kwargs)
+    assert {r["merge"] for r in switched} == {"", "nms/iou", "wbf as nms/iou"}  # SAHI's switch below 0.1
+
+
+def test_the_cli_compares_merges_and_refuses_unknown_ones(tiny_model_dirs, scenes, tmp_path, capsys):
+    argv = ["benchmark", "--data", str(scenes / "annotations.json"), "--images", str(scenes / "images")]
+    argv += ["--model", str(tiny_model_dirs["rt_detr"]), "--budgets", "1,3", "--out", str(tmp_path)]
+    argv += ["--methods", "base,slicing_only,asahi", "--merges", "nms,wbf", "--no-low-score-switch"]
+    assert main(argv) == 0
+    rows = list(csv.DictReader((tmp_path / "benchmark.csv").read_text().splitlines()))
+    assert {(r["method"], r["merge"]) for r in rows} >= {("slicing_only", "wbf/iou"), ("asahi", "nms/iou")}
+    assert all(float(r["duplicates"]) >= 0 and float(r["splits"]) >= 0 for r in rows)
+    assert main([*argv[:-3], "--merges", "nms,soft"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown merges ['soft']" in err and "Traceback" not in err

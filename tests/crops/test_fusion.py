@@ -128,7 +128,7 @@ def test_sahis_switch_to_nms_at_low_score_thresholds():
 def test_fusion_of_nothing_and_bad_settings():
     empty = _detections([], [])
     assert len(fuse_detections(empty, empty)) == 0
-    for bad in ({"merge": "wbf"}, {"metric": "giou"}, {"threshold": 0.0}):
+    for bad in ({"merge": "softnms"}, {"metric": "giou"}, {"threshold": 0.0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             Fusion(**bad)
 
@@ -143,6 +143,24 @@ def test_slices_are_sahis(image_hw, max_slices, overlap):
         *image_hw, slice_height=side_h, slice_width=side_w, overlap_height_ratio=overlap,
         overlap_width_ratio=overlap,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "image_hw, grid",
+    [((1056, 1056), (2, 3)), ((1500, 2000), (2, 3)), ((2000, 1500), (3, 2)), ((3000, 4000), (3, 4)),
+     ((4000, 3000), (4, 3))],
+)  # fmt: skip
+def test_asahis_grid_is_a_fixed_count_of_sahi_slices(image_hw, grid):
+    from sodviz.crops.slicing import asahi_grid
+
+    assert asahi_grid(image_hw) == grid  # 6 slices up to a 2000 px long side, 12 above
+    crops = slice_grid(image_hw, 0, overlap=0.2, grid=grid)
+    assert len(crops) == grid[0] * grid[1]
+    side_w, side_h = int(crops[0, 2] - crops[0, 0]), int(crops[0, 3] - crops[0, 1])
+    assert side_h == int(np.ceil(image_hw[0] / (grid[0] - (grid[0] - 1) * 0.2)))  # the size follows the image
+    assert crops.tolist() == get_slice_bboxes(
+        *image_hw, slice_height=side_h, slice_width=side_w, overlap_height_ratio=0.2, overlap_width_ratio=0.2
+    )
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +224,44 @@ def test_a_claim_that_no_longer_matches_the_grown_box_is_dropped(merge):
     theirs = SAHI_MERGES[merge](match_threshold=0.4, match_metric="IOU", class_agnostic=False)(predictions)
     assert [p.bbox.to_xyxy() for p in theirs] == [[4, 0, 18, 10]]  # A + B; C (IoU 0.33 with A + B) is gone
     assert keep.tolist() == [0] and merged.tolist() == [[4, 0, 18, 10]]
+
+
+def test_weighted_box_fusion_by_hand():
+    boxes = np.array([[0, 0, 10, 10], [2, 0, 12, 10], [50, 50, 60, 60], [0, 0, 10, 10]], np.float64)
+    scores, classes = np.array([0.9, 0.3, 0.5, 0.4]), np.array([0, 0, 0, 1])
+    keep, merged = merge_boxes(boxes, scores, classes, merge="wbf", threshold=0.55)
+    assert keep.tolist() == [0, 2, 3]  # the best member of each cluster; classes are kept apart
+    np.testing.assert_allclose(merged[0], [0.5, 0, 10.5, 10], atol=1e-4)  # (0.9 b0 + 0.3 b1) / 1.2
+    np.testing.assert_allclose(merged[1:], boxes[[2, 3]], atol=1e-4)
+    keep, _ = merge_boxes(boxes, scores, classes, merge="wbf", threshold=0.7)  # IoU 2/3: no longer one
+    assert keep.tolist() == [0, 2, 3, 1]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_weighted_box_fusion_is_the_librarys(seed):
+    from ensemble_boxes import weighted_boxes_fusion
+
+    boxes, scores, classes = _clustered_boxes(seed)
+    keep, merged = merge_boxes(boxes + 40, scores, classes, merge="wbf", threshold=0.5)
+    theirs, their_scores, labels = weighted_boxes_fusion(
+        [(boxes / 300).tolist()], [scores.tolist()], [classes.tolist()], iou_thr=0.5, conf_type="max"
+    )
+    assert len(keep) < len(boxes)
+    expected = sorted(
+        (round(s, 5), int(c), *np.round(b * 300 + 40, 2))
+        for b, s, c in zip(theirs, their_scores, labels, strict=True)
+    )
+    mine = sorted(
+        (round(scores[i], 5), int(classes[i]), *np.round(b, 2)) for i, b in zip(keep, merged, strict=True)
+    )
+    assert mine == expected
+
+
+def test_weighted_box_fusion_keeps_the_best_members_data():
+    original = _detections([[0, 0, 10, 10]], [0.4])
+    refined = _detections([[1, 0, 11, 10], [40, 40, 50, 50]], [0.8, 0.6])
+    fused = fuse_detections(original, refined, Fusion(merge="wbf"), score_threshold=0.3)
+    assert len(fused) == 2 and fused.data["refined"].tolist() == [True, True]
+    np.testing.assert_allclose(fused.xyxy[0], [2 / 3, 0, 32 / 3, 10], atol=1e-4)
+    with pytest.raises(ValueError, match="IoU only"):
+        Fusion(merge="wbf", metric="ios")
