@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 from sodviz.analysis.store import DEFAULT_STORE
+from sodviz.crops.fusion import with_merge
 from sodviz.crops.vicrop import ViCropConfig
 from sodviz.detector.inference import run_inference
 from sodviz.detector.loading import EMBEDDED_MODELS, EMBEDDED_SCOPE, Detector, load_detector
@@ -64,8 +65,13 @@ VICROP_IOU = "vicrop_iou"
 VICROP_MERGE = "vicrop_merge"
 VICROP_FILL = "vicrop_fill"
 VICROP_SWITCH = "vicrop_switch"
+VICROP_CROP_SIZE = "vicrop_crop_size"
+VICROP_PACK = "vicrop_pack"
 VICROP_METRIC = "vicrop_metric"
 VICROP_COMPARE = "vicrop_compare"
+VICROP_COMPUTE = "vicrop_compute"
+VICROP_COMPUTE_BUDGET = "vicrop_compute_budget"
+VICROP_TABLE = "vicrop_table"
 FUSION_MODEL = "fusion_model"  # a name of EMBEDDED_MODELS, or a folder path
 FUSION_MODE = "fusion_mode"  # "mean" | "channel" | "pca"
 FUSION_CHANNEL = "fusion_channel"
@@ -125,8 +131,12 @@ DEFAULTS = {
     VICROP_MERGE: _VICROP.fusion.merge,
     VICROP_FILL: _VICROP.fill,
     VICROP_SWITCH: _VICROP.fusion.low_score_nms,
+    VICROP_CROP_SIZE: _VICROP.crop_size,
+    VICROP_PACK: _VICROP.pack,
     VICROP_METRIC: _VICROP.fusion.metric,
     VICROP_COMPARE: False,
+    VICROP_COMPUTE: False,
+    VICROP_COMPUTE_BUDGET: 4,
     FUSION_MODEL: "demo-fusion",
     FUSION_MODE: "mean",
     FUSION_CHANNEL: 0,
@@ -195,10 +205,11 @@ def vicrop_config() -> ViCropConfig:
         k=state[VICROP_K], scales=tuple(sorted(state[VICROP_SCALES])), overlap=state[VICROP_OVERLAP],
         alpha=state[VICROP_ALPHA], beta=state[VICROP_BETA], max_overlap=state[VICROP_MAX_OVERLAP],
         selection=state[VICROP_SELECTION], fill=state[VICROP_FILL], gate_min_uncertain=state[VICROP_GATE],
-        fusion=replace(
-            _VICROP.fusion, merge=state[VICROP_MERGE],
-            metric="iou" if state[VICROP_MERGE] == "wbf" else state[VICROP_METRIC],  # WBF matches by IoU
-            threshold=state[VICROP_IOU], low_score_nms=state[VICROP_SWITCH],
+        crop_size=state[VICROP_CROP_SIZE], pack=state[VICROP_PACK],
+        fusion=with_merge(
+            replace(_VICROP.fusion, metric=state[VICROP_METRIC], threshold=state[VICROP_IOU],
+                    low_score_nms=state[VICROP_SWITCH]),
+            state[VICROP_MERGE],
         ),
     )  # fmt: skip
 

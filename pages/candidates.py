@@ -3,6 +3,8 @@ attention entropy of discriminative heads (ACS-Free) or by a learned IoU regress
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from pages import _shared as shared
@@ -39,7 +41,9 @@ with widgets.controls():
         "Add the boxes of ViCrop-Det's crops", key=shared.ACS_CROPS,
         help="The queries of the crops re-detected at native resolution (the ViCrop-Det page's settings).",
     )  # fmt: skip
-crops_config = shared.vicrop_config() if with_crops and st.session_state[shared.VICROP_SCALES] else None
+crops_config = None
+if with_crops and st.session_state[shared.VICROP_SCALES]:  # each crop's own pass: ACS reads its queries
+    crops_config = replace(shared.vicrop_config(), pack=0)
 current = (
     shared.st.session_state.get(shared.SAMPLE_NAME)
     if st.session_state[shared.IMAGE_KIND] == "sample"

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import streamlit as st
 
 from pages import _shared as shared
 from pages import _widgets as widgets
+from sodviz.crops.budget_report import compute_figure, read_table
+from sodviz.crops.budget_study import benchmark_image
 from sodviz.crops.fusion import MERGES, METRICS
 from sodviz.crops.slicing import run_slicing
 from sodviz.crops.vicrop import ViCropConfig, run_vicrop
+from sodviz.detector.inference import run_inference
+from sodviz.evaluation.ground_truth import GroundTruth
 from sodviz.views.report import settings_of, vicrop_section
-from sodviz.views.vicrop import counts_table, slicing_comparison, vicrop_view, windows_figure
+from sodviz.views.vicrop import counts_table, merge_rows, slicing_comparison, vicrop_view, windows_figure
 
 shared.init_state()
 shared.sidebar()
@@ -62,6 +69,16 @@ with widgets.controls():
     columns[0].toggle(
         "SAHI's low-score switch", key=shared.VICROP_SWITCH,
         help="Fusion keeps detections from score 0.01; below 0.1 SAHI runs its merges as NMS / IoU.",
+    )  # fmt: skip
+    columns[1].selectbox(
+        "Crop input size", [None, 64, 128, 192, 256, 320, 384, 448, 512, 640], key=shared.VICROP_CROP_SIZE,
+        format_func=lambda side: "the full image's" if side is None else f"{side} px",
+        help="The model input side each crop is re-detected at: smaller crops cost fewer GFLOPs.",
+    )  # fmt: skip
+    columns[2].slider(
+        "Pack crops per canvas", 0, 8, key=shared.VICROP_PACK,
+        help="0: each crop is its own input. n: up to n crops share one canvas at the full image's "
+        "input size, one forward pass per canvas.",
     )  # fmt: skip
 if not scales:
     st.warning("Pick at least one window scale.")
@@ -123,6 +140,16 @@ with right:
     widgets.download_png("Download PNG", view.after, f"{inputs.image_name}.after.png", "dl_after")
 if view.before_match is not None:
     st.dataframe(counts_table({"original": view.before_match, "ViCrop": view.after_match}), hide_index=True)
+st.markdown(
+    "**The same crops fused by each merge** (above the score threshold"
+    + ("; duplicates: boxes beyond the first on one object; split objects: found only in parts"
+       " that together would match)" if inputs.truth is not None else ")")
+)  # fmt: skip
+full_image = run_inference(inputs.detector, inputs.image)  # the pass ViCrop-Det fused with (cached)
+rows = merge_rows(
+    full_image, outcome.refined, config, threshold, class_names=inputs.result.class_names, truth=inputs.truth
+)
+st.dataframe(rows, hide_index=True)
 
 shared.record(
     vicrop_section(
@@ -138,6 +165,7 @@ if st.toggle("Run uniform slicing", key=shared.VICROP_COMPARE):
     sliced = run_slicing(
         inputs.detector, inputs.image, forward_passes=outcome.forward_passes,
         score_threshold=config.score_threshold, fusion=config.fusion, border_factor=config.border_factor,
+        slice_size=config.crop_size,
     )  # fmt: skip
     st.caption(
         f"{len(sliced.crops_xyxy)} near-square slices + the full image: {sliced.forward_passes} passes"
@@ -148,3 +176,63 @@ if st.toggle("Run uniform slicing", key=shared.VICROP_COMPARE):
     st.markdown(f"slicing: {comparison.sliced} detections · ViCrop-Det: {comparison.vicrop}")
     if comparison.counts is not None:
         st.dataframe(comparison.counts, hide_index=True)
+
+
+COMPUTE_METHODS = (
+    "vicrop",
+    "vicrop_gated",
+    "slicing",
+    "slicing_only",
+    "asahi",
+    "random",
+    "density",
+    "oracle",
+)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def compute_rows(
+    model: str, image, boxes, names: tuple[str, ...], config: ViCropConfig, top: int, _detector
+) -> list[dict]:
+    """Every method on this image at 1..top x its full pass's GFLOPs (cached per image and settings)."""
+    truth = GroundTruth(boxes_xyxy=boxes, class_names=np.array(names))
+    return benchmark_image(
+        _detector, image, truth, methods=COMPUTE_METHODS, budgets=tuple(range(1, top + 1)), unit="gflops",
+        vicrop=config,
+    )  # fmt: skip
+
+
+st.subheader("At equal compute: every method on this image, budgets in GFLOPs")
+if inputs.truth is None:
+    st.info("AP needs the image's ground truth: pick a sample scene, or upload the image with its COCO file.")
+else:
+    top = st.slider("Largest budget (x the full image's GFLOPs)", 2, 8, key=shared.VICROP_COMPUTE_BUDGET)
+    if st.toggle(f"Run {len(COMPUTE_METHODS)} methods at 1-{top}x", key=shared.VICROP_COMPUTE):
+        with st.spinner("Running every method at every budget ..."):
+            rows = compute_rows(
+                inputs.detector.content_hash, inputs.image, inputs.truth.boxes_xyxy,
+                tuple(inputs.truth.class_names.tolist()), config, top, inputs.detector,
+            )  # fmt: skip
+        st.caption(
+            "The crop settings above (crop input size, packing, fusion) serve every method; "
+            "AP on one image is noisy: `python -m sodviz benchmark --budget-unit gflops` runs a dataset."
+        )
+        st.plotly_chart(compute_figure(rows))
+        columns = ["method", "budget", "AP50", "AP_vt", "AP_t", "duplicates", "splits", "forward_passes",
+                   "gflops_ratio", "latency_ratio", "unspent"]  # fmt: skip
+        st.dataframe([{c: row[c] for c in columns} for row in rows], hide_index=True)
+
+st.subheader("At equal compute on a dataset: a benchmark run")
+tables = sorted(Path("runs").glob("**/benchmark.csv"))
+if not tables:
+    st.info(
+        "No benchmark run under runs/ yet: `python -m sodviz benchmark --data A.json --images DIR "
+        "--budget-unit gflops --methods base,vicrop,slicing,asahi,density` writes "
+        "runs/benchmark/benchmark.csv."
+    )
+else:
+    table = st.selectbox("Benchmark table", tables, format_func=str, key=shared.VICROP_TABLE)
+    try:
+        st.plotly_chart(compute_figure(read_table(table)))
+    except (OSError, ValueError) as error:
+        st.error(f"Could not read {table}: {error}")

@@ -149,7 +149,7 @@ def test_vicrop_page_controls_and_compare(app):
     assert any(h.value.startswith("Before / after: ") and "replaced" in h.value for h in app.subheader)
     app.toggle(key="vicrop_compare").set_value(True).run()
     _no_errors(app)
-    assert "tp slicing" in app.dataframe[2].value.columns
+    assert "tp slicing" in app.dataframe[3].value.columns  # after the merges table
     gate = app.slider(key="vicrop_gate")
     gate.set_value(gate.max).run()  # every query: more than the tiny model's uncertain ones
     _no_errors(app)
@@ -163,22 +163,33 @@ def test_vicrop_page_merges_and_fill(app, monkeypatch):
 
     used, fuse = [], vicrop.fuse_detections
 
-    def recording(*args, **kwargs):  # the page's fusion, as run_vicrop receives it
+    def recording(*args, **kwargs):  # the page's fusion, as run_vicrop receives it (then the merge table's)
         used.append(args[2].at_score_threshold(kwargs["score_threshold"]))
         return fuse(*args, **kwargs)
+
+    def run(widget):
+        used.clear()
+        widget.run()
+        _no_errors(app)
+        return used[0]
 
     monkeypatch.setattr(vicrop, "fuse_detections", recording)
     app.switch_page("pages/vicrop.py").run()
     assert not any("Fusion runs as" in c.value for c in app.caption)  # NMS: nothing switched
     app.radio(key=shared.VICROP_MERGE).set_value("greedynmm").run()
-    app.radio(key=shared.VICROP_METRIC).set_value("ios").run()
-    _no_errors(app)
+    applied = run(app.radio(key=shared.VICROP_METRIC).set_value("ios"))
     assert any("Fusion runs as NMS / IOU" in c.value for c in app.caption)  # SAHI's switch at 0.01
-    assert (used[-1].merge, used[-1].metric) == ("nms", "iou")
-    app.toggle(key=shared.VICROP_SWITCH).set_value(False).run()
-    _no_errors(app)
+    assert (applied.merge, applied.metric) == ("nms", "iou")
+    merges = next(d.value for d in app.dataframe if "merge" in d.value.columns)
+    assert merges["merge"].tolist() == ["nms/ios", "nmm as nms/iou", "greedynmm as nms/iou", "wbf as nms/iou"]
+    applied = run(app.toggle(key=shared.VICROP_SWITCH).set_value(False))
     assert not any("Fusion runs as" in c.value for c in app.caption)
-    assert (used[-1].merge, used[-1].metric) == ("greedynmm", "ios")
+    assert (applied.merge, applied.metric) == ("greedynmm", "ios")
+    merges = next(d.value for d in app.dataframe if "merge" in d.value.columns)
+    assert merges["merge"].tolist() == ["nms/ios", "nmm/ios", "greedynmm/ios", "wbf/iou"]
+    assert {"TP", "FP", "FN", "duplicates", "split objects"} <= set(merges.columns)  # a sample scene has GT
+    applied = run(app.radio(key=shared.VICROP_MERGE).set_value("wbf"))  # IoS chosen: WBF matches by IoU
+    assert (applied.merge, applied.metric) == ("wbf", "iou") and app.radio(key=shared.VICROP_METRIC).disabled
     app.slider(key=shared.VICROP_K).set_value(8).run()
     app.toggle(key=shared.VICROP_FILL).set_value(False).run()
     _no_errors(app)
@@ -517,3 +528,37 @@ def test_a_charts_stale_selection_does_not_undo_a_pick_made_elsewhere(monkeypatc
     cleared = SimpleNamespace(selection=SimpleNamespace(points=[]))
     assert widgets.picked(cleared, "pick_chart") is None
     assert widgets.picked(clicked, "pick_chart") == 7  # clicked again after clearing
+
+
+def test_vicrop_page_at_equal_compute_on_the_image_and_on_a_benchmark_run(app, tmp_path, monkeypatch):
+    from sodviz.crops.budget_report import write_tables
+
+    monkeypatch.chdir(tmp_path)  # the page lists runs/**/benchmark.csv of the working folder
+    app.switch_page("pages/vicrop.py").run()
+    _no_errors(app)
+    assert any("No benchmark run under runs/" in i.value for i in app.info)
+    app.session_state[shared.VICROP_CROP_SIZE] = 64
+    app.slider(key=shared.VICROP_COMPUTE_BUDGET).set_value(2).run()
+    app.toggle(key=shared.VICROP_COMPUTE).set_value(True).run()
+    _no_errors(app)
+    rows = next(d.value for d in app.dataframe if "gflops_ratio" in d.value.columns)
+    assert set(rows["method"]) == {"base", "vicrop", "vicrop_gated", "slicing", "slicing_only", "asahi",
+                                   "random", "density", "oracle"}  # fmt: skip
+    assert (rows["gflops_ratio"] <= rows["budget"] + 1e-9).all()
+    assert (
+        rows.loc[rows["method"] == "vicrop", "forward_passes"] > 2
+    ).all()  # 64 px crops: cheaper than one pass
+    from sodviz.crops.budget_study import COLUMNS
+
+    good = [dict.fromkeys(COLUMNS, 0.5) | {"method": "base", "budget": 1, "merge": "", "unspent": ""}]
+    write_tables(good, tmp_path / "runs" / "a")
+    (tmp_path / "runs" / "b").mkdir()
+    (tmp_path / "runs" / "b" / "benchmark.csv").write_text("x,y\n1,2\n")
+    app.run()
+    _no_errors(app)
+    assert app.selectbox(key=shared.VICROP_TABLE).options == ["runs/a/benchmark.csv", "runs/b/benchmark.csv"]
+    app.selectbox(key=shared.VICROP_TABLE).set_value(Path("runs/b/benchmark.csv")).run()
+    assert any(
+        "is not a benchmark table: it has no method, budget, AP50, gflops_ratio" in e.value for e in app.error
+    )
+    assert not app.exception

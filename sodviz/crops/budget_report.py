@@ -4,6 +4,7 @@ kaleido finds a browser)."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -15,6 +16,25 @@ from sodviz.evaluation.tables import write_rows
 def write_tables(rows: list[dict], out: Path) -> tuple[Path, Path]:
     """`benchmark.csv` and `benchmark.md` in `out`."""
     return write_rows(rows, out, "benchmark", COLUMNS)
+
+
+def read_table(path: Path) -> list[dict]:
+    """The rows of a `benchmark.csv` as `run_benchmark` returned them (numbers as numbers); a
+    file that is not a benchmark table is refused with a sentence naming what it lacks."""
+    with open(path, newline="") as file:
+        reader = csv.DictReader(file)
+        missing = [
+            c for c in ("method", "budget", "AP50", "gflops_ratio") if c not in (reader.fieldnames or [])
+        ]
+        if missing:
+            raise ValueError(f"{path} is not a benchmark table: it has no {', '.join(missing)} column")
+        rows = list(reader)
+    text = ("method", "merge", "unspent")
+    return [
+        {key: value if key in text else int(value) if key == "budget" else float(value or "nan")
+         for key, value in row.items()}
+        for row in rows
+    ]  # fmt: skip
 
 
 def series(rows: list[dict], x: str) -> dict[str, list[dict]]:

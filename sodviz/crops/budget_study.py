@@ -10,15 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from sodviz.boxes import xywh_to_xyxy
+from sodviz.boxes import xywh_to_xyxy, xyxy_to_xywh
 from sodviz.cache import InferenceCache
 from sodviz.crops.budget import METHODS, detect_at_budget, pass_costs
-from sodviz.crops.fusion import Fusion
+from sodviz.crops.fusion import merge_label, with_merge
 from sodviz.crops.vicrop import ViCropConfig
 from sodviz.detector.flops import results_gflops
 from sodviz.detector.inference import inference_key, run_inference
 from sodviz.detector.loading import Detector
 from sodviz.evaluation.coco import coco_metrics, coco_results, first_images, load_coco, model_categories
+from sodviz.evaluation.ground_truth import GroundTruth
 from sodviz.evaluation.merge_diagnostics import MergeDiagnostics, merge_diagnostics
 from sodviz.imageio import load_image
 
@@ -39,19 +40,6 @@ class _Tally:
     gflops: float = 0.0
     unspent: Counter = field(default_factory=Counter)
     diagnostics: MergeDiagnostics = field(default_factory=MergeDiagnostics)
-
-
-def merge_label(fusion: Fusion, score_threshold: float) -> str:
-    """The merge a fusion applies at a score threshold, as the table's `merge` column says it:
-    "greedynmm/ios", or "greedynmm as nms/iou" where SAHI's low-score switch turned it to NMS."""
-    applied = fusion.at_score_threshold(score_threshold)
-    name = f"{applied.merge}/{applied.metric}"
-    return name if applied == fusion else f"{fusion.merge} as {name}"
-
-
-def with_merge(fusion: Fusion, merge: str) -> Fusion:
-    """`fusion` with another merge (weighted box fusion matches by IoU)."""
-    return replace(fusion, merge=merge, metric="iou" if merge == "wbf" else fusion.metric)
 
 
 def run_benchmark(
@@ -90,15 +78,54 @@ def run_benchmark(
     the method's and its latency the method's plus its own re-merge (an upper bound: the cache
     look-ups and the first merge are counted too).
     """
+    coco = first_images(load_coco(annotations), max_images)
+    settings = dict(methods=methods, budgets=budgets, unit=unit, vicrop=vicrop, coco_backend=coco_backend)
+    return benchmark_coco(
+        detector, coco, lambda record: load_image(Path(images) / record["file_name"]), merges=merges,
+        on_progress=on_progress, **settings,
+    )  # fmt: skip
+
+
+def benchmark_image(detector: Detector, image: np.ndarray, truth: GroundTruth, **settings) -> list[dict]:
+    """`run_benchmark` on one image and its ground truth (the ViCrop page's figure): `settings`
+    are `benchmark_coco`'s."""
+    names = sorted(set(truth.class_names.tolist()))
+    height, width = image.shape[:2]
+    coco = {
+        "images": [{"id": 1, "file_name": "image", "height": height, "width": width}],
+        "categories": [{"id": index + 1, "name": name} for index, name in enumerate(names)],
+        "annotations": [
+            {"id": index + 1, "image_id": 1, "category_id": names.index(name) + 1, "bbox": box,
+             "area": box[2] * box[3], "iscrowd": 0}
+            for index, (box, name) in enumerate(
+                zip(xyxy_to_xywh(truth.boxes_xyxy).tolist(), truth.class_names.tolist(), strict=True)
+            )
+        ],
+    }  # fmt: skip
+    return benchmark_coco(detector, coco, lambda record: image, **settings)
+
+
+def benchmark_coco(
+    detector: Detector,
+    coco: dict,
+    load: Callable[[dict], np.ndarray],
+    *,
+    methods: tuple[str, ...] = ("base", "vicrop", "slicing"),
+    budgets: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8),
+    unit: str = "passes",
+    vicrop: ViCropConfig | None = None,
+    coco_backend: str = "faster",
+    merges: tuple[str, ...] = (),
+    on_progress: Callable[[float], None] | None = None,
+) -> list[dict]:
+    """`run_benchmark` on a loaded COCO dict, each image from `load(image record)`."""
     vicrop = vicrop or ViCropConfig()
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
-    truth, category_of = model_categories(
-        first_images(load_coco(annotations), max_images), detector.class_names
-    )
+    truth, category_of = model_categories(coco, detector.class_names)
     runs = [("base", 1)] + [(m, b) for m in methods if m != "base" for b in budgets if b > 1]
     primary = vicrop.fusion.merge
     variants = [m for m in dict.fromkeys(merges) if m != primary]
@@ -114,7 +141,7 @@ def run_benchmark(
     tallies: dict[tuple[str, int, str], _Tally] = {}
     scale = {}
     for done, record in enumerate(truth["images"], start=1):
-        image = load_image(Path(images) / record["file_name"])
+        image = load(record)
         scale[record["id"]] = detector.input_size / max(image.shape[:2])
         objects = truth_of.get(record["id"], np.zeros((0, 5)))
         truth_xyxy = xywh_to_xyxy(objects[:, :4])

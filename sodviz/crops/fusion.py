@@ -67,6 +67,19 @@ class Fusion:
 SAHI_FUSION = Fusion(merge="greedynmm", metric="ios")  # get_sliced_prediction's defaults
 
 
+def merge_label(fusion: Fusion, score_threshold: float) -> str:
+    """The merge a fusion applies at a score threshold, as the table's `merge` column says it:
+    "greedynmm/ios", or "greedynmm as nms/iou" where SAHI's low-score switch turned it to NMS."""
+    applied = fusion.at_score_threshold(score_threshold)
+    name = f"{applied.merge}/{applied.metric}"
+    return name if applied == fusion else f"{fusion.merge} as {name}"
+
+
+def with_merge(fusion: Fusion, merge: str) -> Fusion:
+    """`fusion` with another merge (weighted box fusion matches by IoU)."""
+    return replace(fusion, merge=merge, metric="iou" if merge == "wbf" else fusion.metric)
+
+
 def fuse_detections(
     original: sv.Detections,
     refined: sv.Detections,

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import plotly.graph_objects as go
 import supervision as sv
 
 from sodviz.boxes import image_to_crop, overlap_matrix
+from sodviz.crops.fusion import MERGES, merge_label, with_merge
+from sodviz.crops.redetect import CropDetections
 from sodviz.crops.slicing import SlicingResult
-from sodviz.crops.vicrop import CropPlan, ViCropResult
+from sodviz.crops.vicrop import CropPlan, ViCropConfig, ViCropResult, fuse_with_full_image
 from sodviz.evaluation.ground_truth import GroundTruth, GroundTruthMatch, match_ground_truth
+from sodviz.evaluation.merge_diagnostics import merge_diagnostics
+from sodviz.types import InferenceResult
 from sodviz.views.figures import box_trace, image_figure
 from sodviz.views.palette import crop_rgb, hex_color
 from sodviz.views.render import (
@@ -219,3 +223,42 @@ def slicing_comparison(
         match = match_ground_truth(kept, truth, class_names=class_names)
         counts = counts_table({"ViCrop": view.after_match, "slicing": match})
     return SlicingComparison(vicrop=view.after_count, sliced=len(kept), counts=counts)
+
+
+def merge_rows(
+    result: InferenceResult, refined: CropDetections, config: ViCropConfig, threshold: float, *,
+    class_names: tuple[str, ...], truth: GroundTruth | None = None,
+) -> list[dict]:  # fmt: skip
+    """One row per merge of `MERGES`: the same crops fused with the full image (`result`) by it,
+    the detections above `threshold` it leaves, how many come from the crops, and with ground
+    truth TP / FP / FN and the merge diagnostics (duplicates on one object, seam splits)."""
+    rows = []
+    for merge in MERGES:
+        fusion = with_merge(config.fusion, merge)
+        fused = above(fuse_with_full_image(result, refined, replace(config, fusion=fusion))[1], threshold)
+        row = {
+            "merge": merge_label(fusion, config.score_threshold),
+            "detections": len(fused),
+            "from crops": int(fused.data["refined"].sum()),
+        }
+        if truth is not None:
+            match = match_ground_truth(fused, truth, class_names=class_names)
+            ids = [class_names.index(n) if match.class_aware else 0 for n in truth.class_names.tolist()]
+            found = fused.class_id if match.class_aware else np.zeros(len(fused), np.int64)
+            diagnostics = merge_diagnostics(
+                fused.xyxy,
+                fused.confidence,
+                found,
+                truth.boxes_xyxy,
+                np.array(ids),
+                score_threshold=threshold,
+            )
+            row |= {
+                "TP": int((match.status == "TP").sum()),
+                "FP": int((match.status == "FP").sum()),
+                "FN": int(match.missed.sum()),
+                "duplicates": diagnostics.duplicates,
+                "split objects": diagnostics.splits,
+            }
+        rows.append(row)
+    return rows

@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from sodviz.cli import main, parse_budgets
-from sodviz.crops.budget_report import budget_figure, compute_figure, write_figure, write_tables
+from sodviz.crops.budget_report import budget_figure, compute_figure, read_table, write_figure, write_tables
 from sodviz.crops.budget_study import run_benchmark
 from sodviz.synth.datasets import write_dataset
 from sodviz.synth.scenes import SceneConfig
@@ -76,6 +76,10 @@ def test_tables_and_figure(tmp_path):
     csv_path, markdown = write_tables(rows, tmp_path)
     assert [r["method"] for r in csv.DictReader(csv_path.read_text().splitlines())] == ["base", "slicing"]
     assert markdown.read_text().count("\n") == 4
+    back = read_table(csv_path)
+    assert [(r["method"], r["budget"], r["AP50"], r["merge"]) for r in back] == [
+        ("base", 1, 0.5, ""), ("slicing", 3, 0.6, "")
+    ]  # fmt: skip
     figure = budget_figure(rows)
     assert [t.name for t in figure.data] == ["base", "slicing"]
     assert list(figure.data[1].x) == [1.0, 3.0]  # the slicing line starts from the base point
