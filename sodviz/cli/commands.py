@@ -32,8 +32,10 @@ def synth(args: argparse.Namespace) -> None:
 
     from sodviz.synth.datasets import write_dataset
 
-    for split in ("train", "val", "test"):
+    for split in ("train", "val", "test", "fresh"):
         count = getattr(args, split)
+        if not count:  # a split asked for with 0 scenes is left as it is (not emptied)
+            continue
         with progress_bar(f"synth {split}", total=count) as on_progress:
             folder = write_dataset(args.out, split, count, workers=args.workers, on_progress=on_progress)
         print((folder / "stats.json").read_text())

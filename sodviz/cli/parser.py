@@ -95,6 +95,9 @@ def _synth(commands) -> None:
     synth.add_argument("--train", type=int, default=640, help="number of train scenes (default 640)")
     synth.add_argument("--val", type=int, default=48, help="number of val scenes (default 48)")
     synth.add_argument("--test", type=int, default=100, help="number of test scenes (default 100)")
+    synth.add_argument(
+        "--fresh", type=int, default=0, help="scenes from seeds no other split uses (default 0: none)"
+    )
     synth.add_argument("--workers", type=int, default=2)
 
 

@@ -15,7 +15,8 @@ from sodviz.imageio import save_image
 from sodviz.synth.scenes import CLASSES, SceneConfig, generate_scene
 
 # Disjoint seed ranges per split: a scene is fully determined by its seed.
-SPLIT_SEEDS: dict[str, int] = {"train": 0, "val": 1_000_000, "test": 2_000_000}
+SPLIT_SEEDS: dict[str, int] = {"train": 0, "val": 1_000_000, "test": 2_000_000, "fresh": 3_000_000}
+# "fresh": scenes no tuning or test has seen, for reporting a result once more after the test split.
 
 
 def write_dataset(

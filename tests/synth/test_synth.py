@@ -71,3 +71,11 @@ def test_statistics_of_an_empty_dataset():
         {"images": [], "annotations": [], "categories": [{"id": 0, "name": "vehicle"}]}
     )
     assert stats["objects"] == 0 and stats["median_size_px"] == 0.0
+
+
+def test_fresh_scenes_come_from_seeds_no_other_split_uses(tmp_path):
+    import json
+
+    folder = write_dataset(tmp_path, "fresh", 1)
+    seed = json.loads((folder / "annotations.json").read_text())["images"][0]["seed"]
+    assert seed == SPLIT_SEEDS["fresh"] and seed > max(v for k, v in SPLIT_SEEDS.items() if k != "fresh") + 640
