@@ -10,7 +10,8 @@ from tqdm import tqdm
 
 from sodviz.cli import analyze, commands, studies
 from sodviz.cli.commands import models_text, train_config
-from sodviz.cli.parser import build_parser, parse_budgets
+from sodviz.cli.parser import build_parser
+from sodviz.cli.values import parse_budgets
 from sodviz.notices import DataNotice
 
 COMMANDS = {

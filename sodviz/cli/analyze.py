@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sodviz.cli.loading import load_model
-from sodviz.cli.parser import parse_budgets
+from sodviz.cli.values import parse_budgets
 
 
 def analyze(args: argparse.Namespace) -> None:

@@ -286,24 +286,3 @@ def _analyze(commands) -> None:
     analyze.add_argument("--input-size", type=int, default=None)
     analyze.add_argument("--gate-min-uncertain", type=int, default=0, help="ViCrop-Det's gate")
     analyze.add_argument("--batch-images", type=int, default=16, help="images per stored batch")
-
-
-def parse_budgets(text: str) -> tuple[int, ...]:
-    """ "1-8" -> (1, ..., 8); "1,3,5" -> (1, 3, 5); "1-3,10" -> (1, 2, 3, 10)."""
-    budgets = []
-    for part in text.split(","):
-        if "-" in part:
-            low, high = (int(v) for v in part.split("-", 1))
-            budgets += range(low, high + 1)
-        else:
-            budgets.append(int(part))
-    return tuple(budgets)
-
-
-def parse_merges(text: str) -> tuple[str, ...]:
-    """ "nms,wbf" -> ("nms", "wbf"); "" -> (); a merge not in `MERGES_CHOICES` is refused."""
-    merges = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = sorted(set(merges) - set(MERGES_CHOICES))
-    if unknown:
-        raise ValueError(f"unknown merges {unknown}; choose from {', '.join(MERGES_CHOICES)}")
-    return merges

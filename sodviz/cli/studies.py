@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from sodviz.cli.loading import load_model
-from sodviz.cli.parser import parse_budgets, parse_merges
 from sodviz.cli.progress import progress_bar
+from sodviz.cli.values import parse_budgets, parse_merges
 
 
 def erf(args: argparse.Namespace) -> None:
