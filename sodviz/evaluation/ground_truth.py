@@ -101,12 +101,18 @@ def parse_annotations(data: bytes, *, file_name: str | None = None, scale: float
     return replace(truth, notices=check.notices)
 
 
+def truth_class_ids(truth: GroundTruth, class_names: tuple[str, ...]) -> tuple[bool, list[int]]:
+    """(class-aware, each object's class id into `class_names`): every id 0 when some name is
+    not one of the detector's classes (then any class matches, as in `match_ground_truth`)."""
+    aware = class_aware(truth.class_names.tolist(), class_names)
+    return aware, [class_names.index(n) if aware else 0 for n in truth.class_names.tolist()]
+
+
 def match_ground_truth(
     detections: sv.Detections, truth: GroundTruth, *, class_names: tuple[str, ...], iou: float = 0.5
 ) -> GroundTruthMatch:
     """Match detections (class ids into `class_names`) to ground truth; see `GroundTruthMatch`."""
-    aware = class_aware(truth.class_names.tolist(), class_names)
-    truth_ids = [class_names.index(n) if aware else 0 for n in truth.class_names.tolist()]
+    aware, truth_ids = truth_class_ids(truth, class_names)
     detection_ids = detections.class_id if aware else np.zeros(len(detections), np.int64)
     coco = {
         "images": [{"id": 0}],

@@ -13,7 +13,7 @@ from sodviz.crops.fusion import MERGES, merge_label, with_merge
 from sodviz.crops.redetect import CropDetections
 from sodviz.crops.slicing import SlicingResult
 from sodviz.crops.vicrop import CropPlan, ViCropConfig, ViCropResult, fuse_with_full_image
-from sodviz.evaluation.ground_truth import GroundTruth, GroundTruthMatch, match_ground_truth
+from sodviz.evaluation.ground_truth import GroundTruth, GroundTruthMatch, match_ground_truth, truth_class_ids
 from sodviz.evaluation.merge_diagnostics import merge_diagnostics
 from sodviz.types import InferenceResult
 from sodviz.views.figures import box_trace, image_figure
@@ -243,7 +243,7 @@ def merge_rows(
         }
         if truth is not None:
             match = match_ground_truth(fused, truth, class_names=class_names)
-            ids = [class_names.index(n) if match.class_aware else 0 for n in truth.class_names.tolist()]
+            _, ids = truth_class_ids(truth, class_names)
             found = fused.class_id if match.class_aware else np.zeros(len(fused), np.int64)
             diagnostics = merge_diagnostics(
                 fused.xyxy,
