@@ -27,10 +27,12 @@ class BudgetRun:
 
     Attributes:
         detections: its detections (fused with the full image's where it uses the full image).
-        results: every pass it ran, the full image's first (none for "slicing_only"):
+        results: every pass it ran, the full image's first ("slicing_only": only where its one slice
+            is the whole image):
             `len(results)` passes, and `detector.flops.results_gflops` of them its GFLOPs.
         shortfall: why it used less than its budget ("" when it did not).
-        full_image: whether it used the full-image pass (all but "slicing_only").
+        full_image: whether it used the full-image pass (all but "slicing_only" with a grid of
+            more than one slice; its one slice of a square image is that pass, timed as it).
     """
 
     detections: sv.Detections
@@ -121,11 +123,12 @@ def detect_at_budget(
             fusion=vicrop.fusion, border_factor=vicrop.border_factor, input_size=input_size,
             slice_size=vicrop.crop_size, with_full_image=full, cache=cache,
         )  # fmt: skip
-        slices = len(sliced.crops_xyxy)
+        slices = max(len(sliced.crops_xyxy), 1)
         why = "" if slices == crops else (
-            f"the largest near-square grid within the budget has {slices or 1} slice{'s' * bool(slices)}"
+            f"the largest near-square grid within the budget has {slices} slice{'s' * (slices > 1)}"
         )  # fmt: skip
-        return BudgetRun(sliced.detections, sliced.results, why, full_image=full)
+        whole = slices == 1 and _covers(sliced.crops_xyxy, image.shape[:2])  # one slice: the full-image pass
+        return BudgetRun(sliced.detections, sliced.results, why, full_image=full or whole)
     if method in BASELINES:
         config = replace(vicrop, k=crops)
         fused, refined = run_baseline(
@@ -142,3 +145,9 @@ def detect_at_budget(
         plan.shortfall or f"gated: fewer than {config.gate_min_uncertain} uncertain queries"
     )  # fmt: skip
     return BudgetRun(outcome.fused, (result, *outcome.refined.results), why)
+
+
+def _covers(crops_xyxy: np.ndarray, image_hw: tuple[int, int]) -> bool:
+    """Whether the slices are the whole image (none, or one slice covering it)."""
+    height, width = image_hw
+    return len(crops_xyxy) == 0 or np.array_equal(np.asarray(crops_xyxy[0], float), [0, 0, width, height])

@@ -95,9 +95,11 @@ def test_each_baseline_spends_its_passes(tiny_detectors, scene, method, budget):
     )
     assert run.passes <= budget and (run.passes == budget or run.shortfall)
     if method == "slicing_only":
-        assert not run.full_image
-        if budget == 4:  # a 2 x 2 grid (at 2 a square image's grid is the image itself, one slice)
+        if budget == 4:  # a 2 x 2 grid, none of it the full-image pass
+            assert not run.full_image
             assert run.passes == 4 and all(r.transform.image_hw != image.shape[:2] for r in run.results)
+        else:  # at 2 a square image's grid is the image itself: that slice is the full-image pass
+            assert run.full_image and run.passes == 1 and "has 1 slice" in run.shortfall
     else:
         assert run.full_image and run.results[0].transform.image_hw == image.shape[:2]
 
