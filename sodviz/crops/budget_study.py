@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sodviz.boxes import xywh_to_xyxy, xyxy_to_xywh
+from sodviz.boxes import xywh_to_xyxy
 from sodviz.cache import InferenceCache
 from sodviz.crops.budget import METHODS, detect_at_budget, pass_costs
 from sodviz.crops.fusion import merge_label, with_merge
@@ -19,7 +19,7 @@ from sodviz.detector.flops import results_gflops
 from sodviz.detector.inference import inference_key, run_inference
 from sodviz.detector.loading import Detector
 from sodviz.evaluation.coco import coco_metrics, coco_results, first_images, load_coco, model_categories
-from sodviz.evaluation.ground_truth import GroundTruth
+from sodviz.evaluation.ground_truth import GroundTruth, single_image_coco
 from sodviz.evaluation.merge_diagnostics import MergeDiagnostics, merge_diagnostics
 from sodviz.imageio import load_image
 
@@ -91,17 +91,11 @@ def benchmark_image(detector: Detector, image: np.ndarray, truth: GroundTruth, *
     are `benchmark_coco`'s."""
     names = sorted(set(truth.class_names.tolist()))
     height, width = image.shape[:2]
-    coco = {
-        "images": [{"id": 1, "file_name": "image", "height": height, "width": width}],
-        "categories": [{"id": index + 1, "name": name} for index, name in enumerate(names)],
-        "annotations": [
-            {"id": index + 1, "image_id": 1, "category_id": names.index(name) + 1, "bbox": box,
-             "area": box[2] * box[3], "iscrowd": 0}
-            for index, (box, name) in enumerate(
-                zip(xyxy_to_xywh(truth.boxes_xyxy).tolist(), truth.class_names.tolist(), strict=True)
-            )
-        ],
-    }  # fmt: skip
+    categories = [{"id": index + 1, "name": name} for index, name in enumerate(names)]
+    record = {"id": 1, "file_name": "image", "height": height, "width": width}
+    coco = single_image_coco(
+        truth, [names.index(n) + 1 for n in truth.class_names.tolist()], categories, record
+    )
     return benchmark_coco(detector, coco, lambda record: image, **settings)
 
 

@@ -108,22 +108,29 @@ def truth_class_ids(truth: GroundTruth, class_names: tuple[str, ...]) -> tuple[b
     return aware, [class_names.index(n) if aware else 0 for n in truth.class_names.tolist()]
 
 
+def single_image_coco(truth: GroundTruth, category_ids, categories: list[dict], image: dict) -> dict:
+    """`truth` as a COCO dict of one image (`image`, its record with an "id"): annotation i + 1
+    is object i, of category `category_ids[i]`."""
+    boxes = xyxy_to_xywh(truth.boxes_xyxy).tolist()
+    return {
+        "images": [image],
+        "categories": categories,
+        "annotations": [
+            {"id": i + 1, "image_id": image["id"], "category_id": int(c), "bbox": box,
+             "area": box[2] * box[3], "iscrowd": 0}
+            for i, (box, c) in enumerate(zip(boxes, category_ids, strict=True))
+        ],
+    }  # fmt: skip
+
+
 def match_ground_truth(
     detections: sv.Detections, truth: GroundTruth, *, class_names: tuple[str, ...], iou: float = 0.5
 ) -> GroundTruthMatch:
     """Match detections (class ids into `class_names`) to ground truth; see `GroundTruthMatch`."""
     aware, truth_ids = truth_class_ids(truth, class_names)
     detection_ids = detections.class_id if aware else np.zeros(len(detections), np.int64)
-    coco = {
-        "images": [{"id": 0}],
-        "categories": [{"id": i} for i in range(max(len(class_names), 1))],
-        "annotations": [
-            {"id": i + 1, "image_id": 0, "category_id": c, "bbox": bbox}
-            for i, (bbox, c) in enumerate(
-                zip(xyxy_to_xywh(truth.boxes_xyxy).tolist(), truth_ids, strict=True)
-            )
-        ],
-    }
+    categories = [{"id": i} for i in range(max(len(class_names), 1))]
+    coco = single_image_coco(truth, truth_ids, categories, {"id": 0})
     records = coco_results(
         detections.xyxy, detections.confidence, detection_ids, image_id=0, row=np.arange(len(detections))
     )
