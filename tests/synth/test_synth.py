@@ -88,7 +88,10 @@ def test_synth_leaves_a_split_asked_with_no_scenes_as_it_is(tmp_path, capsys):
     kept = tmp_path / "val" / "annotations.json"
     kept.parent.mkdir()
     kept.write_text('{"mine": true}')
-    assert main(["synth", "--out", str(tmp_path), "--train", "0", "--val", "0", "--test", "0", "--fresh", "1"]) == 0
+    assert (
+        main(["synth", "--out", str(tmp_path), "--train", "0", "--val", "0", "--test", "0", "--fresh", "1"])
+        == 0
+    )
     assert kept.read_text() == '{"mine": true}'
     assert not (tmp_path / "train").exists() and not (tmp_path / "test").exists()
     assert len(json.loads((tmp_path / "fresh" / "annotations.json").read_text())["images"]) == 1
