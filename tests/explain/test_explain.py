@@ -1,0 +1,191 @@
+"""Instance maps of every method on every family, and the faithfulness metrics on known cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sodviz.detector.inference import run_inference
+from sodviz.explain.drise import random_masks
+from sodviz.explain.faithfulness import (
+    FaithfulnessCurves,
+    energy_in_box,
+    pointing_hit,
+    random_map,
+    response_curves,
+)
+from sodviz.explain.methods import EXPLAIN_METHODS, available_methods, explain
+from sodviz.explain.perturb import ModelInput, model_input
+from sodviz.explain.targets import detection_target, missed_target
+from sodviz.types import InputTransform
+
+
+def _two_targets(result):
+    """The two largest of the five best-scoring boxes (a random tiny model's tiny boxes move
+    under any mask, and D-RISE would then see nothing of them)."""
+    best = np.argsort(-result.scores)[:5]
+    boxes = result.boxes_xyxy[best]
+    order = best[np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))]
+    return detection_target(result, int(order[0])), detection_target(result, int(order[1]))
+
+
+@pytest.mark.parametrize("method", ["attention", "odam", "relevance", "drise"])
+def test_each_method_maps_the_image_and_follows_the_detection(detector, image, method):
+    if method not in available_methods(detector):
+        with pytest.raises(ValueError, match="does not apply"):
+            explain(detector, image, run_inference(detector, image, cache=None), None, method, cache=None)
+        return
+    result = run_inference(detector, image, cache=None)
+    first, second = _two_targets(result)
+    if method == "drise":  # masks keeping most pixels: under half-masks a random tiny model loses everything
+        from sodviz.explain.drise import drise_map
+
+        a, b = (drise_map(detector, image, t, masks=24, keep=0.9) for t in (first, second))
+    else:
+        a, b = (explain(detector, image, result, t, method, cache=None) for t in (first, second))
+    assert a.maps.shape[1:] == image.shape[:2] and np.isfinite(a.maps).all() and (a.maps >= 0).all()
+    assert a.maps.max() > 0
+    assert not np.allclose(a.maps, b.maps), "another detection must get another map"
+    assert all(p.grad is None for p in detector.model.parameters())
+    assert not any(p.requires_grad for p in detector.model.parameters()), "the detector stays frozen"
+
+
+def test_odam_explains_the_score_and_each_box_corner(tiny_detectors, image):
+    detector = tiny_detectors["rt_detr"]
+    result = run_inference(detector, image, cache=None)
+    maps = explain(detector, image, result, _two_targets(result)[0], "odam", cache=None)
+    assert maps.names == ("score", "x0", "y0", "x1", "y1")
+    assert not np.allclose(maps.map("score"), maps.map("x0"))
+
+
+def test_odam_reads_the_memory_the_decoder_reads(tiny_detectors, image):
+    """The gradient is taken at the memory the decoder really reads: the first-order change it
+    predicts for a scaled memory is what a second forward pass with that memory gives."""
+    from sodviz.detector.preprocess import prepare_inputs
+    from sodviz.explain.odam import _forward_with_memory
+    from sodviz.hooks import ForwardHooks
+
+    detector, eps = tiny_detectors["detr"], 1e-2
+    inputs, _ = prepare_inputs(detector, [image])
+    memory, shapes, logits, _ = _forward_with_memory(detector, inputs)
+    assert memory.shape[1] == sum(h * w for h, w in shapes)
+    (gradient,) = torch.autograd.grad(logits[0, 0, 0], memory)
+    predicted = eps * float((gradient * memory).sum())
+
+    def scaled(module, args, kwargs):
+        return args, {**kwargs, "encoder_hidden_states": kwargs["encoder_hidden_states"] * (1 + eps)}
+
+    with torch.no_grad(), ForwardHooks() as hooks:
+        hooks.add_pre(detector.model.model.decoder, scaled, with_kwargs=True)
+        changed = detector.model(**inputs).logits[0, 0, 0]
+    assert abs(predicted) > 1e-4
+    assert float(changed - logits[0, 0, 0]) == pytest.approx(predicted, rel=0.1)
+
+
+def _iou(a, b):
+    inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
+    return inter / (np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter)
+
+
+def test_a_missed_object_is_explained_through_its_nearest_query(tiny_detectors, image):
+    detector = tiny_detectors["rt_detr"]
+    result = run_inference(detector, image, cache=None)
+    areas = np.prod(result.boxes_xyxy[:, 2:] - result.boxes_xyxy[:, :2], axis=1)
+    for query in np.argsort(-areas)[:2]:  # a random tiny model's boxes: take two that are not degenerate
+        own = result.boxes_xyxy[query].astype(np.float64)
+        box = np.r_[own[:2] - 0.1 * (own[2:] - own[:2]), own[2:] + 0.1 * (own[2:] - own[:2])]
+        target = missed_target(result, box, class_id=1)
+        assert target.missed and target.class_id == 1
+        ious = np.array([_iou(b.astype(np.float64), box) for b in result.boxes_xyxy])
+        assert ious[target.query_index] == pytest.approx(ious.max()) and ious.max() > 0.5
+        np.testing.assert_allclose(target.box_xyxy, box)
+
+
+def test_drise_is_seeded_and_batched_alike(tiny_detectors, image):
+    detector = tiny_detectors["rt_detr"]
+    result = run_inference(detector, image, cache=None)
+    target = _two_targets(result)[0]
+    from sodviz.explain.drise import drise_map
+
+    one = drise_map(detector, image, target, masks=12, batch_size=4, seed=3)
+    again = drise_map(detector, image, target, masks=12, batch_size=12, seed=3)
+    other = drise_map(detector, image, target, masks=12, batch_size=4, seed=4)
+    np.testing.assert_allclose(one.maps, again.maps, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(one.maps, other.maps)
+
+
+def test_random_masks_are_soft_and_keep_about_p():
+    masks = random_masks(200, (40, 60), cells=8, keep=0.5, seed=0)
+    assert masks.shape == (200, 40, 60) and masks.min() >= 0 and masks.max() <= 1
+    assert abs(masks.mean() - 0.5) < 0.05
+    assert ((masks > 0.05) & (masks < 0.95)).mean() > 0.1  # bilinear edges, not hard cells
+
+
+def _toy_input(height=64, width=64):
+    """A 'model input' of ones, black and blurred copies of zeros: the response below is the
+    share of the box's pixels still showing the image."""
+    transform = InputTransform(image_hw=(height, width), resized_hw=(height, width), input_hw=(height, width))
+    ones = torch.ones(1, 3, height, width)
+    return ModelInput({"pixel_values": ones}, transform, torch.zeros_like(ones), torch.zeros_like(ones))
+
+
+def _box_share(box):
+    x0, y0, x1, y1 = box
+
+    def respond(copies, count):
+        pixels = copies(0, count)
+        share = pixels[:, 0, y0:y1, x0:x1].mean(dim=(1, 2)).double().numpy()
+        return share, share, np.ones(count)
+
+    return respond
+
+
+def test_deletion_and_insertion_have_the_known_areas():
+    base, box = _toy_input(), (8, 16, 16, 24)  # 64 of 4,096 pixels
+    inside = np.zeros((64, 64), np.float32)
+    inside[16:24, 8:16] = 1
+    fractions = np.linspace(0, 1, 65)  # one step = 64 pixels = the box
+    best = response_curves(base, inside, _box_share(box), fractions=fractions)
+    worst = response_curves(base, 1 - inside, _box_share(box), fractions=fractions)
+    step = 1 / 64
+    assert best.auc("deletion") == pytest.approx(step / 2)  # gone after the first step
+    assert best.auc("insertion") == pytest.approx(1 - step / 2)  # all there after the first step
+    assert worst.auc("deletion") == pytest.approx(1 - step / 2)  # the box goes last
+    assert worst.auc("insertion") == pytest.approx(step / 2)
+    floor = response_curves(base, random_map((64, 64), seed=1).map(), _box_share(box), fractions=fractions)
+    assert best.auc("deletion") < floor.auc("deletion") < worst.auc("deletion")
+
+
+def test_curves_area_is_the_trapezoid():
+    curves = FaithfulnessCurves(
+        np.array([0, 0.5, 1.0]), np.array([[1, 0.5, 0], [0, 1, 1]], float), np.zeros((2, 3)), np.zeros((2, 3))
+    )
+    assert curves.auc("deletion") == pytest.approx(0.5) and curves.auc("insertion") == pytest.approx(0.75)
+
+
+def test_pointing_and_energy():
+    values = np.zeros((20, 30), np.float32)
+    values[5:10, 10:20] = 1
+    values[0, 0] = 0.5
+    assert pointing_hit(values, (10, 5, 20, 10))
+    assert not pointing_hit(values, (0, 12, 5, 20))
+    assert not pointing_hit(np.ones((5, 5)), (0, 0, 5, 5)), "a flat map points nowhere"
+    assert energy_in_box(values, (10, 5, 20, 10)) == pytest.approx(50 / 50.5)
+    assert energy_in_box(values, (10, 5, 15, 10)) == pytest.approx(25 / 50.5)
+    assert energy_in_box(values, (10, 5, 12.5, 10)) == pytest.approx(12.5 / 50.5)  # half pixels count half
+
+
+def test_model_input_copies_mix_image_and_fill(tiny_detectors, image):
+    from sodviz.explain.perturb import mix
+
+    base = model_input(tiny_detectors["rt_detr"], image)
+    keep = torch.zeros(2, *base.valid_hw)
+    keep[1] = 1
+    copies = mix(base, keep, base.black)
+    torch.testing.assert_close(copies[0], base.black[0])
+    torch.testing.assert_close(copies[1], base.pixels[0])
+
+
+def test_every_method_is_listed():
+    assert set(EXPLAIN_METHODS) == {"attention", "odam", "drise", "relevance", "random"}
