@@ -56,16 +56,8 @@ def relevance_map(
         weighted[len(encoder) : len(encoder) + len(decoder)],
         weighted[-len(cross) :],
     )
-    tokens = crs[0].shape[-1]
-    r_ii = np.eye(tokens)
-    for a in enc:
-        r_ii = r_ii + a @ r_ii
-    queries = crs[0].shape[0]
-    r_qq, r_qi = np.eye(queries), np.zeros((queries, tokens))
-    for self_attention, cross_attention in zip(dec, crs, strict=True):
-        r_qq = r_qq + self_attention @ r_qq
-        r_qi = r_qi + self_attention @ r_qi
-        r_qi = r_qi + _normalized(r_qq).T @ cross_attention @ _normalized(r_ii)
+    r_qi = propagate(enc, dec, crs)
+    tokens = r_qi.shape[1]
     height, width = grid["hw"]
     if height * width != tokens:
         raise RuntimeError(f"{tokens} image tokens do not lie on the {height}x{width} feature grid")
@@ -73,6 +65,22 @@ def relevance_map(
     on_image = np.maximum(transform.grid_to_image(cells), 0)
     note = f"{len(enc)} encoder and {len(dec)} decoder layers on the {height}x{width} grid"
     return InstanceMaps("relevance", ("score",), on_image[None], time.perf_counter() - started, note)
+
+
+def propagate(encoder: list[np.ndarray], decoder: list[np.ndarray], cross: list[np.ndarray]) -> np.ndarray:
+    """Chefer's rules over gradient-weighted maps (encoder `(T, T)`, decoder self `(Q, Q)`,
+    cross `(Q, T)` per layer) -> the query-to-image relevance `R_qi`, `(Q, T)`."""
+    tokens = cross[0].shape[-1]
+    r_ii = np.eye(tokens)
+    for a in encoder:
+        r_ii = r_ii + a @ r_ii
+    queries = cross[0].shape[0]
+    r_qq, r_qi = np.eye(queries), np.zeros((queries, tokens))
+    for self_attention, cross_attention in zip(decoder, cross, strict=True):
+        r_qq = r_qq + self_attention @ r_qq
+        r_qi = r_qi + self_attention @ r_qi
+        r_qi = r_qi + _normalized(r_qq).T @ cross_attention @ _normalized(r_ii)
+    return r_qi
 
 
 @contextmanager

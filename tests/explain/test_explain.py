@@ -189,3 +189,35 @@ def test_model_input_copies_mix_image_and_fill(tiny_detectors, image):
 
 def test_every_method_is_listed():
     assert set(EXPLAIN_METHODS) == {"attention", "odam", "drise", "relevance", "random"}
+
+
+def test_relevance_rules_on_a_hand_made_case():
+    """Two image tokens, one query. The encoder's map (rows summing to 1) gives R_ii = I + A_e,
+    whose part beyond the identity is already row-normalised; with no decoder self-attention,
+    R_qi = A_c (I + A_e) = [1, 0] [[1.5, 0.5], [1, 1]] = [1.5, 0.5]."""
+    from sodviz.explain.relevance import propagate
+
+    encoder = [np.array([[0.5, 0.5], [1.0, 0.0]])]
+    r_qi = propagate(encoder, [np.zeros((1, 1))], [np.array([[1.0, 0.0]])])
+    np.testing.assert_allclose(r_qi, [[1.5, 0.5]])
+    # two queries, two layers, cross-attention I: layer 1 gives R_qi = I; layer 2's self-attention
+    # S (query 0 reads query 1) gives R_qq = I + S, R_qi = I + S, then + (I + S)^T:
+    # [[1, 1], [0, 1]] + [[1, 0], [1, 1]] = [[2, 1], [1, 2]]
+    self_attention = np.array([[0.0, 1.0], [0.0, 0.0]])
+    two_layers = propagate([], [np.zeros((2, 2)), self_attention], [np.eye(2), np.eye(2)])
+    np.testing.assert_allclose(two_layers, [[2.0, 1.0], [1.0, 2.0]])
+
+
+def test_relevance_maps_the_explained_querys_row(tiny_detectors, image, monkeypatch):
+    """Each query's row of R_qi is one-hot at its own token: the map must peak where the
+    explained query's token lies, whichever query is explained."""
+    from sodviz.explain import relevance
+
+    detector = tiny_detectors["detr"]
+    result = run_inference(detector, image, cache=None)
+    monkeypatch.setattr(relevance, "propagate", lambda enc, dec, crs: np.eye(*crs[0].shape))
+    peaks = set()
+    for query in (0, 3):
+        heat = relevance.relevance_map(detector, image, detection_target(result, query)).map()
+        peaks.add(np.unravel_index(heat.argmax(), heat.shape))
+    assert len(peaks) == 2
