@@ -16,7 +16,7 @@ RANKS = {
     "detector": 3,
     "attention": 4,
     "evaluation": 5,
-    "samples": 6, "crops": 6, "erf": 6,
+    "samples": 6, "crops": 6, "erf": 6, "explain": 6,
     "acs": 7, "training": 7, "analysis": 7,
     "views": 8,
     "cli": 9,
