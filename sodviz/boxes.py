@@ -73,6 +73,13 @@ def crop_window(
     return left, top, left + int(side), top + int(side)
 
 
+def cell_coverage(low: float, high: float, cells: int) -> np.ndarray:
+    """float64 `(cells,)`: the fraction of each unit cell [i, i + 1) inside [low, high] (one axis
+    of a box over a grid of pixels or feature cells)."""
+    edges = np.arange(cells)
+    return np.clip(np.minimum(edges + 1, high) - np.maximum(edges, low), 0, 1)
+
+
 def intersection_area(box_xyxy: np.ndarray, others_xyxy: np.ndarray) -> np.ndarray:
     """float64 `(M,)`: the area one box shares with each of `others_xyxy` `(M, 4)`."""
     box = np.asarray(box_xyxy, np.float64)

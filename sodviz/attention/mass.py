@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sodviz.attention.maps import checked_queries, query_attention_map, select_indices
+from sodviz.boxes import cell_coverage
 from sodviz.types import DeformableAttention, InferenceResult
 
 
@@ -55,8 +56,8 @@ def map_mass_in_box(
     box_input = _input_box(result, box_xyxy, enlarge)
     input_h, input_w = result.transform.input_hw
     grid_h, grid_w = heat.shape
-    cols = _coverage(box_input[0] * grid_w / input_w, box_input[2] * grid_w / input_w, grid_w)
-    rows = _coverage(box_input[1] * grid_h / input_h, box_input[3] * grid_h / input_h, grid_h)
+    cols = cell_coverage(box_input[0] * grid_w / input_w, box_input[2] * grid_w / input_w, grid_w)
+    rows = cell_coverage(box_input[1] * grid_h / input_h, box_input[3] * grid_h / input_h, grid_h)
     return float(rows @ heat @ cols) / total
 
 
@@ -85,9 +86,3 @@ def _input_box(result: InferenceResult, box_xyxy: np.ndarray, enlarge: float) ->
     box = np.asarray(box_xyxy, np.float64)
     center, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) * enlarge / 2
     return result.transform.image_to_input(np.concatenate([center - half, center + half]))
-
-
-def _coverage(low: float, high: float, cells: int) -> np.ndarray:
-    """Fraction of each unit cell [i, i + 1) inside [low, high]."""
-    edges = np.arange(cells)
-    return np.clip(np.minimum(edges + 1, high) - np.maximum(edges, low), 0, 1)

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import torch
 
+from sodviz.boxes import cell_coverage
 from sodviz.detector.loading import Detector
 from sodviz.explain.perturb import ModelInput, detect_copies, matched_response, mix
 from sodviz.explain.targets import ExplainTarget, InstanceMaps
@@ -135,8 +136,7 @@ def energy_in_box(image_map: np.ndarray, box_xyxy) -> float:
         return 0.0
     height, width = values.shape
     x0, y0, x1, y1 = np.asarray(box_xyxy, np.float64)
-    cols = np.clip(np.minimum(np.arange(width) + 1, x1) - np.maximum(np.arange(width), x0), 0, 1)
-    rows = np.clip(np.minimum(np.arange(height) + 1, y1) - np.maximum(np.arange(height), y0), 0, 1)
+    cols, rows = cell_coverage(x0, x1, width), cell_coverage(y0, y1, height)
     return float(rows @ values @ cols / total)
 
 
