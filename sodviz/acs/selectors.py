@@ -12,6 +12,7 @@ from scipy import stats
 
 from sodviz.acs.candidates import FEATURES, Candidates
 from sodviz.evaluation.buckets import bucket_masks
+from sodviz.evaluation.intervals import bootstrap_interval
 
 
 def feature_correlations(candidates: Candidates, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -190,8 +191,7 @@ def selection_rows(
             row |= {"method": method, "bucket": bucket, "objects": int(mask.sum())}
             if mask.any():
                 difference = iou[mask] - base[mask]
-                draws = rng.integers(0, len(difference), (resamples, len(difference)))
-                low_ci, high_ci = np.percentile(difference[draws].mean(axis=1), [2.5, 97.5])
+                low_ci, high_ci = bootstrap_interval(difference, resamples=resamples, rng=rng)
                 row |= {"mean_iou": float(iou[mask].mean()), "acc50": float((iou[mask] >= 0.5).mean()),
                         "vs_reference": float(difference.mean()), "ci95_low": float(low_ci),
                         "ci95_high": float(high_ci)}  # fmt: skip

@@ -26,6 +26,7 @@ COMMANDS = {
     "errors": studies.errors,
     "acs": studies.acs,
     "analyze": analyze.analyze,
+    "explain": studies.explain,
 }
 
 __all__ = ["COMMANDS", "build_parser", "main", "models_text", "parse_budgets", "train_config"]

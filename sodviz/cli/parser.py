@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sodviz.cli.study_parsers import add_acs, add_erf, add_errors, add_explain
+
 # sodviz.crops.fusion.MERGES / METRICS, written out so that `--help` imports nothing heavy (a test checks).
 MERGES_CHOICES = ("nms", "nmm", "greedynmm", "wbf")
 METRICS_CHOICES = ("iou", "ios")
@@ -21,6 +23,7 @@ COMMAND_ORDER = (
     "errors",
     "acs",
     "analyze",
+    "explain",
 )
 
 
@@ -30,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     _predict(commands)
     _report(commands)
     commands.add_parser("models", help="list the supported families and hub presets")
-    for add in (_synth, _train, _evaluate, _benchmark, _erf, _errors, _acs, _analyze):
+    for add in (_synth, _train, _evaluate, _benchmark, add_erf, add_errors, add_acs, _analyze, add_explain):
         add(commands)
     for command in commands.choices.values():  # every command that runs a detector takes a prompt
         if any(action.dest == "model" for action in command._actions):
@@ -216,56 +219,6 @@ def _benchmark(commands) -> None:
     )  # fmt: skip
     bench.add_argument("--max-images", type=int, default=None)
     bench.add_argument("--out", type=Path, default=Path("runs/benchmark"))
-
-
-def _erf(commands) -> None:
-    """`erf`: effective receptive fields per stage."""
-    erf = commands.add_parser("erf", help="effective receptive field per stage, with a Gaussian sigma")
-    erf.add_argument("--model", default="demo")
-    erf.add_argument("--images", type=Path, required=True, help="folder of images (png, jpg, ...)")
-    erf.add_argument("--n", type=int, default=50, help="average over the first N images (sorted by name)")
-    erf.add_argument(
-        "--stages",
-        default=None,
-        help="comma list, e.g. stage1,stage4; ViT backbones: block4,level0 (default: every stage)",
-    )
-    erf.add_argument("--input-size", type=int, default=None)
-    erf.add_argument("--scale", choices=("linear", "log"), default="linear")
-    erf.add_argument("--random-weights", action="store_true", help="also the same architecture, untrained")
-    erf.add_argument("--out", type=Path, default=Path("runs/erf"))
-
-
-def _errors(commands) -> None:
-    """`errors`: the error table of a base against a module detector."""
-    errors = commands.add_parser(
-        "errors", help="TP/FP/FN, precision, recall and F1 per size of a base vs a module detector"
-    )
-    errors.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
-    errors.add_argument("--images", type=Path, required=True, help="folder of the images it names")
-    errors.add_argument("--model", required=True, help="the detector with modules (folder or hub id)")
-    errors.add_argument("--base", default="demo", help="the detector to compare with (default: demo)")
-    errors.add_argument("--threshold", type=float, default=0.3, help="score threshold (default 0.3)")
-    errors.add_argument("--max-images", type=int, default=None)
-    errors.add_argument("--out", type=Path, default=Path("runs/errors"), help="writes errors.csv / .md")
-
-
-def _acs(commands) -> None:
-    """`acs`: ACS candidate selection on labelled splits."""
-    acs = commands.add_parser(
-        "acs", help="ACS: pick candidate boxes by attention entropy (free) or a learned IoU regressor"
-    )
-    acs.add_argument("--data", type=Path, required=True, help="COCO annotations JSON of the split to report")
-    acs.add_argument("--images", type=Path, required=True, help="folder of the images it names")
-    acs.add_argument("--fit-data", type=Path, required=True, help="COCO JSON of the split to fit on (val)")
-    acs.add_argument("--fit-images", type=Path, required=True)
-    acs.add_argument("--model", default="demo")
-    acs.add_argument("--max-images", type=int, default=None, help="per split")
-    acs.add_argument("--heads", type=int, default=4, help="discriminative heads ACS-Free reads")
-    acs.add_argument(
-        "--crops", action="store_true", help="add the queries of ViCrop-Det's crops (default config)"
-    )
-    acs.add_argument("--blend", type=float, default=0.5, help="rescoring: conf^(1-b) * predicted IoU^b")
-    acs.add_argument("--out", type=Path, default=Path("runs/acs"))
 
 
 def _analyze(commands) -> None:

@@ -1,4 +1,5 @@
-"""The study commands of `python -m sodviz`: `benchmark` (ViCrop-Det vs slicing), `erf`, `errors`, `acs`."""
+"""The study commands of `python -m sodviz`: `benchmark` (ViCrop-Det vs slicing), `erf`, `errors`, `acs`,
+`explain`."""
 
 from __future__ import annotations
 
@@ -175,3 +176,41 @@ def write_erf(result, out: Path, *, name: str = "erf", scale: str = "linear") ->
         path.write_bytes(encode_png(erf_panel(erf_map, fit, scale=scale, point_xy=result.point_xy)))
         written.append(path)
     return written
+
+
+def explain(args: argparse.Namespace) -> None:
+    from sodviz.evaluation.tables import markdown_table, write_figure_files, write_rows
+    from sodviz.explain.study import SUMMARY_COLUMNS, most_faithful, sample_objects, score_objects, study_rows
+    from sodviz.views.explain import study_figure
+
+    detector = load_model(args, annotations=args.data)
+    methods = tuple(m for m in args.methods.split(",") if m)
+    with progress_bar("objects") as on_progress:
+        objects = sample_objects(
+            detector, args.data, args.images, per_bucket=args.per_bucket, threshold=args.threshold,
+            input_size=args.input_size, max_images=args.max_images, seed=args.seed, on_progress=on_progress,
+        )  # fmt: skip
+    if not objects:
+        raise ValueError(f"{args.data} has no objects to explain")
+    with progress_bar("explain") as on_progress:
+        rows = score_objects(
+            detector, objects, args.images, methods=methods, input_size=args.input_size, masks=args.masks,
+            steps=args.steps, seed=args.seed, on_progress=on_progress,
+        )  # fmt: skip
+    summary = study_rows(rows, seed=args.seed)
+    verdicts = most_faithful(summary)
+    write_rows(rows, args.out, "objects", list(rows[0]))
+    csv_path, md_path = write_rows(summary, args.out, "explain", SUMMARY_COLUMNS)
+    shown = ["bucket", "method", "objects", "missed", "deletion_auc", "insertion_auc", "pointing", "energy"]
+    text = (
+        f"model {args.model}; {len(objects)} objects of {args.data}, up to {args.per_bucket} per size bucket "
+        f"(sqrt(area) in model-input pixels); D-RISE {args.masks} masks; seed {args.seed}\n\n"
+        + markdown_table(summary, SUMMARY_COLUMNS) + "\nMost faithful per bucket and metric (95 % bootstrap "
+        "intervals over objects; 'overlaps': another method's interval overlaps the best's):\n\n"
+        + markdown_table(verdicts, ["bucket", "metric", "best", "mean", "interval"])
+    )  # fmt: skip
+    md_path.write_text(text)
+    print(markdown_table(summary, shown))
+    print(markdown_table(verdicts, ["bucket", "metric", "best", "mean", "interval"]))
+    figures = write_figure_files(study_figure(summary), args.out, "explain")
+    print("wrote " + ", ".join(str(p) for p in [csv_path, md_path, args.out / "objects.csv", *figures]))

@@ -10,7 +10,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from sodviz.crops.budget_study import COLUMNS
-from sodviz.evaluation.tables import write_rows
+from sodviz.evaluation.tables import write_figure_files, write_rows
 
 
 def write_tables(rows: list[dict], out: Path) -> tuple[Path, Path]:
@@ -114,11 +114,5 @@ def write_figure(rows: list[dict], out: Path) -> list[Path]:
     AP_s against GFLOPs) always; their PNGs when kaleido finds a Chrome or Chromium."""
     written = []
     for name, figure in (("benchmark", budget_figure(rows)), ("benchmark_gflops", compute_figure(rows))):
-        written.append(out / f"{name}.html")
-        figure.write_html(written[-1], include_plotlyjs=True)
-        try:
-            figure.write_image(out / f"{name}.png")
-            written.append(out / f"{name}.png")
-        except Exception as error:  # kaleido raises several kinds when no browser is found
-            print(f"{name}.png not written ({type(error).__name__}: {error}); {name}.html has the figure")
+        written += write_figure_files(figure, out, name)
     return written

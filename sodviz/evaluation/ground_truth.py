@@ -49,12 +49,15 @@ class GroundTruthMatch:
             false positives by the detection's size).
         class_aware: whether classes had to agree (only when every ground-truth name is one
             of the detector's classes; otherwise any class matches).
+        detection: int64 `(N,)`, the index of the detection that matched each object, -1 when
+            missed.
     """
 
     status: np.ndarray
     missed: np.ndarray
     counts: dict[str, dict[str, int]]
     class_aware: bool
+    detection: np.ndarray
 
 
 def app_bucket(boxes_xyxy: np.ndarray) -> np.ndarray:
@@ -136,13 +139,14 @@ def match_ground_truth(
     )
     _, pairs = match_detections(coco, records, score_threshold=-math.inf, iou=iou)
     status = np.full(len(detections), "FP", dtype="<U2")
-    missed = np.ones(len(truth), bool)
+    matched = np.full(len(truth), -1, np.int64)
     for detection, annotation in pairs:
         status[detection["row"]] = "TP"
-        missed[annotation["id"] - 1] = False
+        matched[annotation["id"] - 1] = detection["row"]
+    missed = matched < 0
     counts = {name: {"tp": 0, "fp": 0, "fn": 0} for name in APP_BUCKETS}
     for bucket, found in zip(app_bucket(truth.boxes_xyxy), ~missed, strict=True):
         counts[bucket]["tp" if found else "fn"] += 1
     for bucket, label in zip(app_bucket(detections.xyxy), status, strict=True):
         counts[bucket]["fp"] += label == "FP"
-    return GroundTruthMatch(status=status, missed=missed, counts=counts, class_aware=aware)
+    return GroundTruthMatch(status=status, missed=missed, counts=counts, class_aware=aware, detection=matched)

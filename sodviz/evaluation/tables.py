@@ -1,4 +1,4 @@
-"""Rows of results (dicts) written as CSV and Markdown side by side."""
+"""Results written to disk: rows (dicts) as CSV and Markdown side by side, figures as HTML and PNG."""
 
 from __future__ import annotations
 
@@ -24,3 +24,17 @@ def write_rows(rows: list[dict], out: Path, name: str, columns: list[str]) -> tu
         writer.writerows(rows)
     (out / f"{name}.md").write_text(markdown_table(rows, columns))
     return out / f"{name}.csv", out / f"{name}.md"
+
+
+def write_figure_files(figure, out: Path, name: str) -> list[Path]:
+    """`<name>.html` (plotly's JavaScript inside, opens offline) always, and `<name>.png` when
+    kaleido finds a Chrome or Chromium (else one line saying why not)."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / f"{name}.html"]
+    figure.write_html(written[0], include_plotlyjs=True)
+    try:
+        figure.write_image(out / f"{name}.png")
+        written.append(out / f"{name}.png")
+    except Exception as error:  # kaleido raises several kinds when no browser is found
+        print(f"{name}.png not written ({type(error).__name__}: {error}); {name}.html has the figure")
+    return written

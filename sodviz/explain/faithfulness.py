@@ -49,6 +49,10 @@ class FaithfulnessCurves:
     score: np.ndarray
     iou: np.ndarray
 
+    @property
+    def nbytes(self) -> int:  # for `InferenceCache`
+        return int(self.fractions.nbytes + self.response.nbytes + self.score.nbytes + self.iou.nbytes)
+
     def auc(self, curve: str) -> float:
         """Area under the response curve over the changed fraction (trapezoid)."""
         values = self.response[CURVES.index(curve)]

@@ -11,9 +11,9 @@ from sodviz.attention.maps import query_attention_map
 from sodviz.cache import DEFAULT_CACHE, InferenceCache, cached, image_hash
 from sodviz.detector.loading import Detector
 from sodviz.explain.drise import drise_map
-from sodviz.explain.faithfulness import random_map
+from sodviz.explain.faithfulness import FaithfulnessCurves, faithfulness_curves, random_map
 from sodviz.explain.odam import odam_maps
-from sodviz.explain.perturb import ModelInput
+from sodviz.explain.perturb import ModelInput, model_input
 from sodviz.explain.relevance import relevance_map
 from sodviz.explain.targets import ExplainTarget, InstanceMaps
 from sodviz.types import InferenceResult
@@ -79,5 +79,34 @@ def explain(
         return InstanceMaps(
             "attention", ("score",), np.maximum(values, 0)[None], time.perf_counter() - started, note
         )
+
+    return cached(cache, key, compute)
+
+
+def faithfulness(
+    detector: Detector,
+    image: np.ndarray,
+    maps: InstanceMaps,
+    target: ExplainTarget,
+    *,
+    output: str = "score",
+    input_size: int | None = None,
+    seed: int = 0,
+    base: ModelInput | None = None,
+    cache: InferenceCache | None = DEFAULT_CACHE,
+    on_progress: Callable[[float], None] | None = None,
+) -> FaithfulnessCurves:
+    """The deletion and insertion curves of `maps`' `output` map for `target`, cached by the
+    map's own values."""
+    values = maps.map(output)
+
+    def key() -> tuple:
+        box = tuple(np.round(target.box_xyxy, 3).tolist())
+        return ("faithfulness", detector.content_hash, image_hash(image), image_hash(values),
+                target.query_index, target.class_id, box, input_size, seed)  # fmt: skip
+
+    def compute() -> FaithfulnessCurves:
+        ready = base or model_input(detector, image, input_size=input_size)
+        return faithfulness_curves(detector, ready, values, target, seed=seed, on_progress=on_progress)
 
     return cached(cache, key, compute)

@@ -28,6 +28,11 @@ MISS_RGB: dict[str, RGB] = {
     "never attended": (214, 39, 40),
 }  # fmt: skip
 CHANGE_RGB: dict[str, RGB] = {"gained": STATUS_RGB["TP"], "lost": STATUS_RGB["FP"]}
+# The instance-map methods (sodviz.explain.methods.EXPLAIN_METHODS); the random floor grey.
+EXPLAIN_RGB: dict[str, RGB] = {
+    "attention": STATUS_RGB[""], "odam": LEVEL_RGB[4], "drise": STATUS_RGB["FN"],
+    "relevance": STATUS_RGB["TP"], "random": (140, 140, 140),
+}  # fmt: skip
 # Crop i of ViCrop-Det has one colour everywhere: overview, mosaic, table (plotly's D3 colours).
 CROP_RGB: tuple[RGB, ...] = (
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),

@@ -85,6 +85,7 @@ def test_match_marks_tp_fp_and_missed_objects_by_class():
     assert match.class_aware
     assert match.status.tolist() == ["TP", "FP", "FP", "FP"]  # the duplicate is a false positive
     assert match.missed.tolist() == [False, True]
+    assert match.detection.tolist() == [0, -1]  # the car by the first detection, the person by none
     # all but the 60 px detection are tiny (sqrt of area < 16): car, duplicate, person, wrong class
     assert match.counts["tiny"] == {"tp": 1, "fp": 2, "fn": 1}
     assert match.counts["medium"] == {"tp": 0, "fp": 1, "fn": 0}
