@@ -12,9 +12,9 @@ from sodviz.views.palette import SELECTED_RGB, STATUS_RGB
 
 def _maps(height=120, width=200):
     peak = np.zeros((1, height, width), np.float32)
-    peak[0, 40, 60] = 5.0  # in its own units: the panel shows it as 1 of its maximum
+    peak[0, 38:43, 58:63] = 5.0  # in its own units: the panel shows it as 1 of its maximum
     spread = np.full((1, height, width), 0.01, np.float32)
-    spread[0, 100, 150] = 0.02
+    spread[0, 98:103, 148:153] = 0.02
     return {
         "odam": InstanceMaps("odam", ("score",), peak),
         "drise": InstanceMaps("drise", ("score",), spread),
@@ -29,7 +29,8 @@ def test_maps_share_one_scale_and_carry_a_colour_bar(image):
     assert first.shape == second.shape and first.shape[0] == image.shape[0]
     assert first.shape[1] > image.shape[1], "a colour bar on the right"
     # each map is scaled to its own maximum: both peaks are drawn in the top colour of the bar
-    np.testing.assert_array_equal(first[40, 60], second[100, 150])
+    flat = map_panels(np.full_like(image, 90), _maps(), target, least=0)
+    np.testing.assert_array_equal(flat["odam"][42, 62], flat["drise"][102, 152])  # off the peak's cross
     assert (first[30, 50:70] == SELECTED_RGB).all(axis=-1).any(), "the detection's box in magenta"
     missed = map_panels(image, _maps(), ExplainTarget(3, 0, target.box_xyxy, missed=True), least=0)
     assert (missed["odam"][30, 50:70] == STATUS_RGB["FN"]).all(axis=-1).any(), "a missed object in orange"
