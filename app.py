@@ -15,5 +15,6 @@ st.navigation(
         st.Page("pages/erf.py", title="ERF", icon=":material/blur_on:"),
         st.Page("pages/fusion_maps.py", title="Fusion maps", icon=":material/layers:"),
         st.Page("pages/candidates.py", title="Candidates", icon=":material/rule:"),
+        st.Page("pages/explain.py", title="Explain", icon=":material/psychology:"),
     ]
 ).run()

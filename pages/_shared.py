@@ -96,6 +96,13 @@ DATASET_THRESHOLD = "dataset_threshold"
 DATASET_BUCKET = "dataset_bucket"
 DATASET_ERROR = "dataset_error"
 DATASET_SORT = "dataset_sort"
+EXPLAIN_KIND = "explain_kind"  # "detection" (the picked query, QUERY) | "missed" (EXPLAIN_OBJECT)
+EXPLAIN_OBJECT = "explain_object"  # index of the missed ground-truth object picked
+EXPLAIN_METHODS = "explain_methods"
+EXPLAIN_OUTPUT = "explain_output"  # ODAM's "score", "x0", "y0", "x1" or "y1"
+EXPLAIN_MASKS = "explain_masks"
+EXPLAIN_ZOOM = "explain_zoom"
+EXPLAIN_CURVES = "explain_curves"
 
 _VICROP = ViCropConfig()
 DEFAULTS = {
@@ -159,12 +166,23 @@ DEFAULTS = {
     DATASET_BUCKET: "all",
     DATASET_ERROR: "all",
     DATASET_SORT: "missed",
+    EXPLAIN_KIND: "detection",
+    EXPLAIN_METHODS: ["attention", "odam", "random"],
+    EXPLAIN_OUTPUT: "score",
+    EXPLAIN_MASKS: 300,
+    EXPLAIN_ZOOM: True,
+    EXPLAIN_CURVES: True,
 }
 
 
 REPORT = "_report"  # page title -> ReportSection of the current model, image and input size
 REPORT_META = "_report_meta"  # what the report records of the model, image and input
-PICKS = (QUERY, ERF_POINT, ACS_OBJECT)  # what a click picks on one image, model and input size
+PICKS = (
+    QUERY,
+    ERF_POINT,
+    ACS_OBJECT,
+    EXPLAIN_OBJECT,
+)  # what a click picks on one image, model and input size
 PICK_CONTEXT = "_pick_context"
 
 PERSISTENT = (
@@ -176,6 +194,7 @@ PERSISTENT = (
     IMAGE_UPLOAD,
     ANNOTATIONS_UPLOAD,
     DATASET_SOURCE,
+    EXPLAIN_OBJECT,
 )
 
 

@@ -69,6 +69,12 @@ def test_every_page_in_chromium(server, browser):
     time.sleep(1)
     _wait_for_page(browser, PLOT)
     browser.save_screenshot(str(SCREENSHOTS / "candidates_crops.png"))
+    open_page(browser, "Explain")  # the demo detector's best detection: maps, curves, numbers
+    time.sleep(1)
+    _wait_for_page(browser, PLOT)
+    main = text_of(browser, '[data-testid="stMain"]')
+    assert "Maps of q" in main and "Numbers per method" in main, main[:500]
+    browser.save_screenshot(str(SCREENSHOTS / "explain.png"))
 
 
 @pytest.mark.skipif(not shared_images(), reason="no real photograph in ../shared/data")
