@@ -221,3 +221,21 @@ def test_relevance_maps_the_explained_querys_row(tiny_detectors, image, monkeypa
         heat = relevance.relevance_map(detector, image, detection_target(result, query)).map()
         peaks.add(np.unravel_index(heat.argmax(), heat.shape))
     assert len(peaks) == 2
+
+
+def test_faithfulness_is_cached_by_the_maps_own_values(tiny_detectors, image, monkeypatch):
+    from sodviz.cache import InferenceCache
+    from sodviz.explain import methods
+
+    detector = tiny_detectors["rt_detr"]
+    result = run_inference(detector, image, cache=None)
+    target = detection_target(result, 0)
+    calls = []
+    real = methods.faithfulness_curves
+    monkeypatch.setattr(methods, "faithfulness_curves", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cache = InferenceCache(max_bytes=1 << 26)
+    noise, other = random_map(image.shape[:2], seed=0), random_map(image.shape[:2], seed=1)
+    first = methods.faithfulness(detector, image, noise, target, cache=cache)
+    assert methods.faithfulness(detector, image, noise, target, cache=cache) is first and len(calls) == 1
+    methods.faithfulness(detector, image, other, target, cache=cache)
+    assert len(calls) == 2, "another map is another curve"
