@@ -318,11 +318,19 @@ def prompted(detector: Detector, category_names=None) -> Detector:
 
 def detector_or_stop(source: str) -> Detector:
     """The detector `source` names, or an error box and a stopped page."""
+    detector = detector_or_error(source)
+    if detector is None:
+        st.stop()
+    return detector
+
+
+def detector_or_error(source: str) -> Detector | None:
+    """The detector `source` names, or an error box and None (the page goes on: Home's image half)."""
     try:
         return cached_detector(source)
     except (FileNotFoundError, ValueError, ImportError, OSError) as error:
         st.error(f"Could not load the model {source!r}: {error}")
-        st.stop()
+        return None
 
 
 def current_image() -> tuple[np.ndarray, GroundTruth | None, str]:

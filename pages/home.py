@@ -10,6 +10,22 @@ from sodviz.detector.loading import EMBEDDED_SCOPE
 from sodviz.detector.preprocess import input_summary, is_fixed_size
 from sodviz.samples import sample_names
 
+
+def describe_model(detector) -> None:
+    """The open-vocabulary prompt and one line on the loaded detector."""
+    if detector.family.open_vocabulary:
+        st.text_input(
+            "Classes, as a text prompt", key=shared.PROMPT, placeholder="car. person. boat.",
+            help=f"{detector.family.name} finds what a prompt names: phrases ended by dots. Empty: the "
+            "ground truth's categories when the image has some, else the checkpoint's own classes.",
+        )  # fmt: skip
+    st.caption(
+        f"{detector.family.name} · {len(detector.class_names)} classes "
+        f"({', '.join(detector.class_names[:8])}{' ...' if len(detector.class_names) > 8 else ''}) · "
+        f"input {detector.input_size} px"
+    )
+
+
 shared.init_state()
 shared.sidebar()
 st.title("sodviz")
@@ -49,18 +65,13 @@ with left:
         step=32,
         key=shared.INPUT_SIZE,
     )
-    detector = shared.current_detector()
-    if detector.family.open_vocabulary:
-        st.text_input(
-            "Classes, as a text prompt", key=shared.PROMPT, placeholder="car. person. boat.",
-            help=f"{detector.family.name} finds what a prompt names: phrases ended by dots. Empty: the "
-            "ground truth's categories when the image has some, else the checkpoint's own classes.",
-        )  # fmt: skip
-    st.caption(
-        f"{detector.family.name} · {len(detector.class_names)} classes "
-        f"({', '.join(detector.class_names[:8])}{' ...' if len(detector.class_names) > 8 else ''}) · "
-        f"input {detector.input_size} px"
-    )
+    model = shared.model_source()
+    detector = shared.detector_or_error(model) if model else None
+    if not model:
+        st.warning("Type the path of a model folder.")
+    if detector is not None:
+        detector = shared.prompted(detector)
+        describe_model(detector)
 
 with right:
     st.subheader("Image")
@@ -90,20 +101,21 @@ with right:
     st.image(image, caption=f"{name} · {image.shape[1]}x{image.shape[0]} px · {objects}", width="stretch")
 
 with left:
-    fixed = is_fixed_size(detector.processor)
-    st.toggle(
-        "Keep the image's aspect (letterbox)", key=shared.LETTERBOX, disabled=not fixed,
-        help="Fixed-size families squash every image to a square input (RT-DETR's own convention). "
-        "Letterbox resizes it to fit and pads the rest. Used by the full-image pass every page "
-        "starts from (Detections, Attention, the Fusion maps comparison, the Candidates of the "
-        "image); ViCrop-Det's passes, ERF and the ACS fit keep the family's own resize."
-        if fixed else f"{detector.family.name} keeps the image's aspect already.",
-    )  # fmt: skip
-    transform = shared.cached_input_transform(
-        detector.content_hash, image.shape[:2], st.session_state[shared.INPUT_SIZE] or None,
-        bool(fixed and st.session_state[shared.LETTERBOX]), detector,
-    )  # fmt: skip
-    st.markdown(input_summary(transform))
+    if detector is not None:  # else the model half said why; the image half stays usable
+        fixed = is_fixed_size(detector.processor)
+        st.toggle(
+            "Keep the image's aspect (letterbox)", key=shared.LETTERBOX, disabled=not fixed,
+            help="Fixed-size families squash every image to a square input (RT-DETR's own convention). "
+            "Letterbox resizes it to fit and pads the rest. Used by the full-image pass every page "
+            "starts from (Detections, Attention, the Fusion maps comparison, the Candidates of the "
+            "image); ViCrop-Det's passes, ERF and the ACS fit keep the family's own resize."
+            if fixed else f"{detector.family.name} keeps the image's aspect already.",
+        )  # fmt: skip
+        transform = shared.cached_input_transform(
+            detector.content_hash, image.shape[:2], st.session_state[shared.INPUT_SIZE] or None,
+            bool(fixed and st.session_state[shared.LETTERBOX]), detector,
+        )  # fmt: skip
+        st.markdown(input_summary(transform))
 
 with st.expander("A whole dataset (the Dataset page)"):
     st.text_input(

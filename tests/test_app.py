@@ -370,6 +370,12 @@ def test_a_model_folder_that_fails_to_load_is_an_error(app, monkeypatch, tmp_pat
         app.switch_page(page).run()
         assert not app.exception
         assert any("Could not load the model" in e.value for e in app.error)
+    app.switch_page("pages/home.py").run()  # Home's image half works whatever the model half says
+    assert len(app.get("image")) == 1 and app.selectbox(key=shared.SAMPLE_NAME).options
+    assert app.text_input(key=shared.DATASET_ANNOTATIONS) is not None  # and the dataset's fields
+    app.radio(key=shared.IMAGE_KIND).set_value("upload").run()
+    assert not app.exception and len(app.get("file_uploader")) == 2
+    assert any("Could not load the model" in e.value for e in app.error)
 
 
 def test_the_library_never_imports_streamlit():
