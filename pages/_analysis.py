@@ -14,6 +14,7 @@ from sodviz.analysis.queries import Analysis
 from sodviz.analysis.store import RunStore
 from sodviz.imageio import read_image
 from sodviz.samples import SAMPLES_DIR
+from sodviz.serving import PathNotAllowed
 
 SPLITS = Path("data")  # generated splits: data/<name>/<split>/annotations.json (`python -m sodviz synth`)
 
@@ -28,7 +29,10 @@ def sources() -> dict[str, tuple[Path, Path]]:
     typed = st.session_state.get(shared.DATASET_ANNOTATIONS, "").strip()
     if typed:
         folder = st.session_state.get(shared.DATASET_IMAGES, "").strip() or str(Path(typed).parent / "images")
-        found[f"Typed on Home: {typed}"] = (Path(typed), Path(folder))
+        try:
+            found[f"Typed on Home: {typed}"] = (shared.ACCESS.readable(typed), shared.ACCESS.readable(folder))
+        except PathNotAllowed as error:
+            st.warning(f"The dataset typed on Home ({typed}): {error}.")
     return found
 
 

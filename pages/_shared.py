@@ -11,6 +11,7 @@ import streamlit as st
 from sodviz.analysis.store import DEFAULT_STORE
 from sodviz.crops.fusion import with_merge
 from sodviz.crops.vicrop import ViCropConfig
+from sodviz.detector.families import HUB_PRESETS
 from sodviz.detector.inference import run_inference
 from sodviz.detector.loading import EMBEDDED_MODELS, EMBEDDED_SCOPE, Detector, load_detector
 from sodviz.detector.preprocess import input_transform
@@ -21,6 +22,7 @@ from sodviz.imageio import DecodedImage, decode_image
 from sodviz.modules.losses import BoostConfig
 from sodviz.notices import DataNotice
 from sodviz.samples import load_sample, sample_names
+from sodviz.serving import PathNotAllowed, access_from_env
 from sodviz.types import InferenceResult, InputTransform
 from sodviz.views.report import ReportSection, report_html, report_meta
 
@@ -104,6 +106,7 @@ EXPLAIN_MASKS = "explain_masks"
 EXPLAIN_ZOOM = "explain_zoom"
 EXPLAIN_CURVES = "explain_curves"
 
+ACCESS = access_from_env()  # served (`python -m sodviz serve`): typed paths only under its roots
 _VICROP = ViCropConfig()
 DEFAULTS = {
     MODEL_KIND: "demo",
@@ -159,7 +162,7 @@ DEFAULTS = {
     ACS_REGRESSOR: "boosting",
     DATASET_ANNOTATIONS: "",
     DATASET_IMAGES: "",
-    DATASET_STORE: DEFAULT_STORE,
+    DATASET_STORE: str(ACCESS.data / "store") if ACCESS.served else DEFAULT_STORE,
     DATASET_METHODS: ["vicrop", "slicing"],
     DATASET_BUDGETS: [3],
     DATASET_THRESHOLD: 0.3,
@@ -327,10 +330,27 @@ def detector_or_stop(source: str) -> Detector:
 def detector_or_error(source: str) -> Detector | None:
     """The detector `source` names, or an error box and None (the page goes on: Home's image half)."""
     try:
-        return cached_detector(source)
-    except (FileNotFoundError, ValueError, ImportError, OSError) as error:
+        return cached_detector(model_path(source))
+    except (FileNotFoundError, ValueError, ImportError, OSError) as error:  # PathNotAllowed too
         st.error(f"Could not load the model {source!r}: {error}")
         return None
+
+
+def model_path(source: str) -> str:
+    """`source` as the loader takes it: a known name or hub preset as it is; anything typed is a
+    path, which a served app takes only under its roots (`PathNotAllowed` otherwise)."""
+    if source in EMBEDDED_MODELS or source in dict(HUB_PRESETS) or not ACCESS.served:
+        return source
+    return str(ACCESS.readable(source))
+
+
+def allowed_or_stop(typed: str, *, write: bool = False, what: str = "The path") -> str:
+    """A typed path the app may read (or, `write`, write under), or an error box and a stop."""
+    try:
+        return str(ACCESS.writable(typed) if write else ACCESS.readable(typed))
+    except PathNotAllowed as error:
+        st.error(f"{what} {typed!r}: {error}.")
+        st.stop()
 
 
 def current_image() -> tuple[np.ndarray, GroundTruth | None, str]:

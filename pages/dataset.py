@@ -34,7 +34,8 @@ left, right = st.columns([3, 1])
 source = left.selectbox(
     "Dataset (COCO annotations and their image folder)", list(sources), key=shared.DATASET_SOURCE
 )
-store = right.text_input("Store folder", key=shared.DATASET_STORE)
+store = shared.allowed_or_stop(right.text_input("Store folder", key=shared.DATASET_STORE), write=True,
+                               what="The store folder")  # fmt: skip
 annotations, images = sources[source]
 dataset = str(annotations.resolve())
 detector = shared.prompted(detector, category_names(annotations))  # open vocabulary: the data's classes

@@ -568,3 +568,35 @@ def test_vicrop_page_at_equal_compute_on_the_image_and_on_a_benchmark_run(app, t
         "is not a benchmark table: it has no method, budget, AP50, gflops_ratio" in e.value for e in app.error
     )
     assert not app.exception
+
+
+def test_a_served_app_reads_typed_paths_only_under_its_roots(app, monkeypatch, tmp_path):
+    from sodviz.serving import NOT_ALLOWED, Access
+
+    monkeypatch.setattr(
+        shared, "load_detector", importlib.import_module("sodviz.detector.loading").load_detector
+    )
+    shared.cached_detector.clear()
+    (tmp_path / "root" / "empty").mkdir(parents=True)
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "config.json").write_text("{}")
+    monkeypatch.setattr(shared, "ACCESS", Access(roots=(tmp_path / "root",), data=tmp_path / "root"))
+    app.session_state[shared.MODEL_KIND] = "folder"
+    for typed in (str(tmp_path / "secret"), "~", "../secret"):
+        app.session_state[shared.MODEL_FOLDER] = typed
+        app.switch_page("pages/home.py").run()
+        assert not app.exception
+        (message,) = [e.value for e in app.error]
+        assert NOT_ALLOWED in message and "config.json" not in message and "exist" not in message, message
+        assert len(app.get("image")) == 1  # the image half stays
+    app.session_state[shared.MODEL_FOLDER] = "empty"  # inside the root: the loader's own answer
+    app.switch_page("pages/home.py").run()
+    assert any("no config.json" in e.value for e in app.error)
+    app.session_state[shared.MODEL_KIND] = "demo"
+    app.session_state[shared.DATASET_ANNOTATIONS] = str(tmp_path / "secret" / "annotations.json")
+    app.session_state[shared.DATASET_STORE] = str(tmp_path / "secret" / "store")
+    app.switch_page("pages/dataset.py").run()
+    assert not app.exception
+    assert any("typed on Home" in w.value and NOT_ALLOWED in w.value for w in app.warning)
+    assert any("store folder" in e.value and NOT_ALLOWED in e.value for e in app.error)
+    assert not (tmp_path / "secret" / "store").exists()

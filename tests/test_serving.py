@@ -1,0 +1,88 @@
+"""Typed paths in a served app: only under the allowed roots, and nothing said about the rest."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sodviz.serving import NOT_ALLOWED, Access, PathNotAllowed, access_from_env
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """roots/models/m (a model folder), roots/data, and outside/secret beside the root."""
+    (tmp_path / "root" / "models" / "m").mkdir(parents=True)
+    (tmp_path / "root" / "models" / "m" / "config.json").write_text("{}")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "outside" / "secret").mkdir(parents=True)
+    return tmp_path
+
+
+def _served(tree) -> Access:
+    return access_from_env({"SODVIZ_ROOTS": str(tree / "root"), "SODVIZ_DATA": str(tree / "data")})
+
+
+def test_inside_a_root_is_readable_absolute_or_relative(tree):
+    access = _served(tree)
+    assert access.served
+    assert access.readable(str(tree / "root" / "models" / "m")) == (tree / "root" / "models" / "m").resolve()
+    assert access.readable("models/m") == (tree / "root" / "models" / "m").resolve()  # relative to the root
+    assert (
+        access.readable(tree / "root" / "models" / "not yet")
+        == (tree / "root" / "models" / "not yet").resolve()
+    )
+    assert access.readable(str(tree / "data")) == (tree / "data").resolve()  # the data folder too
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["{tree}/outside/secret", "{tree}/root/../outside/secret", "models/../../outside", "~", "~/.ssh",
+     "/etc/passwd", "/", "", "  "],
+)  # fmt: skip
+def test_outside_every_root_says_only_that_it_is_not_allowed(tree, typed):
+    with pytest.raises(PathNotAllowed) as refused:
+        _served(tree).readable(typed.format(tree=tree))
+    assert str(refused.value) == NOT_ALLOWED  # not "does not exist", "is a file", ...
+
+
+def test_a_symlink_out_of_a_root_is_out(tree):
+    link = tree / "root" / "escape"
+    link.symlink_to(tree / "outside")
+    with pytest.raises(PathNotAllowed):
+        _served(tree).readable(str(link / "secret"))
+    inner = tree / "root" / "shortcut"
+    inner.symlink_to(tree / "root" / "models")  # a link that stays inside is fine
+    assert _served(tree).readable(str(inner / "m")) == (tree / "root" / "models" / "m").resolve()
+
+
+def test_writes_only_under_the_data_folder(tree):
+    access = _served(tree)
+    assert access.writable(str(tree / "data" / "store")) == (tree / "data" / "store").resolve()
+    with pytest.raises(PathNotAllowed):
+        access.writable(str(tree / "root" / "store"))  # readable, but not for writing
+    assert (
+        access_from_env({"SODVIZ_ROOTS": str(tree / "root")}).writable("store")
+        == (tree / "root" / "store").resolve()
+    )  # no data folder given: the first root
+
+
+def test_on_loopback_a_path_is_taken_as_typed(tree, monkeypatch):
+    monkeypatch.setenv("HOME", str(tree / "outside"))
+    access = access_from_env({})
+    assert not access.served
+    assert access.readable("~/secret") == tree / "outside" / "secret"
+    assert access.readable("/etc/passwd") == Path("/etc/passwd") and access.writable("runs/x") == Path(
+        "runs/x"
+    )
+
+
+def test_several_roots_and_the_upload_limit_from_the_environment(tree):
+    (tree / "second").mkdir()
+    roots = os.pathsep.join([str(tree / "root"), str(tree / "second")])
+    access = access_from_env({"SODVIZ_ROOTS": roots, "SODVIZ_MAX_UPLOAD_MB": "12"})
+    assert access.readable(str(tree / "second")) == (tree / "second").resolve()
+    assert access.max_upload_mb == 12
+    with pytest.raises(ValueError, match="at least 1"):
+        access_from_env({"SODVIZ_MAX_UPLOAD_MB": "0"})
