@@ -5,7 +5,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run browser test lint format bench
+.PHONY: install run serve browser test lint format bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ format: $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/streamlit run app.py --server.address 127.0.0.1
+
+# `make serve HOST=0.0.0.0 ROOTS="--root /srv/models --root /srv/data"`: the app for others (docs/serving.md).
+HOST ?= 0.0.0.0
+serve: $(STAMP)
+	$(PY) -m sodviz serve --host $(HOST) $(ROOTS)
 
 # The real-browser test drives Debian's chromium; installed here when missing (as root, or it says so).
 browser:

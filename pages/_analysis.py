@@ -12,7 +12,7 @@ from pages import _shared as shared
 from sodviz.analysis.job import BackgroundJob
 from sodviz.analysis.queries import Analysis
 from sodviz.analysis.store import RunStore
-from sodviz.imageio import read_image
+from sodviz.imageio import decode_image, read_image
 from sodviz.samples import SAMPLES_DIR
 from sodviz.serving import PathNotAllowed
 
@@ -110,13 +110,14 @@ def open_image(
     data = (images / file_name).read_bytes()
     state = st.session_state
     state[shared.IMAGE_KIND] = "upload"
-    state[shared.IMAGE_UPLOAD] = (Path(file_name).name, data)
+    decoded = decode_image(data, name=Path(file_name).name)  # kept decoded, the bytes let go
+    state[shared.IMAGE_UPLOAD] = (Path(file_name).name, decoded)
     state[shared.ANNOTATIONS_UPLOAD] = json.dumps(one).encode()
     state[shared.INPUT_SIZE] = input_size or 0
     state[shared.LETTERBOX] = False
     if query is not None:
         detector = shared.current_detector()
-        image = shared.cached_decode(data, Path(file_name).name).image
+        image = decoded.image
         shared.forget_stale_picks(
             shared.pick_context(detector, Path(file_name).name, image, input_size, False)
         )

@@ -35,8 +35,9 @@ IMAGE_KIND = "image_kind"  # "sample" | "upload"
 SAMPLE_NAME = "sample_name"
 IMAGE_UPLOAD = "image_upload"  # (file name, bytes), copied from the uploader: survives page switches
 ANNOTATIONS_UPLOAD = "annotations_upload"  # bytes or None, likewise
-IMAGE_UPLOADER = "_image_uploader"  # the widgets themselves (their values cannot be set)
-ANNOTATIONS_UPLOADER = "_annotations_uploader"
+IMAGE_UPLOADER = "_image_uploader"  # the widgets themselves (their values cannot be set): key prefixes,
+ANNOTATIONS_UPLOADER = "_annotations_uploader"  # numbered by UPLOADS_TAKEN so a taken file is let go
+UPLOADS_TAKEN = "_uploads_taken"
 INPUT_SIZE = "input_size"  # 0: the model's default
 LETTERBOX = "letterbox"  # fixed-size families: keep the aspect (pad) instead of squashing
 THRESHOLD = "threshold"
@@ -212,12 +213,23 @@ def init_state() -> None:
             st.session_state[key] = st.session_state[key]
 
 
-def store_uploads() -> None:
-    """on_change of the uploaders: copy the files into session state (None when removed)."""
-    image = st.session_state.get(IMAGE_UPLOADER)
-    st.session_state[IMAGE_UPLOAD] = None if image is None else (image.name, image.getvalue())
-    annotations = st.session_state.get(ANNOTATIONS_UPLOADER)
-    st.session_state[ANNOTATIONS_UPLOAD] = None if annotations is None else annotations.getvalue()
+def uploader_key(prefix: str) -> str:
+    """The key of an uploader now: a new one after each file taken, so Streamlit lets the last go."""
+    return f"{prefix}_{st.session_state.get(UPLOADS_TAKEN, 0)}"
+
+
+def store_uploads(prefix: str) -> None:
+    """on_change of an uploader: take its file into session state (`current_image` decodes the
+    image once and keeps only the decoded, bounded array) and retire the widget, so the upload's
+    bytes are not held twice (Streamlit drops the files of uploaders no longer drawn)."""
+    upload = st.session_state.get(uploader_key(prefix))
+    if upload is None:
+        return
+    target = IMAGE_UPLOAD if prefix == IMAGE_UPLOADER else ANNOTATIONS_UPLOAD
+    st.session_state[target] = (
+        (upload.name, upload.getvalue()) if target == IMAGE_UPLOAD else upload.getvalue()
+    )
+    st.session_state[UPLOADS_TAKEN] = st.session_state.get(UPLOADS_TAKEN, 0) + 1
 
 
 def vicrop_config() -> ViCropConfig:
@@ -251,11 +263,6 @@ def cached_input_transform(
     return input_transform(
         _detector, np.zeros((*image_hw, 3), np.uint8), input_size=input_size, letterbox=letterbox
     )
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def cached_decode(data: bytes, name: str) -> DecodedImage:
-    return decode_image(data, name=name)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -362,11 +369,15 @@ def current_image() -> tuple[np.ndarray, GroundTruth | None, str]:
     if upload is None:
         st.info("Upload an image on the Home page, or pick a sample scene.")
         st.stop()
-    name, data = upload
-    try:
-        decoded = cached_decode(data, name)
-    except ValueError as error:
-        st.error(str(error))
+    name, decoded = upload
+    if isinstance(decoded, bytes):  # decoded once, the bytes let go: the session keeps the bounded image
+        try:
+            decoded = decode_image(decoded, name=name)
+        except ValueError as error:
+            decoded = str(error)
+        st.session_state[IMAGE_UPLOAD] = (name, decoded)
+    if isinstance(decoded, str):
+        st.error(decoded)
         st.stop()
     for notice in decoded.notices:
         st.warning(notice)

@@ -86,16 +86,17 @@ with right:
         st.selectbox("Sample scene", sample_names(), key=shared.SAMPLE_NAME)
     else:
         st.file_uploader(
-            "Image (JPEG, PNG, TIFF, WebP, BMP ...)",
-            key=shared.IMAGE_UPLOADER,
-            on_change=shared.store_uploads,
-        )
+            f"Image (JPEG, PNG, TIFF, WebP, BMP ...; up to {shared.ACCESS.max_upload_mb} MB)",
+            key=shared.uploader_key(shared.IMAGE_UPLOADER),
+            on_change=shared.store_uploads, args=(shared.IMAGE_UPLOADER,),
+        )  # fmt: skip
         st.file_uploader(
-            "COCO annotations for it (optional)",
-            type=["json"],
-            key=shared.ANNOTATIONS_UPLOADER,
-            on_change=shared.store_uploads,
-        )
+            "COCO annotations for it (optional)", type=["json"],
+            key=shared.uploader_key(shared.ANNOTATIONS_UPLOADER),
+            on_change=shared.store_uploads, args=(shared.ANNOTATIONS_UPLOADER,),
+        )  # fmt: skip
+        if st.session_state.get(shared.ANNOTATIONS_UPLOAD) is not None:
+            st.caption("Annotations uploaded; upload another file to replace them.")
     image, truth, name = shared.current_image()
     objects = "no ground truth" if truth is None else f"{len(truth)} annotated objects"
     st.image(image, caption=f"{name} · {image.shape[1]}x{image.shape[0]} px · {objects}", width="stretch")

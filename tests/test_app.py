@@ -600,3 +600,18 @@ def test_a_served_app_reads_typed_paths_only_under_its_roots(app, monkeypatch, t
     assert any("typed on Home" in w.value and NOT_ALLOWED in w.value for w in app.warning)
     assert any("store folder" in e.value and NOT_ALLOWED in e.value for e in app.error)
     assert not (tmp_path / "secret" / "store").exists()
+
+
+def test_an_upload_is_kept_as_its_decoded_image_only(app):
+    from sodviz.imageio import DecodedImage
+
+    app.session_state[shared.IMAGE_KIND] = "upload"
+    app.session_state[shared.IMAGE_UPLOAD] = ("photo.png", _png((5000, 300)))  # over MAX_SIDE: shrunk
+    app.switch_page("pages/detections.py").run()
+    _no_errors(app)
+    name, kept = app.session_state[shared.IMAGE_UPLOAD]
+    assert name == "photo.png" and isinstance(kept, DecodedImage), type(kept)  # the bytes are let go
+    assert max(kept.image.shape[:2]) == 4096 and any("detected at 4096x" in w.value for w in app.warning)
+    app.session_state[shared.IMAGE_UPLOAD] = ("broken.png", b"not an image")
+    app.run()
+    assert not app.exception and app.error and app.session_state[shared.IMAGE_UPLOAD][1] == app.error[0].value

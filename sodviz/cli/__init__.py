@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
-from sodviz.cli import analyze, commands, studies
+from sodviz.cli import analyze, commands, serve, studies
 from sodviz.cli.commands import models_text, train_config
 from sodviz.cli.parser import build_parser
 from sodviz.cli.values import parse_budgets
@@ -27,6 +27,7 @@ COMMANDS = {
     "acs": studies.acs,
     "analyze": analyze.analyze,
     "explain": studies.explain,
+    "serve": serve.serve,
 }
 
 __all__ = ["COMMANDS", "build_parser", "main", "models_text", "parse_budgets", "train_config"]

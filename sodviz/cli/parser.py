@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sodviz.cli.serve import add_serve
 from sodviz.cli.study_parsers import add_acs, add_erf, add_errors, add_explain
 
 # sodviz.crops.fusion.MERGES / METRICS, written out so that `--help` imports nothing heavy (a test checks).
@@ -24,6 +25,7 @@ COMMAND_ORDER = (
     "acs",
     "analyze",
     "explain",
+    "serve",
 )
 
 
@@ -33,7 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
     _predict(commands)
     _report(commands)
     commands.add_parser("models", help="list the supported families and hub presets")
-    for add in (_synth, _train, _evaluate, _benchmark, add_erf, add_errors, add_acs, _analyze, add_explain):
+    for add in (
+        _synth,
+        _train,
+        _evaluate,
+        _benchmark,
+        add_erf,
+        add_errors,
+        add_acs,
+        _analyze,
+        add_explain,
+        add_serve,
+    ):
         add(commands)
     for command in commands.choices.values():  # every command that runs a detector takes a prompt
         if any(action.dest == "model" for action in command._actions):

@@ -1,0 +1,64 @@
+"""`python -m sodviz serve`: the app for an audience, typed paths only under the given roots."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sodviz.serving import DATA_ENV, ROOTS_ENV, UPLOAD_ENV
+
+APP = Path(__file__).resolve().parents[2] / "app.py"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The `streamlit run` command line and environment `serve` starts: served mode (roots, the
+    data folder, stores under it) unless on loopback with no root given."""
+    env = dict(os.environ)
+    roots = [Path(r).expanduser().resolve() for r in args.root]
+    data = Path(args.data).expanduser().resolve()
+    if args.host not in LOOPBACK and not roots:
+        roots = [data]  # reachable by others: nothing outside the data folder unless a root says so
+    if roots:
+        data.mkdir(parents=True, exist_ok=True)
+        for root in roots:
+            if not root.is_dir():
+                raise ValueError(f"--root {root} is not a folder")
+        env |= {ROOTS_ENV: os.pathsep.join(map(str, roots)), DATA_ENV: str(data),
+                "SODVIZ_STORE": str(data / "store")}  # fmt: skip
+    env[UPLOAD_ENV] = str(args.max_upload_mb)
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", args.host,
+        "--server.port", str(args.port), "--server.maxUploadSize", str(args.max_upload_mb),
+        "--server.headless", "true",
+    ]  # fmt: skip
+    return command, env
+
+
+def serve(args: argparse.Namespace) -> None:
+    command, env = serve_command(args)
+    mode = (
+        f"roots {env[ROOTS_ENV]}, writes under {env[DATA_ENV]}" if ROOTS_ENV in env else "loopback, any path"
+    )
+    print(f"sodviz on http://{args.host}:{args.port} ({mode}; uploads up to {args.max_upload_mb} MB)")
+    code = subprocess.call(command, env=env, cwd=APP.parent)
+    if code:
+        raise OSError(f"streamlit exited with {code}")
+
+
+def add_serve(commands) -> None:
+    serve_parser = commands.add_parser(
+        "serve", help="start the app for others: typed paths only under --root, writes under --data"
+    )
+    serve_parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    serve_parser.add_argument("--port", type=int, default=8501)
+    serve_parser.add_argument(
+        "--root", action="append", default=[], type=Path,
+        help="a folder typed model and dataset paths may lie in (repeat for more); beyond loopback "
+        "the default is --data alone",
+    )  # fmt: skip
+    serve_parser.add_argument("--data", type=Path, default=Path("runs/served"), help="where the app writes")
+    serve_parser.add_argument("--max-upload-mb", type=int, default=50, help="largest upload (default 50 MB)")
