@@ -62,18 +62,21 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(log_path: Path, *, env: dict | None = None):
-    """`streamlit run app.py` on a free loopback port; yields its URL; stopped on exit."""
+def streamlit_server(log_path: Path, *, env: dict | None = None, args: tuple[str, ...] = (), processes=None):
+    """`streamlit run app.py` on a free loopback port (with `args`); yields its URL; stopped on
+    exit. `processes`: a list the server's `Popen` is appended to (its pid, for memory)."""
     port = _free_port()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [*STREAMLIT, "--server.port", str(port)],
+            [*STREAMLIT, "--server.port", str(port), *args],
             cwd=ROOT,
             env=os.environ | {"HF_HUB_OFFLINE": "1"} | (env or {}),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        if processes is not None:
+            processes.append(process)
         try:
             url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60

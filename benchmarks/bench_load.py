@@ -1,0 +1,262 @@
+"""Several people in the app at once: N real browser sessions against one `streamlit run`.
+
+Loopback only, bounded in sessions and in time, and it stops by itself. For each N in
+`--sessions` (default 1,2,4) it starts a fresh server (embedded demo detector) and N headless
+Chromium sessions, each on its own sample scene; every session walks `--pages` for `--rounds`
+rounds (round 1 pays the model's passes: cold; later rounds find their results cached: warm),
+timing each page from the click until the script is idle with its figure drawn. It prints the
+per-page p50 / p95 of cold and warm renders, the server's peak RSS while the sessions ran, and
+its RSS `--settle` seconds after they closed (Streamlit keeps a closed session 2 minutes for a
+reconnect). `--soak MIN` then runs 4 sessions for MIN minutes switching scenes, pages and
+sliders at random (seeded) and reports every exception box, the actions done and the RSS trace.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_load.py [--sessions 1,2,4] [--rounds 3]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_load.py --sessions 4 --rounds 1 --soak 20
+
+Every browser runs on the same machine as the server: on 2 cores the browsers' own rendering
+competes with the server, so read the ratios between N within one run, not the seconds alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from browser import (  # noqa: E402
+    IMAGE,
+    PLOT,
+    PageError,
+    chromium,
+    nudge_first_slider,
+    open_page,
+    streamlit_server,
+    wait_for_page,
+    wait_until_running,
+)
+
+from sodviz.samples import sample_names  # noqa: E402
+
+PAGES = ("Detections", "Attention", "ViCrop", "Home")
+LIMIT_S = 45 * 60  # the whole script stops by itself after this
+
+
+def rss_mib(pid: int) -> float:
+    """The resident memory of a process, MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class MemoryTrace(threading.Thread):
+    """The server's RSS every half second, until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.samples, self.stop = pid, [], threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            with contextlib.suppress(OSError):
+                self.samples.append((time.monotonic(), rss_mib(self.pid)))
+            self.stop.wait(0.5)
+
+    def peak(self, since: float = 0.0) -> float:
+        return max((v for t, v in self.samples if t >= since), default=float("nan"))
+
+
+def timed(driver, action, figure: str) -> float:
+    started = time.perf_counter()
+    action()
+    wait_until_running(driver, timeout=3)
+    wait_for_page(driver, figure, timeout=300)
+    return time.perf_counter() - started
+
+
+def choose_scene(driver, name: str) -> None:
+    """Pick the sample scene `name` in Home's selectbox (Home must be open)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    wait_for_page(driver, IMAGE)
+    boxes = [
+        b for b in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSelectbox"]')
+        if "Sample scene" in b.text
+    ]  # fmt: skip
+    field = boxes[0].find_element(By.CSS_SELECTOR, "input")
+    field.click()
+    field.send_keys(name)
+    field.send_keys(Keys.ENTER)
+    wait_until_running(driver, timeout=3)
+    wait_for_page(driver, IMAGE)
+    if name not in driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text:
+        raise PageError(f"the scene {name} was not chosen")
+
+
+def session(url: str, scene: str, pages, rounds: int, rows: list, errors: list, deadline: float) -> None:
+    """One browser: its scene chosen on Home, then `rounds` walks through `pages`."""
+    try:
+        with chromium() as driver:
+            driver.get(url)
+            choose_scene(driver, scene)
+            for number in range(1, rounds + 1):
+                for page in pages:
+                    if time.monotonic() > deadline:
+                        return
+                    figure = IMAGE if page == "Home" else PLOT
+                    seconds = timed(driver, lambda p=page: open_page(driver, p), figure)
+                    rows.append((number, page, seconds))
+    except Exception as error:  # reported, the run goes on
+        errors.append(f"{scene}: {type(error).__name__}: {error}")
+
+
+def load(n: int, pages, rounds: int, settle: float, deadline: float) -> dict:
+    """N sessions on a fresh server: rows of (round, page, seconds), peak RSS, RSS after closing."""
+    processes, rows, errors = [], [], []
+    scenes = sample_names()
+    log = ROOT / "artifacts" / f"bench_load_{n}.log"
+    with streamlit_server(log, processes=processes) as url:
+        trace = MemoryTrace(processes[0].pid)
+        trace.start()
+        with chromium() as warmup:  # the model load and imports, outside the timed sessions
+            warmup.get(url)
+            wait_for_page(warmup, IMAGE, timeout=120)
+        idle = rss_mib(processes[0].pid)
+        started = time.monotonic()
+        threads = [
+            threading.Thread(
+                target=session, args=(url, scenes[i % len(scenes)], pages, rounds, rows, errors, deadline)
+            )
+            for i in range(n)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        peak = trace.peak(started)
+        closed = time.monotonic()
+        while time.monotonic() - closed < settle and time.monotonic() < deadline:
+            time.sleep(1)
+        after = rss_mib(processes[0].pid)
+        trace.stop.set()
+        text = log.read_text()
+    return {"rows": rows, "errors": errors + (["Traceback in the server log"] if "Traceback" in text else []),
+            "idle": idle, "peak": peak, "after": after}  # fmt: skip
+
+
+def soak(minutes: float, pages, settle: float, deadline: float, seed: int = 0) -> dict:
+    """4 sessions for `minutes`: random scenes, pages and slider nudges; every exception recorded."""
+    processes, errors, actions = [], [], []
+    scenes = sample_names()
+    log = ROOT / "artifacts" / "bench_load_soak.log"
+    end = min(deadline, time.monotonic() + minutes * 60)
+
+    def one(index: int) -> None:
+        rng = random.Random(seed + index)
+        try:
+            with chromium() as driver:
+                driver.get(url)
+                wait_for_page(driver, IMAGE, timeout=300)
+                while time.monotonic() < end:
+                    choice = rng.random()
+                    if choice < 0.2:
+                        open_page(driver, "Home")
+                        choose_scene(driver, rng.choice(scenes))
+                        actions.append("scene")
+                    elif choice < 0.4 and nudge_first_slider(driver):
+                        if wait_until_running(driver, timeout=3):
+                            wait_for_page(driver, PLOT, timeout=300)
+                        actions.append("slider")
+                    else:
+                        page = rng.choice(pages)
+                        open_page(driver, page)
+                        wait_until_running(driver, timeout=3)
+                        wait_for_page(driver, IMAGE if page == "Home" else PLOT, timeout=300)
+                        actions.append(page)
+        except Exception as error:  # reported, the soak goes on
+            errors.append(f"session {index}: {type(error).__name__}: {error}")
+
+    with streamlit_server(log, processes=processes) as url:
+        trace = MemoryTrace(processes[0].pid)
+        trace.start()
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        peak = trace.peak()
+        closed = time.monotonic()
+        while time.monotonic() - closed < settle and time.monotonic() < deadline:
+            time.sleep(1)
+        after = rss_mib(processes[0].pid)
+        trace.stop.set()
+        if "Traceback" in log.read_text():
+            errors.append(f"Traceback in {log}")
+    samples = [v for _, v in trace.samples]
+    return {"errors": errors, "actions": len(actions), "peak": peak, "after": after,
+            "first": samples[0] if samples else float("nan")}  # fmt: skip
+
+
+def percentiles(values) -> str:
+    if not values:
+        return "-"
+    p50, p95 = np.percentile(values, [50, 95])
+    return f"{p50:5.2f} / {p95:5.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", default="1,2,4", help="comma list of concurrent sessions (at most 4)")
+    parser.add_argument("--pages", default=",".join(PAGES))
+    parser.add_argument("--rounds", type=int, default=3, help="walks through the pages per session")
+    parser.add_argument("--settle", type=float, default=150.0, help="seconds after closing to read RSS")
+    parser.add_argument("--soak", type=float, default=0.0, help="minutes of the 4-session soak (0: none)")
+    args = parser.parse_args()
+    counts = [int(v) for v in args.sessions.split(",") if v]
+    if any(not 1 <= n <= 4 for n in counts):
+        raise SystemExit("sessions must be 1 to 4 (the script is bounded)")
+    pages = [p.strip() for p in args.pages.split(",") if p.strip()]
+    deadline = time.monotonic() + LIMIT_S
+    results = {n: load(n, pages, args.rounds, args.settle, deadline) for n in counts}
+    print(f"{'N':>2} {'page':<11} {'cold p50 / p95 s':>17} {'warm p50 / p95 s':>17}")
+    for n, result in results.items():
+        for page in pages:
+            cold = [s for r, p, s in result["rows"] if p == page and r == 1]
+            warm = [s for r, p, s in result["rows"] if p == page and r > 1]
+            print(f"{n:>2} {page:<11} {percentiles(cold):>17} {percentiles(warm):>17}")
+    for n, result in results.items():
+        warm = [s for r, _, s in result["rows"] if r > 1]
+        p95 = np.percentile(warm, 95) if warm else float("nan")
+        print(
+            f"N={n}: warm p95 over pages {p95:.2f} s; RSS idle {result['idle']:.0f} MiB, peak "
+            f"{result['peak']:.0f}, {args.settle:.0f} s after closing {result['after']:.0f}; "
+            f"{len(result['rows'])} renders; errors: {result['errors'] or 'none'}"
+        )
+    if 1 in results and len(results) > 1:
+        base = [s for r, _, s in results[1]["rows"] if r > 1]
+        for n, result in results.items():
+            warm = [s for r, _, s in result["rows"] if r > 1]
+            if n > 1 and base and warm:
+                ratio = np.percentile(warm, 95) / np.percentile(base, 95)
+                print(f"warm p95 with {n} sessions / 1 session: {ratio:.2f}x (target <= 2x)")
+    if args.soak:
+        result = soak(args.soak, pages, args.settle, deadline)
+        print(
+            f"soak {args.soak:.0f} min, 4 sessions: {result['actions']} actions; RSS first "
+            f"{result['first']:.0f} MiB, peak {result['peak']:.0f}, {args.settle:.0f} s after closing "
+            f"{result['after']:.0f}; errors: {result['errors'] or 'none'}"
+        )
+
+
+if __name__ == "__main__":
+    main()
