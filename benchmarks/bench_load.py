@@ -40,6 +40,7 @@ from browser import (  # noqa: E402
     nudge_first_slider,
     open_page,
     streamlit_server,
+    text_of,
     wait_for_page,
     wait_until_running,
 )
@@ -116,6 +117,9 @@ def session(url: str, scene: str, pages, rounds: int, rows: list, errors: list, 
                     figure = IMAGE if page == "Home" else PLOT
                     seconds = timed(driver, lambda p=page: open_page(driver, p), figure)
                     rows.append((number, page, seconds))
+                    shown = text_of(driver, '[data-testid="stSidebar"]')
+                    if scene not in shown:  # cross-talk: another session's image on this page
+                        errors.append(f"{scene}: {page} showed another image ({shown[-80:]!r})")
     except Exception as error:  # reported, the run goes on
         errors.append(f"{scene}: {type(error).__name__}: {error}")
 
