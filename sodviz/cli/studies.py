@@ -205,12 +205,13 @@ def explain(args: argparse.Namespace) -> None:
     text = (
         f"model {args.model}; {len(objects)} objects of {args.data}, up to {args.per_bucket} per size bucket "
         f"(sqrt(area) in model-input pixels); D-RISE {args.masks} masks; seed {args.seed}\n\n"
-        + markdown_table(summary, SUMMARY_COLUMNS) + "\nMost faithful per bucket and metric (95 % bootstrap "
-        "intervals over objects; 'overlaps': another method's interval overlaps the best's):\n\n"
+        + markdown_table(summary, SUMMARY_COLUMNS, digits=4)
+        + "\nMost faithful per bucket and metric (95 % bootstrap intervals over objects; 'overlaps': "
+        "another method's interval overlaps the best's):\n\n"
         + markdown_table(verdicts, ["bucket", "metric", "best", "mean", "interval"])
     )  # fmt: skip
     md_path.write_text(text)
-    print(markdown_table(summary, shown))
+    print(markdown_table(summary, shown, digits=4))
     print(markdown_table(verdicts, ["bucket", "metric", "best", "mean", "interval"]))
     figures = write_figure_files(study_figure(summary), args.out, "explain")
     print("wrote " + ", ".join(str(p) for p in [csv_path, md_path, args.out / "objects.csv", *figures]))
