@@ -16,6 +16,7 @@ from sodviz.detector.inference import run_inference
 from sodviz.detector.loading import EMBEDDED_MODELS, EMBEDDED_SCOPE, Detector, load_detector
 from sodviz.detector.preprocess import input_transform
 from sodviz.detector.prompt import prompt_for_data, with_prompt
+from sodviz.detector.threads import set_torch_threads
 from sodviz.erf.fields import BACKBONE_STAGES
 from sodviz.evaluation.ground_truth import GroundTruth, parse_annotations
 from sodviz.imageio import DecodedImage, decode_image
@@ -108,6 +109,7 @@ EXPLAIN_ZOOM = "explain_zoom"
 EXPLAIN_CURVES = "explain_curves"
 
 ACCESS = access_from_env()  # served (`python -m sodviz serve`): typed paths only under its roots
+TORCH_THREADS = set_torch_threads()  # once per process: one shared detector on every core
 _VICROP = ViCropConfig()
 DEFAULTS = {
     MODEL_KIND: "demo",
