@@ -6,6 +6,7 @@ import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas  # noqa: F401 (imported whole before any session runs: see below)
 import streamlit as st
 
 from sodviz.analysis.store import DEFAULT_STORE
@@ -110,6 +111,10 @@ EXPLAIN_CURVES = "explain_curves"
 
 ACCESS = access_from_env()  # served (`python -m sodviz serve`): typed paths only under its roots
 TORCH_THREADS = set_torch_threads()  # once per process: one shared detector on every core
+# pandas above: Streamlit and plotly import it lazily, and plotly uses it when it is in
+# sys.modules. Under several sessions one script thread met another's half-imported pandas
+# ("partially initialized module 'pandas' has no attribute 'Series'", benchmarks/bench_load.py
+# with 4 sessions); imported here, it is whole before the first page of any session draws.
 _VICROP = ViCropConfig()
 DEFAULTS = {
     MODEL_KIND: "demo",

@@ -51,3 +51,16 @@ def test_cached_results_are_served_while_another_session_holds_the_detector(
         holder.result(timeout=10)
     assert again is result and odam_again is odam  # the cached objects themselves
     np.testing.assert_array_equal(crops_again.fused.xyxy, crops.fused.xyxy)  # re-fused from cached crops
+
+
+def test_the_app_imports_pandas_whole_before_any_session_draws():
+    """Sessions run in threads; plotly reads pandas from sys.modules when it is there, so a
+    lazy import in one session showed another a half-imported module (seen with 4 sessions)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, pages._shared; print('pandas' in sys.modules)"
+    root = Path(__file__).resolve().parent.parent
+    found = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert found.stdout.strip().splitlines()[-1] == "True", found.stdout + found.stderr
