@@ -53,7 +53,8 @@ class Access:
         return self._inside(typed, self.roots)
 
     def writable(self, typed: str | Path) -> Path:
-        """The path `typed` names, if the app may write there: under the data folder when served."""
+        """The path `typed` names, if the app may write there: under the data folder when served
+        (a relative path is relative to it)."""
         return self._inside(typed, (self.data,) if self.data is not None else ())
 
     def _inside(self, typed: str | Path, roots: tuple[Path, ...]) -> Path:
@@ -63,7 +64,10 @@ class Access:
         if not text or text.startswith("~") or not roots:
             raise PathNotAllowed()
         path = Path(text)
-        resolved = (path if path.is_absolute() else roots[0] / path).resolve()
+        try:
+            resolved = (path if path.is_absolute() else roots[0] / path).resolve()
+        except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte: not a path it may use
+            raise PathNotAllowed() from None
         if not any(resolved == root or root in resolved.parents for root in roots):
             raise PathNotAllowed()
         return resolved
@@ -77,7 +81,10 @@ def access_from_env(environ: Mapping[str, str] | None = None) -> Access:
     data_path = Path(data).expanduser().resolve() if data else (roots[0] if roots else None)
     if data_path is not None and roots and not any(data_path == r or r in data_path.parents for r in roots):
         roots = (*roots, data_path)  # the data folder is readable too (its stores)
-    upload = int(environ.get(UPLOAD_ENV) or DEFAULT_UPLOAD_MB)
+    text = environ.get(UPLOAD_ENV) or str(DEFAULT_UPLOAD_MB)
+    if not text.strip().isdigit():
+        raise ValueError(f"{UPLOAD_ENV} must be a whole number of megabytes, got {text!r}")
+    upload = int(text)
     if upload < 1:
         raise ValueError(f"{UPLOAD_ENV} must be at least 1 (megabytes), got {upload}")
     return Access(roots=roots, data=data_path if roots else None, max_upload_mb=upload)

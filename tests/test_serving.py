@@ -86,3 +86,15 @@ def test_several_roots_and_the_upload_limit_from_the_environment(tree):
     assert access.max_upload_mb == 12
     with pytest.raises(ValueError, match="at least 1"):
         access_from_env({"SODVIZ_MAX_UPLOAD_MB": "0"})
+
+
+def test_odd_paths_are_refused_with_the_same_sentence(tree):
+    access = _served(tree)
+    loop = tree / "root" / "loop"
+    loop.symlink_to(loop)  # a link to itself
+    for typed in ("models/m\x00/../../../outside", str(loop / "x")):
+        with pytest.raises(PathNotAllowed):
+            access.readable(typed)
+    assert access.writable("store") == (tree / "data" / "store").resolve()  # relative to the data folder
+    with pytest.raises(ValueError, match="whole number"):
+        access_from_env({"SODVIZ_MAX_UPLOAD_MB": "lots"})

@@ -24,6 +24,8 @@ def torch_threads(environ=None) -> int:
     environ = os.environ if environ is None else environ
     value = environ.get(THREADS_ENV)
     if value:
+        if not value.strip().isdigit():
+            raise ValueError(f"{THREADS_ENV} must be a whole number of threads, got {value!r}")
         count = int(value)
         if count < 1:
             raise ValueError(f"{THREADS_ENV} must be at least 1, got {count}")
