@@ -198,7 +198,7 @@ def explain(args: argparse.Namespace) -> None:
             steps=args.steps, seed=args.seed, on_progress=on_progress,
         )  # fmt: skip
     summary = study_rows(rows, seed=args.seed)
-    verdicts = most_faithful(summary)
+    verdicts = most_faithful(rows, seed=args.seed)
     write_rows(rows, args.out, "objects", list(rows[0]))
     csv_path, md_path = write_rows(summary, args.out, "explain", SUMMARY_COLUMNS)
     shown = ["bucket", "method", "objects", "missed", "deletion_auc", "insertion_auc", "pointing", "energy"]
@@ -206,8 +206,8 @@ def explain(args: argparse.Namespace) -> None:
         f"model {args.model}; {len(objects)} objects of {args.data}, up to {args.per_bucket} per size bucket "
         f"(sqrt(area) in model-input pixels); D-RISE {args.masks} masks; seed {args.seed}\n\n"
         + markdown_table(summary, SUMMARY_COLUMNS, digits=4)
-        + "\nMost faithful per bucket and metric (95 % bootstrap intervals over objects; 'overlaps': "
-        "another method's interval overlaps the best's):\n\n"
+        + "\nMost faithful per bucket and metric ('clear': the paired 95 % bootstrap interval of "
+        "its difference to every other method on the same objects excludes zero; 'overlaps': not):\n\n"
         + markdown_table(verdicts, ["bucket", "metric", "best", "mean", "interval"])
     )  # fmt: skip
     md_path.write_text(text)

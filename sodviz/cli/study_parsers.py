@@ -68,7 +68,7 @@ def add_explain(commands) -> None:
         help="comma list of attention, odam, drise, relevance (dense attention only), random",
     )  # fmt: skip
     explain.add_argument("--per-bucket", type=int, default=12, help="objects drawn per size bucket")
-    explain.add_argument("--masks", type=int, default=300, help="D-RISE masks per object (the page: 1,000)")
+    explain.add_argument("--masks", type=int, default=300, help="D-RISE masks per object (as the page)")
     explain.add_argument("--steps", type=int, default=16, help="deletion / insertion steps")
     explain.add_argument("--threshold", type=float, default=0.3, help="score of a detection (default 0.3)")
     explain.add_argument("--input-size", type=int, default=None)

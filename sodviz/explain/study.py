@@ -162,22 +162,38 @@ def study_rows(rows: list[dict], *, resamples: int = 1000, seed: int = 0) -> lis
     return summary
 
 
-def most_faithful(summary: list[dict], *, least: int = 5) -> list[dict]:
-    """Per bucket and metric: the best method by its mean, and whether its interval clears
-    every other method's ("clear") or overlaps some ("overlaps": no honest winner); "too few"
-    under `least` objects, where a bootstrap interval means nothing."""
+def most_faithful(rows: list[dict], *, least: int = 5, resamples: int = 1000, seed: int = 0) -> list[dict]:
+    """Per bucket (and "all") and metric: the best method by its mean over the objects, and
+    whether it is "clear" (the paired bootstrap 95 % interval of its difference to every other
+    method, on the same objects, excludes zero) or "overlaps" (some interval holds zero: no
+    honest winner); "too few" under `least` objects. `rows`: `score_objects`'s."""
+    rng = np.random.default_rng(seed)
+    methods = list(dict.fromkeys(row["method"] for row in rows))
     verdicts = []
-    for bucket in dict.fromkeys(row["bucket"] for row in summary):
-        rows = [row for row in summary if row["bucket"] == bucket]
+    for bucket in (*AITOD_BUCKETS, "all"):
+        chosen = [r for r in rows if bucket in (r["bucket"], "all")]
+        if not chosen:
+            continue
+        objects = list(dict.fromkeys((r["file_name"], r["object"]) for r in chosen))
         for metric in STUDY_METRICS:
-            sign = -1 if BETTER[metric] == "low" else 1
-            best = max(rows, key=lambda row: sign * row[metric])
-            others = [row for row in rows if row is not best]
-            if sign > 0:
-                clear = all(best[f"{metric}_low"] > row[f"{metric}_high"] for row in others)
-            else:
-                clear = all(best[f"{metric}_high"] < row[f"{metric}_low"] for row in others)
-            interval = "too few" if best["objects"] < least else "clear" if clear else "overlaps"
-            verdicts.append({"bucket": bucket, "metric": metric, "best": best["method"],
-                             "mean": best[metric], "interval": interval})  # fmt: skip
+            sign = -1.0 if BETTER[metric] == "low" else 1.0
+            table = np.full((len(methods), len(objects)), np.nan)
+            for r in chosen:
+                table[methods.index(r["method"]), objects.index((r["file_name"], r["object"]))] = r[metric]
+            scored = np.isfinite(table).any(axis=1)
+            means = np.array(
+                [np.nanmean(sign * r) if ok else -np.inf for r, ok in zip(table, scored, strict=True)]
+            )
+            best = int(np.argmax(means))
+            clear = True
+            for other in range(len(methods)):
+                if other != best and scored[other]:  # a method scored in this bucket
+                    difference = sign * (table[best] - table[other])
+                    low, _ = bootstrap_interval(
+                        difference[np.isfinite(difference)], resamples=resamples, rng=rng
+                    )
+                    clear &= bool(low > 0)
+            interval = "too few" if len(objects) < least else "clear" if clear else "overlaps"
+            verdicts.append({"bucket": bucket, "metric": metric, "best": methods[best],
+                             "mean": float(sign * means[best]), "interval": interval})  # fmt: skip
     return verdicts

@@ -58,6 +58,8 @@ def test_objects_are_drawn_per_bucket_and_explained_through_what_found_them(demo
 def _rows(method, bucket, values, missed=False):
     return [
         {
+            "file_name": bucket,
+            "object": i,
             "method": method,
             "bucket": bucket,
             "missed": missed,
@@ -66,7 +68,7 @@ def _rows(method, bucket, values, missed=False):
             "pointing": float(v < 0.5),
             "energy": v,
         }
-        for v in values
+        for i, v in enumerate(values)
     ]
 
 
@@ -74,24 +76,31 @@ def test_study_rows_give_means_with_intervals_and_an_honest_winner():
     rows = _rows("odam", "vt", [0.1, 0.2, 0.1, 0.2, 0.15, 0.15]) + _rows(
         "random", "vt", [0.8, 0.9, 0.7, 0.8, 0.8, 0.8]
     )
-    rows += _rows("odam", "t", [0.1, 0.9, 0.5, 0.2, 0.8, 0.4], missed=True) + _rows("random", "t", [0.5] * 6)
+    spread = [0.1, 0.9, 0.5, 0.2, 0.8, 0.4]
+    rows += _rows("odam", "t", spread, missed=True) + _rows("random", "t", [0.5] * 6)
+    # paired: "near" is odam plus 0.01 on every object, a small but certain difference
+    rows += _rows("near", "t", [v + 0.01 for v in spread])
     summary = study_rows(rows)
     first = next(r for r in summary if r["bucket"] == "vt" and r["method"] == "odam")
     assert first["objects"] == 6 and first["deletion_auc"] == pytest.approx(0.15)
     assert first["deletion_auc_low"] <= 0.15 <= first["deletion_auc_high"] < 0.2
     overall = next(r for r in summary if r["bucket"] == "all" and r["method"] == "odam")
     assert overall["objects"] == 12 and overall["missed"] == 6
-    assert overall["deletion_auc"] == pytest.approx(
-        np.mean([0.1, 0.2, 0.1, 0.2, 0.15, 0.15, 0.1, 0.9, 0.5, 0.2, 0.8, 0.4])
-    )
-    verdicts = {(v["bucket"], v["metric"]): v for v in most_faithful(summary)}
+    assert overall["deletion_auc"] == pytest.approx(np.mean([0.1, 0.2, 0.1, 0.2, 0.15, 0.15, *spread]))
+    verdicts = {(v["bucket"], v["metric"]): v for v in most_faithful(rows)}
     assert (
         verdicts["vt", "deletion_auc"]["best"] == "odam"
         and verdicts["vt", "deletion_auc"]["interval"] == "clear"
     )
     assert verdicts["vt", "insertion_auc"]["best"] == "odam"
-    assert verdicts["t", "deletion_auc"]["interval"] == "overlaps"  # a spread of 0.1-0.9 around 0.48 vs 0.5
-    assert all(v["interval"] == "too few" for v in most_faithful(study_rows(rows[:2] + rows[6:8])))
+    t = verdicts[
+        "t", "deletion_auc"
+    ]  # odam beats near on every object, but random's 0.5 is no worse on average
+    assert t["best"] == "odam" and t["interval"] == "overlaps"
+    without_random = [r for r in rows if r["method"] != "random"]
+    t = {(v["bucket"], v["metric"]): v for v in most_faithful(without_random)}["t", "deletion_auc"]
+    assert t["best"] == "odam" and t["interval"] == "clear", "paired: a certain 0.01 is a clear win"
+    assert all(v["interval"] == "too few" for v in most_faithful(rows[:2] + rows[6:8]))
 
 
 def test_explain_command_writes_the_table_the_objects_and_the_figure(tiny_model_dirs, dataset, tmp_path):
@@ -125,4 +134,3 @@ def test_scored_objects_follow_the_methods_asked_for(tiny_detectors, dataset):
     rows = score_objects(detector, objects, dataset / "images", methods=("relevance", "random"), steps=2)
     assert [r["method"] for r in rows] == ["relevance", "random"]
     assert all(0 <= r["energy"] <= 1 and r["pointing"] in (0.0, 1.0) for r in rows)
-    assert rows[0]["deletion_auc"] != rows[1]["deletion_auc"] or rows[0]["energy"] != rows[1]["energy"]
