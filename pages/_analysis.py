@@ -107,10 +107,14 @@ def open_image(
         "images": [record],
         "annotations": [a for a in coco["annotations"] if a["image_id"] == record["id"]],
     }
-    data = (images / file_name).read_bytes()
+    try:
+        data = shared.dataset_file(images, file_name).read_bytes()
+        decoded = decode_image(data, name=Path(file_name).name)  # kept decoded, the bytes let go
+    except (OSError, ValueError) as error:  # PathNotAllowed too
+        st.error(f"Could not open {file_name}: {error}")
+        return
     state = st.session_state
     state[shared.IMAGE_KIND] = "upload"
-    decoded = decode_image(data, name=Path(file_name).name)  # kept decoded, the bytes let go
     state[shared.IMAGE_UPLOAD] = (Path(file_name).name, decoded)
     state[shared.ANNOTATIONS_UPLOAD] = json.dumps(one).encode()
     state[shared.INPUT_SIZE] = input_size or 0

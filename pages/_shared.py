@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas  # noqa: F401 (imported whole before any session runs: see below)
@@ -233,6 +234,8 @@ def store_uploads(prefix: str) -> None:
     if upload is None:
         return
     target = IMAGE_UPLOAD if prefix == IMAGE_UPLOADER else ANNOTATIONS_UPLOAD
+    if target == IMAGE_UPLOAD:  # another image: the last one's annotations are not its own
+        st.session_state[ANNOTATIONS_UPLOAD] = None
     st.session_state[target] = (
         (upload.name, upload.getvalue()) if target == IMAGE_UPLOAD else upload.getvalue()
     )
@@ -356,6 +359,15 @@ def model_path(source: str) -> str:
     if source in EMBEDDED_MODELS or source in dict(HUB_PRESETS) or not ACCESS.served:
         return source
     return str(ACCESS.readable(source))
+
+
+def dataset_file(images, file_name: str):
+    """`images / file_name`, which a served app reads only inside `images` (a COCO file's names
+    could point anywhere: `../`, absolute paths); `PathNotAllowed` otherwise."""
+    path = ACCESS.readable(Path(images) / file_name)
+    if ACCESS.served and Path(images).resolve() not in path.parents:
+        raise PathNotAllowed()
+    return path
 
 
 def allowed_or_stop(typed: str, *, write: bool = False, what: str = "The path") -> str:

@@ -73,7 +73,7 @@ def start_job() -> None:
         st.info("This analysis is running already.")
         return
     make_plan = partial(plan_job, detector, annotations, images, settings, store=store,
-                        model_source=shared.model_source())  # fmt: skip
+                        model_source=shared.model_path(shared.model_source()))  # fmt: skip
     data.jobs()[run_key] = (dataset, BackgroundJob(make_plan, detector))
 
 
@@ -202,7 +202,7 @@ if rows and rows[0] < len(images_table):
     st.caption(f"**{name}** is now the current image, with its ground truth, on every page.")
 same_model = meta.get("model_hash") == detector.content_hash
 try:
-    run_model = detector if same_model else shared.cached_detector(meta["model"])
+    run_model = detector if same_model else shared.cached_detector(shared.model_path(meta["model"]))
 except (FileNotFoundError, ValueError, ImportError, OSError) as problem:
     run_model = None
     st.caption(
@@ -218,7 +218,7 @@ def gallery(rows, *, key: str, colour_of=None, attention: bool = True) -> None:
     model = run_model if attention else None
     columns = st.columns(6)
     for i, row in enumerate(rows.itertuples()):
-        path = images / row.file_name
+        path = shared.dataset_file(images, row.file_name)
         if not path.is_file():
             continue
         image = data.image_of(str(path))

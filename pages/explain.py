@@ -9,6 +9,7 @@ import streamlit as st
 from pages import _shared as shared
 from pages import _widgets as widgets
 from sodviz.cache import DEFAULT_CACHE
+from sodviz.evaluation.ground_truth import truth_class_ids
 from sodviz.explain.methods import METHOD_NAMES, available_methods, explain, faithfulness
 from sodviz.explain.odam import ODAM_OUTPUTS
 from sodviz.explain.perturb import model_input
@@ -75,8 +76,8 @@ with widgets.controls():
 
         left.selectbox("Missed object", missed, key=shared.EXPLAIN_OBJECT, format_func=object_label)
         index = st.session_state[shared.EXPLAIN_OBJECT]
-        class_ids = [detector.class_names.index(n) if n in detector.class_names else None for n in names]
-        target = missed_target(result, boxes[index], class_ids[index])
+        aware, class_ids = truth_class_ids(inputs.truth, detector.class_names)  # as the explain study
+        target = missed_target(result, boxes[index], class_ids[index] if aware else None)
         title = f"{object_label(index)}, through query q{target.query_index}"
     methods = middle.multiselect(
         "Methods", methods_here, key=shared.EXPLAIN_METHODS, format_func=lambda m: m,
@@ -114,7 +115,10 @@ for method in methods:
     bar.empty()
 
 st.subheader(f"Maps of {title}")
-st.caption(f"Each map divided by its own maximum (their units differ): one colour scale, {SHARED_SCALE}.")
+st.caption(
+    f"Each map divided by its own maximum (their units differ): one colour scale, {SHARED_SCALE}. "
+    "The curves and numbers below use each method's class-score map (ODAM's too, whatever it shows)."
+)
 panels = map_panels(
     inputs.image, maps, target, output=output, zoom=zoom, opacity=st.session_state[shared.OPACITY]
 )

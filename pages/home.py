@@ -96,7 +96,9 @@ with right:
             on_change=shared.store_uploads, args=(shared.ANNOTATIONS_UPLOADER,),
         )  # fmt: skip
         if st.session_state.get(shared.ANNOTATIONS_UPLOAD) is not None:
-            st.caption("Annotations uploaded; upload another file to replace them.")
+            forget = {shared.ANNOTATIONS_UPLOAD: None}
+            st.button("Remove the annotations", key="remove_annotations",
+                      on_click=lambda: st.session_state.update(forget))  # fmt: skip
     image, truth, name = shared.current_image()
     objects = "no ground truth" if truth is None else f"{len(truth)} annotated objects"
     st.image(image, caption=f"{name} · {image.shape[1]}x{image.shape[0]} px · {objects}", width="stretch")

@@ -599,7 +599,44 @@ def test_a_served_app_reads_typed_paths_only_under_its_roots(app, monkeypatch, t
     assert not app.exception
     assert any("typed on Home" in w.value and NOT_ALLOWED in w.value for w in app.warning)
     assert any("store folder" in e.value and NOT_ALLOWED in e.value for e in app.error)
-    assert not (tmp_path / "secret" / "store").exists()
+    assert not any("Analyse" in b.label for b in app.button), "the page stops before anything is written"
+
+
+def test_a_served_app_reads_a_datasets_images_only_inside_its_folder(monkeypatch, tmp_path):
+    from sodviz.serving import Access, PathNotAllowed
+
+    (tmp_path / "root" / "set" / "images").mkdir(parents=True)
+    monkeypatch.setattr(shared, "ACCESS", Access(roots=(tmp_path / "root",), data=tmp_path / "root"))
+    images = tmp_path / "root" / "set" / "images"
+    assert shared.dataset_file(images, "a.png") == (images / "a.png").resolve()
+    assert shared.dataset_file(images, "sub/a.png") == (images / "sub" / "a.png").resolve()
+    for name in ("../annotations.json", "../../set/x.png", str(tmp_path / "elsewhere.png"), "/etc/passwd"):
+        with pytest.raises(PathNotAllowed):
+            shared.dataset_file(images, name)
+
+
+def test_a_new_image_takes_the_place_of_the_last_ones_annotations(monkeypatch):
+    from types import SimpleNamespace
+
+    class Upload:
+        def __init__(self, name, data):
+            self.name, self._data = name, data
+
+        def getvalue(self):
+            return self._data
+
+    state = {shared.ANNOTATIONS_UPLOAD: b"{}", shared.UPLOADS_TAKEN: 3}
+    state[f"{shared.IMAGE_UPLOADER}_3"] = Upload("new.png", b"png bytes")
+    monkeypatch.setattr(shared, "st", SimpleNamespace(session_state=state))
+    shared.store_uploads(shared.IMAGE_UPLOADER)
+    assert state[shared.IMAGE_UPLOAD] == ("new.png", b"png bytes")
+    assert state[shared.ANNOTATIONS_UPLOAD] is None, "the last image's annotations are not this one's"
+    assert state[shared.UPLOADS_TAKEN] == 4, "the uploader is retired: Streamlit lets its file go"
+    state[f"{shared.ANNOTATIONS_UPLOADER}_4"] = Upload("new.json", b'{"images": []}')
+    shared.store_uploads(shared.ANNOTATIONS_UPLOADER)
+    assert (
+        state[shared.ANNOTATIONS_UPLOAD] == b'{"images": []}' and state[shared.IMAGE_UPLOAD][0] == "new.png"
+    )
 
 
 def test_an_upload_is_kept_as_its_decoded_image_only(app):

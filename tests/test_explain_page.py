@@ -19,7 +19,10 @@ def test_explain_page_shows_each_method_its_curves_and_numbers(app):  # noqa: F8
     assert {"deletion AUC", "insertion AUC", "pointing", "energy in box", "seconds"} <= set(table.columns)
     assert len(app.get("plotly_chart")) == 1  # the deletion and insertion curves
     assert "Explain" in app.session_state[shared.REPORT]
+    score_panel = app.session_state[shared.REPORT]["Explain"].images[1][1]  # ODAM's
     app.selectbox(key=shared.EXPLAIN_OUTPUT).set_value("x0").run()
+    x0_panel = app.session_state[shared.REPORT]["Explain"].images[1][1]
+    assert score_panel.shape != x0_panel.shape or (score_panel != x0_panel).any(), "ODAM's x0 map is shown"
     app.toggle(key=shared.EXPLAIN_ZOOM).set_value(False).run()
     app.slider(key=shared.EXPLAIN_MASKS).set_value(100).run()
     app.multiselect(key=shared.EXPLAIN_METHODS).set_value(["odam", "drise"]).run()
