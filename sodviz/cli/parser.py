@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from sodviz.cli.serve import add_serve
-from sodviz.cli.study_parsers import add_acs, add_erf, add_errors, add_explain
+from sodviz.cli.study_parsers import add_acs, add_erf, add_errors, add_explain, add_split_arguments
 
 # sodviz.crops.fusion.MERGES / METRICS, written out so that `--help` imports nothing heavy (a test checks).
 MERGES_CHOICES = ("nms", "nmm", "greedynmm", "wbf")
@@ -155,9 +155,7 @@ def _train(commands) -> None:
 def _evaluate(commands) -> None:
     """`evaluate`: COCO / AI-TOD AP on a COCO dataset."""
     evaluate = commands.add_parser("evaluate", help="COCO / AI-TOD AP of a detector on a COCO-format dataset")
-    evaluate.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
-    evaluate.add_argument("--images", type=Path, required=True, help="folder of the images it names")
-    evaluate.add_argument("--model", default="demo")
+    add_split_arguments(evaluate)
     evaluate.add_argument("--input-size", type=int, default=None)
     evaluate.add_argument("--threshold", type=float, default=0.3, help="score threshold for TP/FP/FN counts")
     evaluate.add_argument(
@@ -175,9 +173,7 @@ def _benchmark(commands) -> None:
     bench = commands.add_parser(
         "benchmark", help="base vs ViCrop-Det vs uniform slicing at equal forward passes"
     )
-    bench.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
-    bench.add_argument("--images", type=Path, required=True, help="folder of the images it names")
-    bench.add_argument("--model", default="demo")
+    add_split_arguments(bench)
     bench.add_argument(
         "--methods",
         default="base,vicrop,slicing",
@@ -239,9 +235,7 @@ def _analyze(commands) -> None:
     analyze = commands.add_parser(
         "analyze", help="analyse a whole dataset (misses and why, refinements) into the store the app reads"
     )
-    analyze.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
-    analyze.add_argument("--images", type=Path, required=True, help="folder of the images it names")
-    analyze.add_argument("--model", default="demo", help="'demo', a local folder, or a hub id")
+    add_split_arguments(analyze)
     analyze.add_argument(
         "--methods", default="base", help="comma list: base plus any of vicrop, vicrop_gated, slicing"
     )

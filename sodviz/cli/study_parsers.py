@@ -5,6 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def add_split_arguments(command, *, model: bool = True) -> None:
+    """`--data` and `--images` (a COCO split), and `--model` (default: the demo detector)."""
+    command.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
+    command.add_argument("--images", type=Path, required=True, help="folder of the images it names")
+    if model:
+        command.add_argument("--model", default="demo", help="'demo', a local folder, or a hub id")
+
+
 def add_erf(commands) -> None:
     """`erf`: effective receptive fields per stage."""
     erf = commands.add_parser("erf", help="effective receptive field per stage, with a Gaussian sigma")
@@ -27,8 +35,7 @@ def add_errors(commands) -> None:
     errors = commands.add_parser(
         "errors", help="TP/FP/FN, precision, recall and F1 per size of a base vs a module detector"
     )
-    errors.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
-    errors.add_argument("--images", type=Path, required=True, help="folder of the images it names")
+    add_split_arguments(errors, model=False)
     errors.add_argument("--model", required=True, help="the detector with modules (folder or hub id)")
     errors.add_argument("--base", default="demo", help="the detector to compare with (default: demo)")
     errors.add_argument("--threshold", type=float, default=0.3, help="score threshold (default 0.3)")
@@ -60,9 +67,7 @@ def add_explain(commands) -> None:
     explain = commands.add_parser(
         "explain", help="instance maps (attention, ODAM, D-RISE, relevance) scored for faithfulness per size"
     )
-    explain.add_argument("--data", type=Path, required=True, help="COCO annotations JSON")
-    explain.add_argument("--images", type=Path, required=True, help="folder of the images it names")
-    explain.add_argument("--model", default="demo", help="'demo', a local folder, or a hub id")
+    add_split_arguments(explain)
     explain.add_argument(
         "--methods", default="attention,odam,drise,random",
         help="comma list of attention, odam, drise, relevance (dense attention only), random",
