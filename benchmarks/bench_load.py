@@ -25,6 +25,7 @@ import random
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -160,35 +161,49 @@ def load(n: int, pages, rounds: int, settle: float, deadline: float) -> dict:
 
 def soak(minutes: float, pages, settle: float, deadline: float, seed: int = 0) -> dict:
     """4 sessions for `minutes`: random scenes, pages and slider nudges; every exception recorded."""
-    processes, errors, actions = [], [], []
+    processes, errors, hiccups, actions = [], [], [], []
     scenes = sample_names()
     log = ROOT / "artifacts" / "bench_load_soak.log"
     end = min(deadline, time.monotonic() + minutes * 60)
 
+    def act(driver, rng) -> str:
+        choice = rng.random()
+        if choice < 0.2:
+            open_page(driver, "Home")
+            choose_scene(driver, rng.choice(scenes))
+            return "scene"
+        if choice < 0.4 and nudge_first_slider(driver):
+            if wait_until_running(driver, timeout=3):
+                wait_for_page(driver, PLOT, timeout=300)
+            return "slider"
+        page = rng.choice(pages)
+        open_page(driver, page)
+        wait_until_running(driver, timeout=3)
+        wait_for_page(driver, IMAGE if page == "Home" else PLOT, timeout=300)
+        return page
+
     def one(index: int) -> None:
+        """A session acting until the end; an exception box on the page is the app's error, any
+        other failure (a stale element, a missed click) the driver's: the page is reloaded."""
+        from selenium.webdriver.common.by import By
+
         rng = random.Random(seed + index)
-        try:
-            with chromium() as driver:
-                driver.get(url)
-                wait_for_page(driver, IMAGE, timeout=300)
-                while time.monotonic() < end:
-                    choice = rng.random()
-                    if choice < 0.2:
-                        open_page(driver, "Home")
-                        choose_scene(driver, rng.choice(scenes))
-                        actions.append("scene")
-                    elif choice < 0.4 and nudge_first_slider(driver):
-                        if wait_until_running(driver, timeout=3):
-                            wait_for_page(driver, PLOT, timeout=300)
-                        actions.append("slider")
-                    else:
-                        page = rng.choice(pages)
-                        open_page(driver, page)
-                        wait_until_running(driver, timeout=3)
-                        wait_for_page(driver, IMAGE if page == "Home" else PLOT, timeout=300)
-                        actions.append(page)
-        except Exception as error:  # reported, the soak goes on
-            errors.append(f"session {index}: {type(error).__name__}: {error}")
+        with chromium() as driver:
+            driver.get(url)
+            wait_for_page(driver, IMAGE, timeout=300)
+            while time.monotonic() < end:
+                try:
+                    actions.append(act(driver, rng))
+                except Exception as error:  # sorted below, the soak goes on
+                    boxes = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+                    ours = [f for f in traceback.extract_tb(error.__traceback__) if str(ROOT) in f.filename]
+                    where = f"{Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else "?"
+                    text = f"session {index}: {type(error).__name__} at {where}"
+                    (errors if boxes else hiccups).append(
+                        text + (f": {boxes[0].text[:300]}" if boxes else "")
+                    )
+                    driver.get(url)
+                    wait_for_page(driver, IMAGE, timeout=300)
 
     with streamlit_server(log, processes=processes) as url:
         trace = MemoryTrace(processes[0].pid)
@@ -207,7 +222,7 @@ def soak(minutes: float, pages, settle: float, deadline: float, seed: int = 0) -
         if "Traceback" in log.read_text():
             errors.append(f"Traceback in {log}")
     samples = [v for _, v in trace.samples]
-    return {"errors": errors, "actions": len(actions), "peak": peak, "after": after,
+    return {"errors": errors, "hiccups": hiccups, "actions": len(actions), "peak": peak, "after": after,
             "first": samples[0] if samples else float("nan")}  # fmt: skip
 
 
@@ -258,7 +273,8 @@ def main() -> None:
         print(
             f"soak {args.soak:.0f} min, 4 sessions: {result['actions']} actions; RSS first "
             f"{result['first']:.0f} MiB, peak {result['peak']:.0f}, {args.settle:.0f} s after closing "
-            f"{result['after']:.0f}; errors: {result['errors'] or 'none'}"
+            f"{result['after']:.0f}; app errors: {result['errors'] or 'none'}; driver hiccups (page "
+            f"reloaded): {len(result['hiccups'])} {result['hiccups'][:6]}"
         )
 
 
