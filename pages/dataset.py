@@ -19,6 +19,7 @@ from sodviz.analysis.store import list_runs
 from sodviz.detector.inference import run_inference
 from sodviz.evaluation.coco import category_names
 from sodviz.imageio import MAX_SIDE
+from sodviz.serving import PathNotAllowed
 from sodviz.views.dataset import BUCKET_TITLES, entropy_distributions, error_figure, object_patch
 from sodviz.views.palette import CHANGE_RGB
 
@@ -218,7 +219,10 @@ def gallery(rows, *, key: str, colour_of=None, attention: bool = True) -> None:
     model = run_model if attention else None
     columns = st.columns(6)
     for i, row in enumerate(rows.itertuples()):
-        path = shared.dataset_file(images, row.file_name)
+        try:
+            path = shared.dataset_file(images, row.file_name)
+        except PathNotAllowed:  # a served app reads a dataset's images only inside its folder
+            continue
         if not path.is_file():
             continue
         image = data.image_of(str(path))
