@@ -29,6 +29,7 @@ from browser import (  # noqa: E402
     open_page,
     send_file,
     streamlit_server,
+    timed,
     wait_for_page,
     wait_until_running,
 )
@@ -36,15 +37,6 @@ from browser import (  # noqa: E402
 PAGES = ("Detections", "Attention", "ViCrop", "ERF", "Fusion maps", "Candidates")
 SHARED = ROOT.parent / "shared" / "data"
 TARGET = 3.0
-
-
-def timed(driver, action, figure: str) -> float:
-    """Seconds from `action()` until the rerun it starts has finished with `figure` drawn."""
-    started = time.perf_counter()
-    action()
-    wait_until_running(driver, timeout=3)
-    wait_for_page(driver, figure, timeout=300)
-    return time.perf_counter() - started
 
 
 def one_image(driver, url: str, photo: Path | None, pages) -> list[tuple[str, float, float | None]]:

@@ -42,6 +42,7 @@ from browser import (  # noqa: E402
     open_page,
     streamlit_server,
     text_of,
+    timed,
     wait_for_page,
     wait_until_running,
 )
@@ -75,14 +76,6 @@ class MemoryTrace(threading.Thread):
 
     def peak(self, since: float = 0.0) -> float:
         return max((v for t, v in self.samples if t >= since), default=float("nan"))
-
-
-def timed(driver, action, figure: str) -> float:
-    started = time.perf_counter()
-    action()
-    wait_until_running(driver, timeout=3)
-    wait_for_page(driver, figure, timeout=300)
-    return time.perf_counter() - started
 
 
 def choose_scene(driver, name: str) -> None:

@@ -135,6 +135,15 @@ def wait_for_page(driver, figure_selector: str, timeout: float = 120) -> None:
     raise PageError(f"page did not finish with a {figure_selector} within {timeout} s")
 
 
+def timed(driver, action, figure: str) -> float:
+    """Seconds from `action()` until the rerun it starts has finished with `figure` drawn."""
+    started = time.perf_counter()
+    action()
+    wait_until_running(driver, timeout=3)
+    wait_for_page(driver, figure, timeout=300)
+    return time.perf_counter() - started
+
+
 def settle(driver) -> None:
     """Let the last deltas paint, and check once more for an exception box."""
     from selenium.webdriver.common.by import By
