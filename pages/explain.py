@@ -98,7 +98,7 @@ if not methods:
     st.stop()
 
 size = st.session_state[shared.INPUT_SIZE] or None
-base = model_input(detector, inputs.image, input_size=size)
+base = model_input(detector, inputs.image, input_size=size, cache=DEFAULT_CACHE)  # once per image
 maps, curves = {}, {}
 for method in methods:
     bar = st.progress(0.0, text=f"{METHOD_NAMES[method]} ...")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from sodviz.boxes import overlap_matrix
+from sodviz.cache import InferenceCache, cached, image_hash
 from sodviz.detector.inference import decode_predictions, uses_sigmoid
 from sodviz.detector.loading import Detector
 from sodviz.detector.preprocess import prepare_inputs
@@ -41,6 +42,11 @@ class ModelInput:
     blurred: torch.Tensor
 
     @property
+    def nbytes(self) -> int:  # for `InferenceCache`
+        tensors = [*self.inputs.values(), self.black, self.blurred]
+        return int(sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor)))
+
+    @property
     def pixels(self) -> torch.Tensor:
         return self.inputs["pixel_values"]
 
@@ -56,15 +62,23 @@ class ModelInput:
 
 
 def model_input(
-    detector: Detector, image: np.ndarray, *, input_size: int | None = None, blur_sigma: float = 5.0
-) -> ModelInput:
+    detector: Detector, image: np.ndarray, *, input_size: int | None = None, blur_sigma: float = 5.0,
+    cache: InferenceCache | None = None,
+) -> ModelInput:  # fmt: skip
     """Preprocess `image` once, with its black and blurred fills (Gaussian, `blur_sigma` pixels of
-    the original image)."""
-    inputs, (transform,) = prepare_inputs(detector, [image], input_size=input_size)
-    black_inputs, _ = prepare_inputs(detector, [np.zeros_like(image)], input_size=input_size)
-    blurred_image = cv2.GaussianBlur(image, (0, 0), sigmaX=blur_sigma)
-    blurred_inputs, _ = prepare_inputs(detector, [blurred_image], input_size=input_size)
-    return ModelInput(inputs, transform, black_inputs["pixel_values"], blurred_inputs["pixel_values"])
+    the original image); kept in `cache` when given (a page reruns on every slider)."""
+
+    def compute() -> ModelInput:
+        inputs, (transform,) = prepare_inputs(detector, [image], input_size=input_size)
+        black_inputs, _ = prepare_inputs(detector, [np.zeros_like(image)], input_size=input_size)
+        blurred_image = cv2.GaussianBlur(image, (0, 0), sigmaX=blur_sigma)
+        blurred_inputs, _ = prepare_inputs(detector, [blurred_image], input_size=input_size)
+        return ModelInput(inputs, transform, black_inputs["pixel_values"], blurred_inputs["pixel_values"])
+
+    def key() -> tuple:
+        return ("model_input", detector.content_hash, image_hash(image), input_size, blur_sigma)
+
+    return cached(cache, key, compute)
 
 
 def mix(base: ModelInput, keep: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
