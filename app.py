@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._timing import script_run
+
 st.set_page_config(page_title="sodviz", page_icon=":mag:", layout="wide")
-st.navigation(
+page = st.navigation(
     [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/detections.py", title="Detections", icon=":material/select_all:"),
@@ -17,4 +19,6 @@ st.navigation(
         st.Page("pages/candidates.py", title="Candidates", icon=":material/rule:"),
         st.Page("pages/explain.py", title="Explain", icon=":material/psychology:"),
     ]
-).run()
+)
+with script_run(page.title):  # SODVIZ_TIMINGS=FILE: each run's server-side seconds, per session
+    page.run()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import random
 import sys
 import threading
@@ -109,8 +110,9 @@ def session(url: str, scene: str, pages, rounds: int, rows: list, errors: list, 
                     if time.monotonic() > deadline:
                         return
                     figure = IMAGE if page == "Home" else PLOT
+                    clicked = time.time()
                     seconds = timed(driver, lambda p=page: open_page(driver, p), figure)
-                    rows.append((number, page, seconds))
+                    rows.append((number, page, seconds, scene, clicked, time.time()))
                     shown = text_of(driver, '[data-testid="stSidebar"]')
                     if scene not in shown:  # cross-talk: another session's image on this page
                         errors.append(f"{scene}: {page} showed another image ({shown[-80:]!r})")
@@ -118,12 +120,28 @@ def session(url: str, scene: str, pages, rounds: int, rows: list, errors: list, 
         errors.append(f"{scene}: {type(error).__name__}: {error}")
 
 
+def server_runs(path: Path) -> list[dict]:
+    """The server's own timing of each script run (SODVIZ_TIMINGS lines, pages/_timing.py)."""
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def server_seconds(row, runs) -> tuple[float, float]:
+    """Wall and CPU seconds the server spent on one browser render: the runs of its page and scene
+    that began between the click and the figure drawn (a render can take more than one run)."""
+    _, page, _, scene, clicked, done = row
+    mine = [r for r in runs if r["page"] == page and r["image"] == scene and clicked <= r["start"] <= done]
+    return sum(r["wall"] for r in mine), sum(r["cpu"] for r in mine)
+
+
 def load(n: int, pages, rounds: int, settle: float, deadline: float) -> dict:
-    """N sessions on a fresh server: rows of (round, page, seconds), peak RSS, RSS after closing."""
+    """N sessions on a fresh server: rows of (round, page, seconds, scene, clicked, done), the
+    server's runs, peak RSS, RSS and the inference cache's MiB after closing."""
     processes, rows, errors = [], [], []
     scenes = sample_names()
     log = ROOT / "artifacts" / f"bench_load_{n}.log"
-    with streamlit_server(log, processes=processes) as url:
+    timings = log.with_suffix(".timings.jsonl")
+    timings.unlink(missing_ok=True)
+    with streamlit_server(log, processes=processes, env={"SODVIZ_TIMINGS": str(timings)}) as url:
         trace = MemoryTrace(processes[0].pid)
         trace.start()
         with chromium() as warmup:  # the model load and imports, outside the timed sessions
@@ -148,8 +166,10 @@ def load(n: int, pages, rounds: int, settle: float, deadline: float) -> dict:
         after = rss_mib(processes[0].pid)
         trace.stop.set()
         text = log.read_text()
+    runs = server_runs(timings)
     return {"rows": rows, "errors": errors + (["Traceback in the server log"] if "Traceback" in text else []),
-            "idle": idle, "peak": peak, "after": after}  # fmt: skip
+            "idle": idle, "peak": peak, "after": after, "runs": runs,
+            "cache": runs[-1]["cache_mib"] if runs else float("nan")}  # fmt: skip
 
 
 def soak(minutes: float, pages, settle: float, deadline: float, seed: int = 0) -> dict:
@@ -219,11 +239,90 @@ def soak(minutes: float, pages, settle: float, deadline: float, seed: int = 0) -
             "first": samples[0] if samples else float("nan")}  # fmt: skip
 
 
+def upload_release(n: int, settle: float, deadline: float, side: tuple[int, int] = (3000, 4000)) -> dict:
+    """N sessions each upload their own large image (random noise, a PNG near the 50 MB limit)
+    and keep it open, then close: the server's RSS before, while all N hold their image, at its
+    peak, and `settle` s after closing (Streamlit drops a closed session after 2 minutes)."""
+    from browser import choose_upload, send_file
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    folder = ROOT / "artifacts" / "bench_load_uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(n):
+        path = folder / f"upload_{i}.png"
+        if not path.exists():
+            noise = np.random.default_rng(i).integers(0, 256, (*side, 3), dtype=np.uint8)
+            Image.fromarray(noise).save(path, compress_level=1)
+        files.append(path)
+    processes, errors = [], []
+    log = ROOT / "artifacts" / "bench_load_uploads.log"
+    timings = log.with_suffix(".timings.jsonl")
+    timings.unlink(missing_ok=True)
+    holding, release = threading.Barrier(n + 1, timeout=600), threading.Event()
+
+    def one(path: Path) -> None:
+        try:
+            with chromium() as driver:
+                driver.get(url)
+                wait_for_page(driver, IMAGE, timeout=300)
+                choose_upload(driver)
+                send_file(driver, path)
+                deadline = time.monotonic() + 300
+                while path.name not in text_of(driver, '[data-testid="stSidebar"]'):
+                    if time.monotonic() > deadline:
+                        raise PageError(f"{path.name} was not shown")
+                    time.sleep(0.5)
+                wait_for_page(driver, IMAGE, timeout=300)
+                if driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'):
+                    errors.append(f"{path.name}: an exception box")
+                holding.wait()
+                release.wait(600)
+        except Exception as error:  # reported; the barrier lets the others go on
+            errors.append(f"{path.name}: {type(error).__name__}: {error}")
+            holding.abort()
+
+    with streamlit_server(log, processes=processes, env={"SODVIZ_TIMINGS": str(timings)}) as url:
+        trace = MemoryTrace(processes[0].pid)
+        trace.start()
+        with chromium() as warmup:
+            warmup.get(url)
+            wait_for_page(warmup, IMAGE, timeout=120)
+        time.sleep(5)
+        idle = rss_mib(processes[0].pid)
+        threads = [threading.Thread(target=one, args=(path,)) for path in files]
+        for thread in threads:
+            thread.start()
+        with contextlib.suppress(threading.BrokenBarrierError):
+            holding.wait()
+        time.sleep(5)
+        live = rss_mib(processes[0].pid)
+        release.set()
+        for thread in threads:
+            thread.join()
+        peak, closed = trace.peak(), time.monotonic()
+        while time.monotonic() - closed < settle and time.monotonic() < deadline:
+            time.sleep(1)
+        after = rss_mib(processes[0].pid)
+        trace.stop.set()
+        if "Traceback" in log.read_text():
+            errors.append(f"Traceback in {log}")
+    runs = server_runs(timings)
+    return {"idle": idle, "live": live, "peak": peak, "after": after, "errors": errors,
+            "mib": sum(p.stat().st_size for p in files) / 2**20 / n,
+            "cache": runs[-1]["cache_mib"] if runs else float("nan")}  # fmt: skip
+
+
 def percentiles(values) -> str:
     if not values:
         return "-"
     p50, p95 = np.percentile(values, [50, 95])
     return f"{p50:5.2f} / {p95:5.2f}"
+
+
+def p95(values) -> float:
+    return float(np.percentile(values, 95)) if len(values) else float("nan")
 
 
 def main() -> None:
@@ -233,34 +332,62 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="walks through the pages per session")
     parser.add_argument("--settle", type=float, default=150.0, help="seconds after closing to read RSS")
     parser.add_argument("--soak", type=float, default=0.0, help="minutes of the 4-session soak (0: none)")
+    parser.add_argument(
+        "--uploads", type=int, default=0, help="sessions that each upload a large image (0: none)"
+    )
     args = parser.parse_args()
     counts = [int(v) for v in args.sessions.split(",") if v]
     if any(not 1 <= n <= 4 for n in counts):
         raise SystemExit("sessions must be 1 to 4 (the script is bounded)")
     pages = [p.strip() for p in args.pages.split(",") if p.strip()]
     deadline = time.monotonic() + LIMIT_S
-    results = {n: load(n, pages, args.rounds, args.settle, deadline) for n in counts}
-    print(f"{'N':>2} {'page':<11} {'cold p50 / p95 s':>17} {'warm p50 / p95 s':>17}")
+    results = {n: load(n, pages, args.rounds, args.settle, deadline) for n in counts if args.rounds}
+    print("browser: click to figure drawn; server: its script runs for that render (wall, and the CPU")
+    print("share of that wall spent by the script thread itself)")
+    print(f"{'N':>2} {'page':<11} {'cold p50 / p95 s':>17} {'warm p50 / p95 s':>17} "
+          f"{'server warm p50 / p95 s':>24} {'cpu':>5}")  # fmt: skip
+    warm_of = {}  # N -> (browser seconds, server wall seconds) of every warm render
     for n, result in results.items():
+        served = [(row, *server_seconds(row, result["runs"])) for row in result["rows"]]
+        warm_of[n] = (
+            [row[2] for row, _, _ in served if row[0] > 1],
+            [w for row, w, _ in served if row[0] > 1],
+        )
         for page in pages:
-            cold = [s for r, p, s in result["rows"] if p == page and r == 1]
-            warm = [s for r, p, s in result["rows"] if p == page and r > 1]
-            print(f"{n:>2} {page:<11} {percentiles(cold):>17} {percentiles(warm):>17}")
+            cold = [row[2] for row, _, _ in served if row[1] == page and row[0] == 1]
+            warm = [(row[2], w, c) for row, w, c in served if row[1] == page and row[0] > 1]
+            walls = [w for _, w, _ in warm]
+            cpu = sum(c for _, _, c in warm) / sum(walls) if sum(walls) else float("nan")
+            print(f"{n:>2} {page:<11} {percentiles(cold):>17} {percentiles([b for b, _, _ in warm]):>17} "
+                  f"{percentiles(walls):>24} {cpu:>5.0%}")  # fmt: skip
     for n, result in results.items():
-        warm = [s for r, _, s in result["rows"] if r > 1]
-        p95 = np.percentile(warm, 95) if warm else float("nan")
+        browser, server = warm_of[n]
         print(
-            f"N={n}: warm p95 over pages {p95:.2f} s; RSS idle {result['idle']:.0f} MiB, peak "
-            f"{result['peak']:.0f}, {args.settle:.0f} s after closing {result['after']:.0f}; "
-            f"{len(result['rows'])} renders; errors: {result['errors'] or 'none'}"
+            f"N={n}: warm p95 over pages {p95(browser):.2f} s (server {p95(server):.2f} s); RSS idle "
+            f"{result['idle']:.0f} MiB, peak {result['peak']:.0f}, {args.settle:.0f} s after closing "
+            f"{result['after']:.0f} (inference cache {result['cache']:.0f} MiB of it); "
+            f"{len(result['rows'])} renders, {len(result['runs'])} server runs; "
+            f"errors: {result['errors'] or 'none'}"
         )
     if 1 in results and len(results) > 1:
-        base = [s for r, _, s in results[1]["rows"] if r > 1]
-        for n, result in results.items():
-            warm = [s for r, _, s in result["rows"] if r > 1]
-            if n > 1 and base and warm:
-                ratio = np.percentile(warm, 95) / np.percentile(base, 95)
-                print(f"warm p95 with {n} sessions / 1 session: {ratio:.2f}x (target <= 2x)")
+        for n in results:
+            if n > 1 and warm_of[1][0] and warm_of[n][0]:
+                print(
+                    f"warm p95 with {n} sessions / 1 session (target <= 2x): browser "
+                    f"{p95(warm_of[n][0]) / p95(warm_of[1][0]):.2f}x, server "
+                    f"{p95(warm_of[n][1]) / p95(warm_of[1][1]):.2f}x"
+                )
+    if args.uploads:
+        if not 1 <= args.uploads <= 4:
+            raise SystemExit("uploads must be 1 to 4 sessions (the script is bounded)")
+        result = upload_release(args.uploads, args.settle, deadline)
+        print(
+            f"uploads: {args.uploads} sessions, a {result['mib']:.0f} MB PNG each; RSS idle "
+            f"{result['idle']:.0f} "
+            f"MiB, all holding their image {result['live']:.0f}, peak {result['peak']:.0f}, "
+            f"{args.settle:.0f} s after closing {result['after']:.0f} (inference cache {result['cache']:.0f} "
+            f"MiB); errors: {result['errors'] or 'none'}"
+        )
     if args.soak:
         result = soak(args.soak, pages, args.settle, deadline)
         print(

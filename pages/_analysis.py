@@ -8,6 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages import _keys as keys
+from pages import _loaders as loaders
 from pages import _shared as shared
 from sodviz.analysis.job import BackgroundJob
 from sodviz.analysis.queries import Analysis
@@ -26,11 +28,14 @@ def sources() -> dict[str, tuple[Path, Path]]:
     for coco in sorted(SPLITS.glob("*/*/annotations.json")):
         if (coco.parent / "images").is_dir():
             found[f"Generated: {coco.parent}"] = (coco, coco.parent / "images")
-    typed = st.session_state.get(shared.DATASET_ANNOTATIONS, "").strip()
+    typed = st.session_state.get(keys.DATASET_ANNOTATIONS, "").strip()
     if typed:
-        folder = st.session_state.get(shared.DATASET_IMAGES, "").strip() or str(Path(typed).parent / "images")
+        folder = st.session_state.get(keys.DATASET_IMAGES, "").strip() or str(Path(typed).parent / "images")
         try:
-            found[f"Typed on Home: {typed}"] = (shared.ACCESS.readable(typed), shared.ACCESS.readable(folder))
+            found[f"Typed on Home: {typed}"] = (
+                loaders.ACCESS.readable(typed),
+                loaders.ACCESS.readable(folder),
+            )
         except PathNotAllowed as error:
             st.warning(f"The dataset typed on Home ({typed}): {error}.")
     return found
@@ -108,24 +113,24 @@ def open_image(
         "annotations": [a for a in coco["annotations"] if a["image_id"] == record["id"]],
     }
     try:
-        data = shared.dataset_file(images, file_name).read_bytes()
+        data = loaders.dataset_file(images, file_name).read_bytes()
         decoded = decode_image(data, name=Path(file_name).name)  # kept decoded, the bytes let go
     except (OSError, ValueError) as error:  # PathNotAllowed too
         st.error(f"Could not open {file_name}: {error}")
         return
     state = st.session_state
-    state[shared.IMAGE_KIND] = "upload"
-    state[shared.IMAGE_UPLOAD] = (Path(file_name).name, decoded)
-    state[shared.ANNOTATIONS_UPLOAD] = json.dumps(one).encode()
-    state[shared.INPUT_SIZE] = input_size or 0
-    state[shared.LETTERBOX] = False
+    state[keys.IMAGE_KIND] = "upload"
+    state[keys.IMAGE_UPLOAD] = (Path(file_name).name, decoded)
+    state[keys.ANNOTATIONS_UPLOAD] = json.dumps(one).encode()
+    state[keys.INPUT_SIZE] = input_size or 0
+    state[keys.LETTERBOX] = False
     if query is not None:
-        detector = shared.current_detector()
+        detector = loaders.current_detector()
         image = decoded.image
         shared.forget_stale_picks(
             shared.pick_context(detector, Path(file_name).name, image, input_size, False)
         )
-        state[shared.QUERY] = int(query)
+        state[keys.QUERY] = int(query)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

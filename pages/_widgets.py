@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from pages._shared import PRESENTATION
+from pages._keys import PRESENTATION
 from sodviz.imageio import encode_png
 from sodviz.views.figures import image_figure_height
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages import _keys as keys
 from pages import _shared as shared
 from pages import _widgets as widgets
 from sodviz.views.detections import aggregate_overlay, detections_view, query_attention_view
@@ -17,28 +18,28 @@ inputs = shared.current_inputs()
 result, attention = inputs.result, inputs.result.attention
 st.title("Attention")
 
-found = detections_view(result, score_threshold=st.session_state[shared.THRESHOLD], truth=inputs.truth)
+found = detections_view(result, score_threshold=st.session_state[keys.THRESHOLD], truth=inputs.truth)
 detections = found.detections
 if not len(detections):
     st.warning("No detection above the score threshold: lower it on the Detections page.")
     st.stop()
 queries = [int(q) for q in detections.data["query_index"]]
-if st.session_state.get(shared.QUERY) not in queries:
-    st.session_state[shared.QUERY] = queries[0]
+if st.session_state.get(keys.QUERY) not in queries:
+    st.session_state[keys.QUERY] = queries[0]
 labels = {
     int(q): f"q{q} · {name} · {score:.2f}"
     for q, name, score in zip(queries, detections.data["class_name"], detections.confidence, strict=True)
 }
 with widgets.controls():
     columns = st.columns(4)
-    columns[0].selectbox("Detection", queries, key=shared.QUERY, format_func=labels.get)
-    columns[1].selectbox("Layer", ["mean", *map(str, range(attention.num_layers))], key=shared.LAYER)
-    columns[2].selectbox("Head", ["mean", *map(str, range(attention.num_heads))], key=shared.HEAD)
-    columns[3].slider("Opacity", 0.0, 1.0, step=0.05, key=shared.OPACITY)
-query = st.session_state[shared.QUERY]
-layer = None if st.session_state[shared.LAYER] == "mean" else int(st.session_state[shared.LAYER])
-head = None if st.session_state[shared.HEAD] == "mean" else int(st.session_state[shared.HEAD])
-opacity = st.session_state[shared.OPACITY]
+    columns[0].selectbox("Detection", queries, key=keys.QUERY, format_func=labels.get)
+    columns[1].selectbox("Layer", ["mean", *map(str, range(attention.num_layers))], key=keys.LAYER)
+    columns[2].selectbox("Head", ["mean", *map(str, range(attention.num_heads))], key=keys.HEAD)
+    columns[3].slider("Opacity", 0.0, 1.0, step=0.05, key=keys.OPACITY)
+query = st.session_state[keys.QUERY]
+layer = None if st.session_state[keys.LAYER] == "mean" else int(st.session_state[keys.LAYER])
+head = None if st.session_state[keys.HEAD] == "mean" else int(st.session_state[keys.HEAD])
+opacity = st.session_state[keys.OPACITY]
 view = query_attention_view(result, inputs.image, query=query, layer=layer, head=head, opacity=opacity)
 height = widgets.figure_height(inputs.image, columns=2)
 
@@ -49,7 +50,7 @@ with left:
     event = st.plotly_chart(figure, key="pick_chart", on_select="rerun", selection_mode="points")
     picked = widgets.picked(event, "pick_chart")
     if picked is not None and int(picked) != query:
-        st.session_state[shared.QUERY] = int(picked)
+        st.session_state[keys.QUERY] = int(picked)
         st.rerun()
 with right:
     st.markdown(f"**Attention of {labels[query]}** · entropy {view.entropy:.2f} nats")
@@ -97,13 +98,13 @@ event = st.plotly_chart(
 )  # fmt: skip
 picked = widgets.picked(event, "entropy_chart")
 if picked is not None and int(picked) != query:
-    st.session_state[shared.QUERY] = int(picked)
+    st.session_state[keys.QUERY] = int(picked)
     st.rerun()
 
 shared.record(
     attention_section(
         view, found, label=labels[query],
-        settings={"query": labels[query], "layer": st.session_state[shared.LAYER],
-                  "head": st.session_state[shared.HEAD], "opacity": opacity},
+        settings={"query": labels[query], "layer": st.session_state[keys.LAYER],
+                  "head": st.session_state[keys.HEAD], "opacity": opacity},
     )
 )  # fmt: skip

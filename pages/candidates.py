@@ -7,6 +7,8 @@ from dataclasses import replace
 
 import streamlit as st
 
+from pages import _keys as keys
+from pages import _loaders as loaders
 from pages import _shared as shared
 from pages import _widgets as widgets
 from sodviz.acs.candidates import FEATURES, candidates_for_objects
@@ -34,23 +36,21 @@ st.caption(
 )
 with widgets.controls():
     left, middle, right = st.columns(3)
-    top = left.slider("ACS-Free heads", 1, 8, key=shared.ACS_HEADS)
-    feature = middle.radio("Correlation map of", FEATURES, key=shared.ACS_FEATURE, horizontal=True)
-    kind = middle.radio("ACS-Learned regressor", REGRESSORS, key=shared.ACS_REGRESSOR, horizontal=True)
+    top = left.slider("ACS-Free heads", 1, 8, key=keys.ACS_HEADS)
+    feature = middle.radio("Correlation map of", FEATURES, key=keys.ACS_FEATURE, horizontal=True)
+    kind = middle.radio("ACS-Learned regressor", REGRESSORS, key=keys.ACS_REGRESSOR, horizontal=True)
     with_crops = right.toggle(
-        "Add the boxes of ViCrop-Det's crops", key=shared.ACS_CROPS,
+        "Add the boxes of ViCrop-Det's crops", key=keys.ACS_CROPS,
         help="The queries of the crops re-detected at native resolution (the ViCrop-Det page's settings).",
     )  # fmt: skip
 crops_config = None
-if with_crops and st.session_state[shared.VICROP_SCALES]:  # each crop's own pass: ACS reads its queries
+if with_crops and st.session_state[keys.VICROP_SCALES]:  # each crop's own pass: ACS reads its queries
     crops_config = replace(shared.vicrop_config(), pack=0)
 current = (
-    shared.st.session_state.get(shared.SAMPLE_NAME)
-    if st.session_state[shared.IMAGE_KIND] == "sample"
-    else None
+    shared.st.session_state.get(keys.SAMPLE_NAME) if st.session_state[keys.IMAGE_KIND] == "sample" else None
 )
 names = [name for name in sample_names() if name != current]
-scenes = [(decoded.image, truth) for decoded, truth in map(shared.cached_sample, names)]
+scenes = [(decoded.image, truth) for decoded, truth in map(loaders.cached_sample, names)]
 bar = st.progress(0.0, text=f"Fitting on {len(names)} labelled scenes ...")
 try:
     fitted = fit_acs(
@@ -66,7 +66,7 @@ crops = (
     None if crops_config is None else run_vicrop(inputs.detector, inputs.image, config=crops_config).refined
 )
 candidates = candidates_for_objects(
-    inputs.result, truth, crops=crops, score_threshold=st.session_state[shared.THRESHOLD]
+    inputs.result, truth, crops=crops, score_threshold=st.session_state[keys.THRESHOLD]
 )
 objects = candidates.objects_by_size()
 if not objects:
@@ -78,7 +78,7 @@ def describe(index: int) -> str:  # fixed per object: the browser keeps a picked
     return f"{'object' if truth is not None else 'cluster'} {index}: {candidates.size_of(index):.1f} px"
 
 
-picked = st.selectbox("Object (smallest first)", objects, format_func=describe, key=shared.ACS_OBJECT)
+picked = st.selectbox("Object (smallest first)", objects, format_func=describe, key=keys.ACS_OBJECT)
 table = object_table(candidates, fitted, picked)
 from_crops = sum(row["source"] != "image" for row in table)
 st.caption(f"{len(table)} candidates: {len(table) - from_crops} from the image's decoder queries, "

@@ -9,6 +9,8 @@ from pathlib import Path
 import streamlit as st
 
 from pages import _analysis as data
+from pages import _keys as keys
+from pages import _loaders as loaders
 from pages import _shared as shared
 from pages import _widgets as widgets
 from sodviz.analysis.errors import MISS_TYPES
@@ -27,31 +29,31 @@ shared.init_state()
 shared.sidebar()
 st.title("Dataset")
 state = st.session_state
-detector = shared.current_detector()
+detector = loaders.current_detector()
 sources = data.sources()
-if state.get(shared.DATASET_SOURCE) not in sources:
-    state[shared.DATASET_SOURCE] = next(iter(sources))
+if state.get(keys.DATASET_SOURCE) not in sources:
+    state[keys.DATASET_SOURCE] = next(iter(sources))
 left, right = st.columns([3, 1])
 source = left.selectbox(
-    "Dataset (COCO annotations and their image folder)", list(sources), key=shared.DATASET_SOURCE
+    "Dataset (COCO annotations and their image folder)", list(sources), key=keys.DATASET_SOURCE
 )
-store = shared.allowed_or_stop(right.text_input("Store folder", key=shared.DATASET_STORE), write=True,
+store = loaders.allowed_or_stop(right.text_input("Store folder", key=keys.DATASET_STORE), write=True,
                                what="The store folder")  # fmt: skip
 annotations, images = sources[source]
 dataset = str(annotations.resolve())
-detector = shared.prompted(detector, category_names(annotations))  # open vocabulary: the data's classes
+detector = loaders.prompted(detector, category_names(annotations))  # open vocabulary: the data's classes
 
 with widgets.controls("Analyse"):
     a, b, c, g, d = st.columns([2, 2, 1, 1, 1])
-    a.multiselect("Refinements", list(REFINEMENTS), key=shared.DATASET_METHODS)
-    g.number_input("Gate (uncertain queries; 0: off)", 0, 300, key=shared.VICROP_GATE,
+    a.multiselect("Refinements", list(REFINEMENTS), key=keys.DATASET_METHODS)
+    g.number_input("Gate (uncertain queries; 0: off)", 0, 300, key=keys.VICROP_GATE,
                    help="ViCrop-Det's gate, shared with the ViCrop page: vicrop_gated refines an image only "
                    "when at least this many queries score 0.1-0.5; the images table shows its "
                    "decision.")  # fmt: skip
     b.multiselect(
-        "Budgets (forward passes, the full image included)", list(range(2, 9)), key=shared.DATASET_BUDGETS
+        "Budgets (forward passes, the full image included)", list(range(2, 9)), key=keys.DATASET_BUDGETS
     )
-    c.number_input("Score threshold", 0.0, 1.0, step=0.05, key=shared.DATASET_THRESHOLD)
+    c.number_input("Score threshold", 0.0, 1.0, step=0.05, key=keys.DATASET_THRESHOLD)
     start = d.button("Analyse the dataset", type="primary", help="Runs the current model over every image "
                      "not stored yet; what is stored is reused.")  # fmt: skip
 
@@ -60,10 +62,10 @@ def start_job() -> None:
     """The analysis of this dataset with these settings, in the background (once at a time)."""
     try:
         settings = AnalysisSettings(
-            score_threshold=float(state[shared.DATASET_THRESHOLD]),
-            input_size=state[shared.INPUT_SIZE] or None, methods=tuple(state[shared.DATASET_METHODS]),
-            budgets=tuple(state[shared.DATASET_BUDGETS]) or (3,),
-            gate_min_uncertain=int(state[shared.VICROP_GATE]),
+            score_threshold=float(state[keys.DATASET_THRESHOLD]),
+            input_size=state[keys.INPUT_SIZE] or None, methods=tuple(state[keys.DATASET_METHODS]),
+            budgets=tuple(state[keys.DATASET_BUDGETS]) or (3,),
+            gate_min_uncertain=int(state[keys.VICROP_GATE]),
         )  # fmt: skip
     except ValueError as error:
         st.error(f"Could not analyse {source}: {error}")
@@ -74,7 +76,7 @@ def start_job() -> None:
         st.info("This analysis is running already.")
         return
     make_plan = partial(plan_job, detector, annotations, images, settings, store=store,
-                        model_source=shared.model_path(shared.model_source()))  # fmt: skip
+                        model_source=loaders.model_path(loaders.model_source()))  # fmt: skip
     data.jobs()[run_key] = (dataset, BackgroundJob(make_plan, detector))
 
 
@@ -174,11 +176,11 @@ if len(skipped):
 
 st.subheader("Images")
 f1, f2, f3, f4 = st.columns(4)
-bucket = f1.selectbox("With a miss of size", ["all", *BUCKETS], key=shared.DATASET_BUCKET,
+bucket = f1.selectbox("With a miss of size", ["all", *BUCKETS], key=keys.DATASET_BUCKET,
                       format_func=lambda b: BUCKET_TITLES.get(b, "any size"))  # fmt: skip
-error = f2.selectbox("With a miss of type", ["all", *MISS_TYPES], key=shared.DATASET_ERROR,
+error = f2.selectbox("With a miss of type", ["all", *MISS_TYPES], key=keys.DATASET_ERROR,
                      format_func=lambda e: "any type" if e == "all" else e)  # fmt: skip
-sort = f3.selectbox("Sort by", list(IMAGE_SORTS), key=shared.DATASET_SORT)
+sort = f3.selectbox("Sort by", list(IMAGE_SORTS), key=keys.DATASET_SORT)
 descending = f4.toggle("Largest first", value=True, key="dataset_descending")
 images_table = analysis.image_table(
     run, methods=[m for m in methods if m != "base"], bucket=None if bucket == "all" else bucket,
@@ -193,8 +195,8 @@ rows = picked.selection.rows if picked else []
 if rows and rows[0] < len(images_table):
     name = images_table.iloc[rows[0]]["file_name"]
     current = (
-        state.get(shared.IMAGE_KIND) == "upload"
-        and (state.get(shared.IMAGE_UPLOAD) or ("",))[0] == Path(name).name
+        state.get(keys.IMAGE_KIND) == "upload"
+        and (state.get(keys.IMAGE_UPLOAD) or ("",))[0] == Path(name).name
     )
     if not current or state.get("_dataset_opened") != (run, name):
         data.open_image(annotations, images, name, input_size=input_size)
@@ -203,7 +205,7 @@ if rows and rows[0] < len(images_table):
     st.caption(f"**{name}** is now the current image, with its ground truth, on every page.")
 same_model = meta.get("model_hash") == detector.content_hash
 try:
-    run_model = detector if same_model else shared.cached_detector(shared.model_path(meta["model"]))
+    run_model = detector if same_model else loaders.cached_detector(loaders.model_path(meta["model"]))
 except (FileNotFoundError, ValueError, ImportError, OSError) as problem:
     run_model = None
     st.caption(
@@ -220,7 +222,7 @@ def gallery(rows, *, key: str, colour_of=None, attention: bool = True) -> None:
     columns = st.columns(6)
     for i, row in enumerate(rows.itertuples()):
         try:
-            path = shared.dataset_file(images, row.file_name)
+            path = loaders.dataset_file(images, row.file_name)
         except PathNotAllowed:  # a served app reads a dataset's images only inside its folder
             continue
         if not path.is_file():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages import _keys as keys
 from pages import _shared as shared
 from pages import _widgets as widgets
 from sodviz.views.detections import detections_view
@@ -18,28 +19,28 @@ st.title("Detections")
 
 with widgets.controls():
     left, middle, right = st.columns(3)
-    left.slider("Score threshold", 0.0, 1.0, step=0.01, key=shared.THRESHOLD)
+    left.slider("Score threshold", 0.0, 1.0, step=0.01, key=keys.THRESHOLD)
     classes = middle.multiselect(
         "Classes (none = all)",
         list(range(len(result.class_names))),
-        key=shared.CLASSES,
+        key=keys.CLASSES,
         format_func=lambda c: result.class_names[c],
     )
-    right.slider("Top N", 1, result.num_queries, key=shared.TOP_N)
+    right.slider("Top N", 1, result.num_queries, key=keys.TOP_N)
 
 view = detections_view(
     result,
-    score_threshold=st.session_state[shared.THRESHOLD],
+    score_threshold=st.session_state[keys.THRESHOLD],
     classes=classes or None,
-    top_n=st.session_state[shared.TOP_N],
+    top_n=st.session_state[keys.TOP_N],
     truth=inputs.truth,
 )
 match = view.match
 missed = None if match is None else inputs.truth.boxes_xyxy[match.missed]
 section = detections_section(
-    inputs.image, view, truth=inputs.truth, selected_query=st.session_state.get(shared.QUERY),
+    inputs.image, view, truth=inputs.truth, selected_query=st.session_state.get(keys.QUERY),
     height=widgets.figure_height(inputs.image),
-    settings={"score threshold": st.session_state[shared.THRESHOLD], "top N": st.session_state[shared.TOP_N],
+    settings={"score threshold": st.session_state[keys.THRESHOLD], "top N": st.session_state[keys.TOP_N],
               "classes": [result.class_names[c] for c in classes] or "all"},
 )  # fmt: skip
 shared.record(section)
@@ -47,7 +48,7 @@ figure = section.figures[0][1]
 event = st.plotly_chart(figure, key="detections_chart", on_select="rerun", selection_mode="points")
 picked = widgets.picked(event, "detections_chart")
 if picked is not None:
-    st.session_state[shared.QUERY] = int(picked)
+    st.session_state[keys.QUERY] = int(picked)
     st.caption(f"Query {picked} picked: open the Attention page to see where it looks.")
 widgets.download_png(
     "Download PNG",
@@ -71,4 +72,4 @@ if not view.table:
     st.stop()
 table = st.dataframe(view.table, hide_index=True, on_select="rerun", selection_mode="single-row", key="table")
 if table and table.selection.rows:
-    st.session_state[shared.QUERY] = view.table[table.selection.rows[0]]["query"]
+    st.session_state[keys.QUERY] = view.table[table.selection.rows[0]]["query"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages import _keys as keys
 from pages import _shared as shared
 from pages import _widgets as widgets
 from sodviz.cache import DEFAULT_CACHE
@@ -42,23 +43,23 @@ try:
 except ValueError as error:  # a backbone ERF does not cover yet
     st.info(str(error))
     st.stop()
-if not set(st.session_state.get(shared.ERF_STAGES, ())) <= set(stages_all):  # another family's stages
-    st.session_state[shared.ERF_STAGES] = list(default_stages(detector))
+if not set(st.session_state.get(keys.ERF_STAGES, ())) <= set(stages_all):  # another family's stages
+    st.session_state[keys.ERF_STAGES] = list(default_stages(detector))
 with widgets.controls():
     left, middle, right = st.columns(3)
-    stages = left.multiselect("Stages", stages_all, key=shared.ERF_STAGES)
-    scale = middle.radio("Scale", ["linear", "log"], key=shared.ERF_SCALE, horizontal=True)
-    compare = right.toggle("Random weights beside", key=shared.ERF_RANDOM)
-    dataset = right.toggle(f"Average over the {len(sample_names())} sample scenes", key=shared.ERF_DATASET)
-    zoom = middle.toggle("Zoom on the point (3 sigma of the widest stage)", key=shared.ERF_ZOOM)
-    left.toggle("Over the input image", key=shared.ERF_OVER_IMAGE, help="The image as the model sees it.")
+    stages = left.multiselect("Stages", stages_all, key=keys.ERF_STAGES)
+    scale = middle.radio("Scale", ["linear", "log"], key=keys.ERF_SCALE, horizontal=True)
+    compare = right.toggle("Random weights beside", key=keys.ERF_RANDOM)
+    dataset = right.toggle(f"Average over the {len(sample_names())} sample scenes", key=keys.ERF_DATASET)
+    zoom = middle.toggle("Zoom on the point (3 sigma of the widest stage)", key=keys.ERF_ZOOM)
+    left.toggle("Over the input image", key=keys.ERF_OVER_IMAGE, help="The image as the model sees it.")
 if not stages:
     st.warning("Pick at least one stage.")
     st.stop()
 stages = [s for s in stages_all if s in stages]  # shallow to deep
 st.caption("; ".join(stage_description(detector, s) for s in stages) + ".")
 
-point = erf_point(st.session_state.get(shared.ERF_POINT), (input_h, input_w))
+point = erf_point(st.session_state.get(keys.ERF_POINT), (input_h, input_w))
 st.markdown(f"**Point** ({point[0]:.0f}, {point[1]:.0f}) of the {input_w}x{input_h} input: click to move it")
 event = st.plotly_chart(
     point_picker_figure(inputs.image, (input_h, input_w), point, height=360),
@@ -68,7 +69,7 @@ event = st.plotly_chart(
 )
 picked = widgets.picked(event, "erf_pick")
 if picked is not None and picked != point:
-    st.session_state[shared.ERF_POINT] = picked
+    st.session_state[keys.ERF_POINT] = picked
     st.rerun()
 
 images = [inputs.image]
@@ -83,7 +84,7 @@ for name, model in models.items():
     try:
         results[name] = compute_erf(
             model, images, stages=stages, point_xy=tuple(point),
-            input_size=st.session_state[shared.INPUT_SIZE] or None,
+            input_size=st.session_state[keys.INPUT_SIZE] or None,
             on_progress=lambda f, bar=progress: bar.progress(f), cache=DEFAULT_CACHE,
         )  # fmt: skip
     except ValueError as error:  # e.g. scenes of different shapes for an aspect-keeping model
@@ -100,7 +101,7 @@ for name, result in results.items():
     for column, stage, erf_map, fit in zip(
         st.columns(len(stages)), result.stages, result.maps, result.fits, strict=True
     ):
-        under = inputs.image if st.session_state[shared.ERF_OVER_IMAGE] else None
+        under = inputs.image if st.session_state[keys.ERF_OVER_IMAGE] else None
         panel = erf_panel(erf_map, fit, scale=scale, point_xy=result.point_xy, background=under)
         panel = erf_colorbar(panel[y0:y1, x0:x1], erf_map, scale)
         caption = f"{stage}: sigma {fit.sigma:.1f} px, R² {fit.r2:.2f}"
@@ -122,6 +123,6 @@ shared.record(
     ReportSection(
         "ERF", figures=figures, images=tuple(shown), tables=(("sigma per stage", rows),),
         settings={"point (input px)": [round(v) for v in point], "stages": stages, "scale": scale,
-                  "over the input image": st.session_state[shared.ERF_OVER_IMAGE]},
+                  "over the input image": st.session_state[keys.ERF_OVER_IMAGE]},
     )
 )  # fmt: skip

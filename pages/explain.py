@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages import _keys as keys
 from pages import _shared as shared
 from pages import _widgets as widgets
 from sodviz.cache import DEFAULT_CACHE
@@ -30,32 +31,32 @@ st.caption(
     "pointing game and the share of the map inside the box. Random is the floor."
 )
 
-found = detections_view(result, score_threshold=st.session_state[shared.THRESHOLD], truth=inputs.truth)
+found = detections_view(result, score_threshold=st.session_state[keys.THRESHOLD], truth=inputs.truth)
 detections, match = found.detections, found.match
 queries = [int(q) for q in detections.data["query_index"]]
 missed = [] if match is None else [int(i) for i in match.missed.nonzero()[0]]
 methods_here = available_methods(detector)
-if not set(st.session_state[shared.EXPLAIN_METHODS]) <= set(methods_here):  # relevance on a deformable model
-    st.session_state[shared.EXPLAIN_METHODS] = [
-        m for m in st.session_state[shared.EXPLAIN_METHODS] if m in methods_here
+if not set(st.session_state[keys.EXPLAIN_METHODS]) <= set(methods_here):  # relevance on a deformable model
+    st.session_state[keys.EXPLAIN_METHODS] = [
+        m for m in st.session_state[keys.EXPLAIN_METHODS] if m in methods_here
     ]
 
 with widgets.controls():
     left, middle, right = st.columns(3)
     kind = left.radio(
-        "Explain", ["detection", "missed"], key=shared.EXPLAIN_KIND, horizontal=True,
+        "Explain", ["detection", "missed"], key=keys.EXPLAIN_KIND, horizontal=True,
         format_func={"detection": "a detection", "missed": "a missed object"}.get,
     )  # fmt: skip
     if kind == "detection":
         if not queries:
             st.warning("No detection above the score threshold: lower it on the Detections page.")
             st.stop()
-        if st.session_state.get(shared.QUERY) not in queries:
-            st.session_state[shared.QUERY] = queries[0]
+        if st.session_state.get(keys.QUERY) not in queries:
+            st.session_state[keys.QUERY] = queries[0]
         named = zip(queries, detections.data["class_name"], detections.confidence, strict=True)
         labels = {q: f"q{q} · {n} · {s:.2f}" for q, n, s in named}
-        left.selectbox("Detection", queries, key=shared.QUERY, format_func=labels.get)
-        target = detection_target(result, st.session_state[shared.QUERY])
+        left.selectbox("Detection", queries, key=keys.QUERY, format_func=labels.get)
+        target = detection_target(result, st.session_state[keys.QUERY])
         title = labels[target.query_index]
     else:
         if not missed:
@@ -64,8 +65,8 @@ with widgets.controls():
                 "found at this score threshold."
             )
             st.stop()
-        if st.session_state.get(shared.EXPLAIN_OBJECT) not in missed:
-            st.session_state[shared.EXPLAIN_OBJECT] = missed[0]
+        if st.session_state.get(keys.EXPLAIN_OBJECT) not in missed:
+            st.session_state[keys.EXPLAIN_OBJECT] = missed[0]
         boxes, names = inputs.truth.boxes_xyxy, inputs.truth.class_names
 
         def object_label(i: int) -> str:
@@ -74,30 +75,30 @@ with widgets.controls():
                 f"object {i} · {names[i]} · {((x1 - x0) * (y1 - y0)) ** 0.5:.0f} px at ({x0:.0f}, {y0:.0f})"
             )
 
-        left.selectbox("Missed object", missed, key=shared.EXPLAIN_OBJECT, format_func=object_label)
-        index = st.session_state[shared.EXPLAIN_OBJECT]
+        left.selectbox("Missed object", missed, key=keys.EXPLAIN_OBJECT, format_func=object_label)
+        index = st.session_state[keys.EXPLAIN_OBJECT]
         aware, class_ids = truth_class_ids(inputs.truth, detector.class_names)  # as the explain study
         target = missed_target(result, boxes[index], class_ids[index] if aware else None)
         title = f"{object_label(index)}, through query q{target.query_index}"
     methods = middle.multiselect(
-        "Methods", methods_here, key=shared.EXPLAIN_METHODS, format_func=lambda m: m,
+        "Methods", methods_here, key=keys.EXPLAIN_METHODS, format_func=lambda m: m,
         help="; ".join(f"{m}: {METHOD_NAMES[m]}" for m in methods_here),
     )  # fmt: skip
     output = middle.selectbox(
-        "ODAM explains", ODAM_OUTPUTS, key=shared.EXPLAIN_OUTPUT,
+        "ODAM explains", ODAM_OUTPUTS, key=keys.EXPLAIN_OUTPUT,
         help="The class score, or one box coordinate (other methods explain the score).",
     )  # fmt: skip
-    masks = right.slider("D-RISE masks", 100, 2000, step=100, key=shared.EXPLAIN_MASKS,
+    masks = right.slider("D-RISE masks", 100, 2000, step=100, key=keys.EXPLAIN_MASKS,
                          help="About 60 ms a mask on a 2-core CPU; cached once computed.")  # fmt: skip
-    zoom = right.toggle("Zoom on the target", key=shared.EXPLAIN_ZOOM)
+    zoom = right.toggle("Zoom on the target", key=keys.EXPLAIN_ZOOM)
     with_curves = right.toggle(
-        "Deletion and insertion curves (34 passes per method)", key=shared.EXPLAIN_CURVES
+        "Deletion and insertion curves (34 passes per method)", key=keys.EXPLAIN_CURVES
     )
 if not methods:
     st.warning("Pick at least one method.")
     st.stop()
 
-size = st.session_state[shared.INPUT_SIZE] or None
+size = st.session_state[keys.INPUT_SIZE] or None
 base = model_input(detector, inputs.image, input_size=size, cache=DEFAULT_CACHE)  # once per image
 maps, curves = {}, {}
 for method in methods:
@@ -120,7 +121,7 @@ st.caption(
     "The curves and numbers below use each method's class-score map (ODAM's too, whatever it shows)."
 )
 panels = map_panels(
-    inputs.image, maps, target, output=output, zoom=zoom, opacity=st.session_state[shared.OPACITY]
+    inputs.image, maps, target, output=output, zoom=zoom, opacity=st.session_state[keys.OPACITY]
 )
 shown = []
 for column, (method, panel) in zip(st.columns(len(panels)), panels.items(), strict=True):

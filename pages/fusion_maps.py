@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages import _keys as keys
+from pages import _loaders as loaders
 from pages import _shared as shared
 from pages import _widgets as widgets
 from sodviz.detector.inference import run_inference, to_detections
@@ -50,29 +52,29 @@ if not inputs.detector.family.hybrid_encoder:
 with widgets.controls():
     columns = st.columns(4)
     source = columns[0].selectbox(
-        "Module detector", MODULE_MODELS, key=shared.FUSION_MODEL, accept_new_options=True,
+        "Module detector", MODULE_MODELS, key=keys.FUSION_MODEL, accept_new_options=True,
         help="An embedded fine-tuned detector, or type a model folder with sodviz modules.",
     )  # fmt: skip
     mode = columns[1].radio(
         "Channels",
         list(CHANNEL_MODES),
         format_func=CHANNEL_MODES.get,
-        key=shared.FUSION_MODE,
+        key=keys.FUSION_MODE,
         horizontal=True,
     )
-    threshold = columns[2].slider("Score threshold", 0.05, 0.95, step=0.05, key=shared.FUSION_THRESHOLD)
-    beta = columns[3].slider("Boost beta", 0.1, 2.0, step=0.1, key=shared.FUSION_BETA)
-module = shared.detector_or_stop(source)
+    threshold = columns[2].slider("Score threshold", 0.05, 0.95, step=0.05, key=keys.FUSION_THRESHOLD)
+    beta = columns[3].slider("Boost beta", 0.1, 2.0, step=0.1, key=keys.FUSION_BETA)
+module = loaders.detector_or_stop(source)
 carried = modules_of(module.model)
 st.markdown(f"**{source}** carries: {', '.join(carried.config.names) if carried else 'no modules'}.")
-size = st.session_state[shared.INPUT_SIZE] or None
+size = st.session_state[keys.INPUT_SIZE] or None
 panels = []  # (caption, image) for the report
 if carried is not None and carried.config.names != ("boost",):
     maps = fusion_maps(module, inputs.image, input_size=size)
     channel = st.slider(
-        "Channel", 0, maps.num_channels - 1, key=shared.FUSION_CHANNEL, disabled=mode != "channel"
+        "Channel", 0, maps.num_channels - 1, key=keys.FUSION_CHANNEL, disabled=mode != "channel"
     )
-    for section, key in zip(SECTIONS, (shared.FUSION_LEVEL, shared.FUSION_STAGE), strict=True):
+    for section, key in zip(SECTIONS, (keys.FUSION_LEVEL, keys.FUSION_STAGE), strict=True):
         group = getattr(maps, section.group)
         if not group:
             continue
@@ -117,8 +119,8 @@ shared.record(
         settings={"module model": source, "map": mode, "score threshold": threshold, "Boost beta": beta},
     )
 )  # fmt: skip
-if st.toggle("Average over the sample scenes", key=shared.FUSION_SCORES):
-    scenes = [shared.cached_sample(name) for name in sample_names()]
+if st.toggle("Average over the sample scenes", key=keys.FUSION_SCORES):
+    scenes = [loaders.cached_sample(name) for name in sample_names()]
     scenes = [(decoded.image, truth) for decoded, truth in scenes]
     bar = st.progress(0.0, text="Detecting on the sample scenes ...")
     curves = {name: score_curve(detector, scenes, input_size=size, on_progress=bar.progress)
@@ -127,7 +129,7 @@ if st.toggle("Average over the sample scenes", key=shared.FUSION_SCORES):
     st.plotly_chart(score_size_figure(curves))
 
 st.subheader("ERF of AATS tokens, r = 1, 2, 4 (FINE Fig. 6)")
-if st.toggle("Compute (one backward pass per r)", key=shared.FUSION_ERF):
+if st.toggle("Compute (one backward pass per r)", key=keys.FUSION_ERF):
     with st.spinner("Gradients of the tokens ..."):
         erf = aats_erf(module, inputs.image, input_size=size)
     for column, stage, erf_map, fit in zip(st.columns(3), erf.stages, erf.maps, erf.fits, strict=True):

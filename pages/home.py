@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages import _keys as keys
+from pages import _loaders as loaders
 from pages import _shared as shared
 from sodviz.detector.families import HUB_PRESETS
 from sodviz.detector.loading import EMBEDDED_SCOPE
@@ -15,7 +17,7 @@ def describe_model(detector) -> None:
     """The open-vocabulary prompt and one line on the loaded detector."""
     if detector.family.open_vocabulary:
         st.text_input(
-            "Classes, as a text prompt", key=shared.PROMPT, placeholder="car. person. boat.",
+            "Classes, as a text prompt", key=keys.PROMPT, placeholder="car. person. boat.",
             help=f"{detector.family.name} finds what a prompt names: phrases ended by dots. Empty: the "
             "ground truth's categories when the image has some, else the checkpoint's own classes.",
         )  # fmt: skip
@@ -42,7 +44,7 @@ with left:
     kind = st.radio(
         "Detector",
         ["demo", "preset", "folder"],
-        key=shared.MODEL_KIND,
+        key=keys.MODEL_KIND,
         format_func={"demo": "Embedded demo detector", "preset": "Hub preset", "folder": "Local folder"}.get,
         horizontal=True,
     )
@@ -52,25 +54,25 @@ with left:
         st.selectbox(
             "Hub id (needs the network or a local cache)",
             [p for p, _ in HUB_PRESETS],
-            key=shared.MODEL_PRESET,
+            key=keys.MODEL_PRESET,
         )
     elif kind == "folder":
         st.text_input(
-            "Folder in save_pretrained layout", key=shared.MODEL_FOLDER, placeholder="runs/demo/model"
+            "Folder in save_pretrained layout", key=keys.MODEL_FOLDER, placeholder="runs/demo/model"
         )
     st.number_input(
         "Input size (pixels; 0 = the model's own)",
         min_value=0,
         max_value=2048,
         step=32,
-        key=shared.INPUT_SIZE,
+        key=keys.INPUT_SIZE,
     )
-    model = shared.model_source()
-    detector = shared.detector_or_error(model) if model else None
+    model = loaders.model_source()
+    detector = loaders.detector_or_error(model) if model else None
     if not model:
         st.warning("Type the path of a model folder.")
     if detector is not None:
-        detector = shared.prompted(detector)
+        detector = loaders.prompted(detector)
         describe_model(detector)
 
 with right:
@@ -78,28 +80,28 @@ with right:
     source = st.radio(
         "Image",
         ["sample", "upload"],
-        key=shared.IMAGE_KIND,
+        key=keys.IMAGE_KIND,
         format_func={"sample": "Sample scene (with ground truth)", "upload": "Upload"}.get,
         horizontal=True,
     )
     if source == "sample":
-        st.selectbox("Sample scene", sample_names(), key=shared.SAMPLE_NAME)
+        st.selectbox("Sample scene", sample_names(), key=keys.SAMPLE_NAME)
     else:
         st.file_uploader(
-            f"Image (JPEG, PNG, TIFF, WebP, BMP ...; up to {shared.ACCESS.max_upload_mb} MB)",
-            key=shared.uploader_key(shared.IMAGE_UPLOADER),
-            on_change=shared.store_uploads, args=(shared.IMAGE_UPLOADER,),
+            f"Image (JPEG, PNG, TIFF, WebP, BMP ...; up to {loaders.ACCESS.max_upload_mb} MB)",
+            key=shared.uploader_key(keys.IMAGE_UPLOADER),
+            on_change=shared.store_uploads, args=(keys.IMAGE_UPLOADER,),
         )  # fmt: skip
         st.file_uploader(
             "COCO annotations for it (optional)", type=["json"],
-            key=shared.uploader_key(shared.ANNOTATIONS_UPLOADER),
-            on_change=shared.store_uploads, args=(shared.ANNOTATIONS_UPLOADER,),
+            key=shared.uploader_key(keys.ANNOTATIONS_UPLOADER),
+            on_change=shared.store_uploads, args=(keys.ANNOTATIONS_UPLOADER,),
         )  # fmt: skip
-        if st.session_state.get(shared.ANNOTATIONS_UPLOAD) is not None:
-            forget = {shared.ANNOTATIONS_UPLOAD: None}
+        if st.session_state.get(keys.ANNOTATIONS_UPLOAD) is not None:
+            forget = {keys.ANNOTATIONS_UPLOAD: None}
             st.button("Remove the annotations", key="remove_annotations",
                       on_click=lambda: st.session_state.update(forget))  # fmt: skip
-    image, truth, name = shared.current_image()
+    image, truth, name = loaders.current_image()
     objects = "no ground truth" if truth is None else f"{len(truth)} annotated objects"
     st.image(image, caption=f"{name} · {image.shape[1]}x{image.shape[0]} px · {objects}", width="stretch")
 
@@ -107,25 +109,25 @@ with left:
     if detector is not None:  # else the model half said why; the image half stays usable
         fixed = is_fixed_size(detector.processor)
         st.toggle(
-            "Keep the image's aspect (letterbox)", key=shared.LETTERBOX, disabled=not fixed,
+            "Keep the image's aspect (letterbox)", key=keys.LETTERBOX, disabled=not fixed,
             help="Fixed-size families squash every image to a square input (RT-DETR's own convention). "
             "Letterbox resizes it to fit and pads the rest. Used by the full-image pass every page "
             "starts from (Detections, Attention, the Fusion maps comparison, the Candidates of the "
             "image); ViCrop-Det's passes, ERF and the ACS fit keep the family's own resize."
             if fixed else f"{detector.family.name} keeps the image's aspect already.",
         )  # fmt: skip
-        transform = shared.cached_input_transform(
-            detector.content_hash, image.shape[:2], st.session_state[shared.INPUT_SIZE] or None,
-            bool(fixed and st.session_state[shared.LETTERBOX]), detector,
+        transform = loaders.cached_input_transform(
+            detector.content_hash, image.shape[:2], st.session_state[keys.INPUT_SIZE] or None,
+            bool(fixed and st.session_state[keys.LETTERBOX]), detector,
         )  # fmt: skip
         st.markdown(input_summary(transform))
 
 with st.expander("A whole dataset (the Dataset page)"):
     st.text_input(
-        "COCO annotations file", key=shared.DATASET_ANNOTATIONS, placeholder="data/mine/annotations.json"
+        "COCO annotations file", key=keys.DATASET_ANNOTATIONS, placeholder="data/mine/annotations.json"
     )
     st.text_input(
-        "Its image folder (default: images/ beside the file)", key=shared.DATASET_IMAGES,
+        "Its image folder (default: images/ beside the file)", key=keys.DATASET_IMAGES,
         placeholder="data/mine/images",
     )  # fmt: skip
     st.caption(

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from pages import _keys as keys
 from pages import _shared as shared
 from pages import _widgets as widgets
 from sodviz.crops.budget_report import compute_figure, read_table
@@ -30,53 +31,53 @@ st.caption(
 SCALES = sorted({0.125, 0.25, 0.375, 0.5, 0.6, *ViCropConfig().scales})
 with widgets.controls():
     columns = st.columns(4)
-    columns[0].slider("K crops", 0, 8, key=shared.VICROP_K)
-    scales = columns[1].multiselect("Window scales", SCALES, key=shared.VICROP_SCALES)
-    columns[2].slider("Window overlap", 0.0, 0.75, step=0.05, key=shared.VICROP_OVERLAP)
-    threshold = columns[3].slider("Score threshold", 0.05, 0.95, step=0.05, key=shared.VICROP_THRESHOLD)
-    columns[0].slider("Ambiguity exponent", 0.0, 3.0, step=0.25, key=shared.VICROP_ALPHA)
-    columns[1].slider("Saliency exponent", 0.0, 3.0, step=0.25, key=shared.VICROP_BETA)
+    columns[0].slider("K crops", 0, 8, key=keys.VICROP_K)
+    scales = columns[1].multiselect("Window scales", SCALES, key=keys.VICROP_SCALES)
+    columns[2].slider("Window overlap", 0.0, 0.75, step=0.05, key=keys.VICROP_OVERLAP)
+    threshold = columns[3].slider("Score threshold", 0.05, 0.95, step=0.05, key=keys.VICROP_THRESHOLD)
+    columns[0].slider("Ambiguity exponent", 0.0, 3.0, step=0.25, key=keys.VICROP_ALPHA)
+    columns[1].slider("Saliency exponent", 0.0, 3.0, step=0.25, key=keys.VICROP_BETA)
     columns[2].slider(
-        "Gate: min uncertain queries", 0, inputs.result.num_queries, key=shared.VICROP_GATE,
+        "Gate: min uncertain queries", 0, inputs.result.num_queries, key=keys.VICROP_GATE,
         help=f"Refine only when at least this many queries score in {ViCropConfig().score_band} (0: always).",
     )  # fmt: skip
     columns[3].slider(
-        "Fusion match threshold", 0.1, 0.9, step=0.05, key=shared.VICROP_IOU,
+        "Fusion match threshold", 0.1, 0.9, step=0.05, key=keys.VICROP_IOU,
         help="Boxes of one class match when their IoU (or IoS) is at least this.",
     )  # fmt: skip
     columns[0].slider(
-        "Crop overlap allowed", 0.0, 0.75, step=0.05, key=shared.VICROP_MAX_OVERLAP,
+        "Crop overlap allowed", 0.0, 0.75, step=0.05, key=keys.VICROP_MAX_OVERLAP,
         help="Chosen crops may share this fraction of the smaller crop's area.",
     )  # fmt: skip
     columns[1].radio(
-        "Selection", ["marginal", "fixed"], key=shared.VICROP_SELECTION, horizontal=True,
+        "Selection", ["marginal", "fixed"], key=keys.VICROP_SELECTION, horizontal=True,
         help="marginal: after each crop, rescore windows by the attention not yet covered.",
     )  # fmt: skip
     columns[1].toggle(
-        "Fill the budget", key=shared.VICROP_FILL,
+        "Fill the budget", key=keys.VICROP_FILL,
         help="marginal: once the crops cover all the attention, pick the rest by the windows' own scores.",
     )  # fmt: skip
     columns[2].radio(
-        "Fusion merge", list(MERGES), key=shared.VICROP_MERGE, horizontal=True,
+        "Fusion merge", list(MERGES), key=keys.VICROP_MERGE, horizontal=True,
         help="SAHI's merges: NMS keeps the most confident box; greedy NMM and NMM merge matches into it. "
         "WBF (weighted box fusion): each cluster's box is the score-weighted mean of its boxes.",
     )  # fmt: skip
     columns[3].radio(
-        "Match metric", list(METRICS), key=shared.VICROP_METRIC, horizontal=True,
-        disabled=st.session_state[shared.VICROP_MERGE] == "wbf",
+        "Match metric", list(METRICS), key=keys.VICROP_METRIC, horizontal=True,
+        disabled=st.session_state[keys.VICROP_MERGE] == "wbf",
         help="IoU, or IoS: intersection over the smaller box (weighted box fusion: IoU only).",
     )  # fmt: skip
     columns[0].toggle(
-        "SAHI's low-score switch", key=shared.VICROP_SWITCH,
+        "SAHI's low-score switch", key=keys.VICROP_SWITCH,
         help="Fusion keeps detections from score 0.01; below 0.1 SAHI runs its merges as NMS / IoU.",
     )  # fmt: skip
     columns[1].selectbox(
-        "Crop input size", [None, 64, 128, 192, 256, 320, 384, 448, 512, 640], key=shared.VICROP_CROP_SIZE,
+        "Crop input size", [None, 64, 128, 192, 256, 320, 384, 448, 512, 640], key=keys.VICROP_CROP_SIZE,
         format_func=lambda side: "the full image's" if side is None else f"{side} px",
         help="The model input side each crop is re-detected at: smaller crops cost fewer GFLOPs.",
     )  # fmt: skip
     columns[2].slider(
-        "Pack crops per canvas", 0, 8, key=shared.VICROP_PACK,
+        "Pack crops per canvas", 0, 8, key=keys.VICROP_PACK,
         help="0: each crop is its own input. n: up to n crops share one canvas at the full image's "
         "input size, one forward pass per canvas.",
     )  # fmt: skip
@@ -161,7 +162,7 @@ shared.record(
 )
 
 st.subheader(f"Compare: uniform slicing at the same {outcome.forward_passes} forward passes")
-if st.toggle("Run uniform slicing", key=shared.VICROP_COMPARE):
+if st.toggle("Run uniform slicing", key=keys.VICROP_COMPARE):
     sliced = run_slicing(
         inputs.detector, inputs.image, forward_passes=outcome.forward_passes,
         score_threshold=config.score_threshold, fusion=config.fusion, border_factor=config.border_factor,
@@ -206,8 +207,8 @@ st.subheader("At equal compute: every method on this image, budgets in GFLOPs")
 if inputs.truth is None:
     st.info("AP needs the image's ground truth: pick a sample scene, or upload the image with its COCO file.")
 else:
-    top = st.slider("Largest budget (x the full image's GFLOPs)", 2, 8, key=shared.VICROP_COMPUTE_BUDGET)
-    if st.toggle(f"Run {len(COMPUTE_METHODS)} methods at 1-{top}x", key=shared.VICROP_COMPUTE):
+    top = st.slider("Largest budget (x the full image's GFLOPs)", 2, 8, key=keys.VICROP_COMPUTE_BUDGET)
+    if st.toggle(f"Run {len(COMPUTE_METHODS)} methods at 1-{top}x", key=keys.VICROP_COMPUTE):
         with st.spinner("Running every method at every budget ..."):
             rows = compute_rows(
                 inputs.detector.content_hash, inputs.image, inputs.truth.boxes_xyxy,
@@ -231,7 +232,7 @@ if not tables:
         "runs/benchmark/benchmark.csv."
     )
 else:
-    table = st.selectbox("Benchmark table", tables, format_func=str, key=shared.VICROP_TABLE)
+    table = st.selectbox("Benchmark table", tables, format_func=str, key=keys.VICROP_TABLE)
     try:
         st.plotly_chart(compute_figure(read_table(table)))
     except (OSError, ValueError) as error:

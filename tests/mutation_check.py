@@ -394,8 +394,8 @@ M = [
     (
         "dataset page: an opened image without its ground truth",
         "pages/_analysis.py",
-        "state[shared.ANNOTATIONS_UPLOAD] = json.dumps(one).encode()",
-        "state[shared.ANNOTATIONS_UPLOAD] = None",
+        "state[keys.ANNOTATIONS_UPLOAD] = json.dumps(one).encode()",
+        "state[keys.ANNOTATIONS_UPLOAD] = None",
         ["tests/test_dataset_page.py::test_an_objects_patch_opens_it_on_attention_with_its_query"],
     ),
     (

@@ -14,6 +14,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from pages import _keys as keys
+from pages import _loaders as loaders
 from pages import _shared as shared
 from pages import _widgets as widgets
 from sodviz.cache import DEFAULT_CACHE
@@ -39,11 +41,11 @@ PAGES = [
 def app(request, tiny_detectors, monkeypatch) -> AppTest:
     """The app on a tiny detector of a deformable or a dense family, with a low threshold."""
     detector = tiny_detectors[request.param]
-    monkeypatch.setattr(shared, "load_detector", lambda source: detector)
-    shared.cached_detector.clear()
+    monkeypatch.setattr(loaders, "load_detector", lambda source: detector)
+    loaders.cached_detector.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state[shared.THRESHOLD] = 0.0
-    at.session_state[shared.TOP_N] = 20
+    at.session_state[keys.THRESHOLD] = 0.0
+    at.session_state[keys.TOP_N] = 20
     return at.run()
 
 
@@ -69,14 +71,14 @@ def test_detections_page_controls(app):
     assert list(counts["size"]) == ["tiny", "small", "medium", "large"]
     table = app.dataframe[1].value
     assert len(table) == 20 and {"query", "score", "bucket", "entropy", "match"} <= set(table.columns)
-    app.slider(key=shared.TOP_N).set_value(5).run()
+    app.slider(key=keys.TOP_N).set_value(5).run()
     assert len(app.dataframe[1].value) == 5
-    app.slider(key=shared.THRESHOLD).set_value(1.0).run()
+    app.slider(key=keys.THRESHOLD).set_value(1.0).run()
     _no_errors(app)
     assert len(app.dataframe) == 1 and any("No detection" in i.value for i in app.info)
-    app.slider(key=shared.THRESHOLD).set_value(0.0).run()
+    app.slider(key=keys.THRESHOLD).set_value(0.0).run()
     found = set(app.dataframe[1].value["class"].astype(str))
-    picker = app.multiselect(key=shared.CLASSES)
+    picker = app.multiselect(key=keys.CLASSES)
     names = [picker.format_func(c) for c in range(3)]  # the tiny detectors' three classes
     absent = [c for c, name in enumerate(names) if name not in found]
     assert absent, "the tiny detector finds every class: pick a fixture where the filter shows"
@@ -84,7 +86,7 @@ def test_detections_page_controls(app):
     _no_errors(app)
     assert len(app.dataframe) == 1 and any("No detection passes" in i.value for i in app.info)
     kept = next(c for c, name in enumerate(names) if name in found)
-    app.multiselect(key=shared.CLASSES).set_value([kept]).run()
+    app.multiselect(key=keys.CLASSES).set_value([kept]).run()
     _no_errors(app)
     assert set(app.dataframe[1].value["class"].astype(str)) == {names[kept]}
 
@@ -92,13 +94,13 @@ def test_detections_page_controls(app):
 def test_attention_page_controls_and_picking(app):
     app.switch_page("pages/attention.py").run()
     _no_errors(app)
-    queries = [int(label.split(" ")[0][1:]) for label in app.selectbox(key=shared.QUERY).options]
-    app.selectbox(key=shared.QUERY).set_value(queries[1]).run()
-    app.selectbox(key=shared.LAYER).select("0").run()
-    app.selectbox(key=shared.HEAD).select("1").run()
-    app.slider(key=shared.OPACITY).set_value(0.8).run()
+    queries = [int(label.split(" ")[0][1:]) for label in app.selectbox(key=keys.QUERY).options]
+    app.selectbox(key=keys.QUERY).set_value(queries[1]).run()
+    app.selectbox(key=keys.LAYER).select("0").run()
+    app.selectbox(key=keys.HEAD).select("1").run()
+    app.slider(key=keys.OPACITY).set_value(0.8).run()
     _no_errors(app)
-    assert app.session_state[shared.QUERY] == queries[1]
+    assert app.session_state[keys.QUERY] == queries[1]
     assert any("entropy" in m.value for m in app.markdown)
 
 
@@ -113,18 +115,18 @@ def test_input_size_reruns_the_detector_once_per_size(app, monkeypatch):
 
     monkeypatch.setattr(inference, "run_inference_batch", counted)
     DEFAULT_CACHE.clear()
-    app.number_input(key=shared.INPUT_SIZE).set_value(96).run()
+    app.number_input(key=keys.INPUT_SIZE).set_value(96).run()
     for page in ("pages/detections.py", "pages/attention.py", "pages/detections.py"):
         app.switch_page(page).run()
         _no_errors(app)
     assert sizes.count(96) == 1
     app.switch_page("pages/home.py").run()
-    app.number_input(key=shared.INPUT_SIZE).set_value(128).run()
+    app.number_input(key=keys.INPUT_SIZE).set_value(128).run()
     for page in ("pages/attention.py", "pages/detections.py"):
         app.switch_page(page).run()
         _no_errors(app)
     assert sizes.count(128) == 1 and sizes.count(96) == 1
-    assert app.session_state[shared.INPUT_SIZE] == 128
+    assert app.session_state[keys.INPUT_SIZE] == 128
 
 
 def test_vicrop_page_controls_and_compare(app):
@@ -176,67 +178,67 @@ def test_vicrop_page_merges_and_fill(app, monkeypatch):
     monkeypatch.setattr(vicrop, "fuse_detections", recording)
     app.switch_page("pages/vicrop.py").run()
     assert not any("Fusion runs as" in c.value for c in app.caption)  # NMS: nothing switched
-    app.radio(key=shared.VICROP_MERGE).set_value("greedynmm").run()
-    applied = run(app.radio(key=shared.VICROP_METRIC).set_value("ios"))
+    app.radio(key=keys.VICROP_MERGE).set_value("greedynmm").run()
+    applied = run(app.radio(key=keys.VICROP_METRIC).set_value("ios"))
     assert any("Fusion runs as NMS / IOU" in c.value for c in app.caption)  # SAHI's switch at 0.01
     assert (applied.merge, applied.metric) == ("nms", "iou")
     merges = next(d.value for d in app.dataframe if "merge" in d.value.columns)
     assert merges["merge"].tolist() == ["nms/ios", "nmm as nms/iou", "greedynmm as nms/iou", "wbf as nms/iou"]
-    applied = run(app.toggle(key=shared.VICROP_SWITCH).set_value(False))
+    applied = run(app.toggle(key=keys.VICROP_SWITCH).set_value(False))
     assert not any("Fusion runs as" in c.value for c in app.caption)
     assert (applied.merge, applied.metric) == ("greedynmm", "ios")
     merges = next(d.value for d in app.dataframe if "merge" in d.value.columns)
     assert merges["merge"].tolist() == ["nms/ios", "nmm/ios", "greedynmm/ios", "wbf/iou"]
     assert {"TP", "FP", "FN", "duplicates", "split objects"} <= set(merges.columns)  # a sample scene has GT
-    applied = run(app.radio(key=shared.VICROP_MERGE).set_value("wbf"))  # IoS chosen: WBF matches by IoU
-    assert (applied.merge, applied.metric) == ("wbf", "iou") and app.radio(key=shared.VICROP_METRIC).disabled
-    app.slider(key=shared.VICROP_K).set_value(8).run()
-    app.toggle(key=shared.VICROP_FILL).set_value(False).run()
+    applied = run(app.radio(key=keys.VICROP_MERGE).set_value("wbf"))  # IoS chosen: WBF matches by IoU
+    assert (applied.merge, applied.metric) == ("wbf", "iou") and app.radio(key=keys.VICROP_METRIC).disabled
+    app.slider(key=keys.VICROP_K).set_value(8).run()
+    app.toggle(key=keys.VICROP_FILL).set_value(False).run()
     _no_errors(app)
 
 
 def test_picks_are_forgotten_when_the_image_model_or_input_size_changes(app, tiny_detectors, monkeypatch):
     """A query picked on one image is another object on the next: the pick resets."""
     other = tiny_detectors["deformable_detr"]
-    loader = shared.load_detector
+    loader = loaders.load_detector
     monkeypatch.setattr(
-        shared, "load_detector", lambda source: other if source == "runs/other" else loader(source)
+        loaders, "load_detector", lambda source: other if source == "runs/other" else loader(source)
     )
-    shared.cached_detector.clear()
+    loaders.cached_detector.clear()
 
     def other_model():
-        app.session_state[shared.MODEL_KIND] = "folder"
-        app.session_state[shared.MODEL_FOLDER] = "runs/other"
+        app.session_state[keys.MODEL_KIND] = "folder"
+        app.session_state[keys.MODEL_FOLDER] = "runs/other"
 
     app.switch_page("pages/attention.py").run()
-    options = app.selectbox(key=shared.QUERY).options
+    options = app.selectbox(key=keys.QUERY).options
     picked = int(options[-1].split(" ")[0][1:])  # "q12 · vehicle · 0.31" -> 12
-    app.session_state[shared.QUERY] = picked
-    app.session_state[shared.ERF_POINT] = [3.0, 4.0]
+    app.session_state[keys.QUERY] = picked
+    app.session_state[keys.ERF_POINT] = [3.0, 4.0]
     app.run()
-    assert app.session_state[shared.QUERY] == picked  # a rerun keeps it
+    assert app.session_state[keys.QUERY] == picked  # a rerun keeps it
     for change in (
-        lambda: app.session_state.__setitem__(shared.SAMPLE_NAME, shared.sample_names()[1]),
-        lambda: app.session_state.__setitem__(shared.INPUT_SIZE, 320),
+        lambda: app.session_state.__setitem__(keys.SAMPLE_NAME, shared.sample_names()[1]),
+        lambda: app.session_state.__setitem__(keys.INPUT_SIZE, 320),
         other_model,
     ):
-        app.session_state[shared.QUERY] = picked
-        app.session_state[shared.ERF_POINT] = [3.0, 4.0]
+        app.session_state[keys.QUERY] = picked
+        app.session_state[keys.ERF_POINT] = [3.0, 4.0]
         change()
         app.run()
         _no_errors(app)
-        first = int(app.selectbox(key=shared.QUERY).options[0].split(" ")[0][1:])
-        assert app.session_state[shared.QUERY] == first
-        assert app.session_state[shared.ERF_POINT] is None
+        first = int(app.selectbox(key=keys.QUERY).options[0].split(" ")[0][1:])
+        assert app.session_state[keys.QUERY] == first
+        assert app.session_state[keys.ERF_POINT] is None
 
 
 def test_home_shows_the_model_input_and_offers_a_letterbox(app, request, monkeypatch):
-    app.session_state[shared.IMAGE_KIND] = "upload"
-    app.session_state[shared.IMAGE_UPLOAD] = ("wide.png", _png((192, 108)))  # 16:9
+    app.session_state[keys.IMAGE_KIND] = "upload"
+    app.session_state[keys.IMAGE_UPLOAD] = ("wide.png", _png((192, 108)))  # 16:9
     app.run()
     _no_errors(app)
     summary = next(m.value for m in app.markdown if m.value.startswith("Model input"))
-    letterbox = app.toggle(key=shared.LETTERBOX)
+    letterbox = app.toggle(key=keys.LETTERBOX)
     if "detr" in request.node.name and "rt_detr" not in request.node.name:  # aspect-keeping family
         assert letterbox.disabled and "squashed" not in summary
         return
@@ -265,33 +267,33 @@ def test_the_report_holds_the_pages_visited_for_this_image_only(app):
     for page in ("pages/detections.py", "pages/vicrop.py", "pages/erf.py"):
         app.switch_page(page).run()
         _no_errors(app)
-    sections = app.session_state[shared.REPORT]
+    sections = app.session_state[keys.REPORT]
     assert list(sections) == ["Detections", "ViCrop-Det", "ERF"]
-    meta = app.session_state[shared.REPORT_META]
-    assert meta["image"] == app.session_state[shared.SAMPLE_NAME] and "Model input" in meta["input"]
+    meta = app.session_state[keys.REPORT_META]
+    assert meta["image"] == app.session_state[keys.SAMPLE_NAME] and "Model input" in meta["input"]
     text = report_html(list(sections.values()), meta=meta)
     assert "<h2>ERF</h2>" in text and "score threshold" in text
-    app.session_state[shared.SAMPLE_NAME] = shared.sample_names()[1]
+    app.session_state[keys.SAMPLE_NAME] = shared.sample_names()[1]
     app.switch_page("pages/attention.py").run()
-    assert list(app.session_state[shared.REPORT]) == ["Attention"]  # another image: a fresh report
+    assert list(app.session_state[keys.REPORT]) == ["Attention"]  # another image: a fresh report
 
 
 def test_choices_persist_across_pages(app):
     app.switch_page("pages/detections.py").run()
-    app.slider(key=shared.THRESHOLD).set_value(0.02).run()
+    app.slider(key=keys.THRESHOLD).set_value(0.02).run()
     app.switch_page("pages/vicrop.py").run()
-    app.slider(key=shared.VICROP_K).set_value(1).run()
+    app.slider(key=keys.VICROP_K).set_value(1).run()
     app.switch_page("pages/attention.py").run()
     app.switch_page("pages/detections.py").run()
-    assert app.slider(key=shared.THRESHOLD).value == pytest.approx(0.02)
+    assert app.slider(key=keys.THRESHOLD).value == pytest.approx(0.02)
     app.switch_page("pages/vicrop.py").run()
-    assert app.slider(key=shared.VICROP_K).value == 1
+    assert app.slider(key=keys.VICROP_K).value == 1
 
 
 def test_presentation_mode_folds_the_controls(app):
     app.switch_page("pages/detections.py").run()
     assert not app.expander
-    app.toggle(key=shared.PRESENTATION).set_value(True).run()
+    app.toggle(key=keys.PRESENTATION).set_value(True).run()
     _no_errors(app)
     assert app.expander and app.expander[0].label == "Controls"
 
@@ -328,9 +330,9 @@ def _coco(boxes: list, image_id: int = 1) -> dict:
     ],
 )
 def test_uploads_are_checked_without_a_traceback(app, data, annotations, kind, message):
-    app.session_state[shared.IMAGE_KIND] = "upload"
-    app.session_state[shared.IMAGE_UPLOAD] = ("upload.png", data)
-    app.session_state[shared.ANNOTATIONS_UPLOAD] = annotations
+    app.session_state[keys.IMAGE_KIND] = "upload"
+    app.session_state[keys.IMAGE_UPLOAD] = ("upload.png", data)
+    app.session_state[keys.ANNOTATIONS_UPLOAD] = annotations
     for page in PAGES:
         app.switch_page(page).run()
         assert not app.exception, [e.value for e in app.exception]
@@ -347,12 +349,12 @@ def test_uploads_are_checked_without_a_traceback(app, data, annotations, kind, m
 def test_the_demo_detectors_scope_is_said_where_it_is_chosen_and_on_uploads_only(app):
     assert EMBEDDED_SCOPE in [info.value for info in app.info]  # Home, demo chosen
     assert EMBEDDED_SCOPE not in [w.value for w in app.warning]  # a sample scene: what it knows
-    app.session_state[shared.IMAGE_KIND] = "upload"
-    app.session_state[shared.IMAGE_UPLOAD] = ("photo.png", _png())
+    app.session_state[keys.IMAGE_KIND] = "upload"
+    app.session_state[keys.IMAGE_UPLOAD] = ("photo.png", _png())
     app.switch_page("pages/detections.py").run()
     assert EMBEDDED_SCOPE in [w.value for w in app.warning]
-    app.session_state[shared.MODEL_KIND] = "folder"
-    app.session_state[shared.MODEL_FOLDER] = "runs/mine/model"  # load_detector is patched
+    app.session_state[keys.MODEL_KIND] = "folder"
+    app.session_state[keys.MODEL_FOLDER] = "runs/mine/model"  # load_detector is patched
     app.run()
     assert not app.exception and EMBEDDED_SCOPE not in [w.value for w in app.warning]
     app.switch_page("pages/home.py").run()
@@ -361,19 +363,19 @@ def test_the_demo_detectors_scope_is_said_where_it_is_chosen_and_on_uploads_only
 
 def test_a_model_folder_that_fails_to_load_is_an_error(app, monkeypatch, tmp_path):
     monkeypatch.setattr(
-        shared, "load_detector", importlib.import_module("sodviz.detector.loading").load_detector
+        loaders, "load_detector", importlib.import_module("sodviz.detector.loading").load_detector
     )
-    shared.cached_detector.clear()
-    app.session_state[shared.MODEL_KIND] = "folder"
-    app.session_state[shared.MODEL_FOLDER] = str(tmp_path / "nothing here")
+    loaders.cached_detector.clear()
+    app.session_state[keys.MODEL_KIND] = "folder"
+    app.session_state[keys.MODEL_FOLDER] = str(tmp_path / "nothing here")
     for page in PAGES:
         app.switch_page(page).run()
         assert not app.exception
         assert any("Could not load the model" in e.value for e in app.error)
     app.switch_page("pages/home.py").run()  # Home's image half works whatever the model half says
-    assert len(app.get("image")) == 1 and app.selectbox(key=shared.SAMPLE_NAME).options
-    assert app.text_input(key=shared.DATASET_ANNOTATIONS) is not None  # and the dataset's fields
-    app.radio(key=shared.IMAGE_KIND).set_value("upload").run()
+    assert len(app.get("image")) == 1 and app.selectbox(key=keys.SAMPLE_NAME).options
+    assert app.text_input(key=keys.DATASET_ANNOTATIONS) is not None  # and the dataset's fields
+    app.radio(key=keys.IMAGE_KIND).set_value("upload").run()
     assert not app.exception and len(app.get("file_uploader")) == 2
     assert any("Could not load the model" in e.value for e in app.error)
 
@@ -393,46 +395,46 @@ def test_erf_page_controls(app):
     _no_errors(app)
     assert len(app.dataframe[0].value) == 4  # one row per backbone stage
     assert any("sigma" in c.value for c in app.caption)
-    app.radio(key=shared.ERF_SCALE).set_value("log").run()
-    app.toggle(key=shared.ERF_ZOOM).set_value(False).run()
-    app.multiselect(key=shared.ERF_STAGES).set_value(["stage2", "stage4"]).run()
-    app.toggle(key=shared.ERF_RANDOM).set_value(True).run()
+    app.radio(key=keys.ERF_SCALE).set_value("log").run()
+    app.toggle(key=keys.ERF_ZOOM).set_value(False).run()
+    app.multiselect(key=keys.ERF_STAGES).set_value(["stage2", "stage4"]).run()
+    app.toggle(key=keys.ERF_RANDOM).set_value(True).run()
     _no_errors(app)
     table = app.dataframe[0].value
     assert list(table["weights"]) == ["trained", "trained", "random", "random"]
     assert list(table["stage"]) == ["stage2", "stage4"] * 2
-    app.session_state[shared.ERF_POINT] = [1.0, 1.0]  # what a click on the image sets
-    app.toggle(key=shared.ERF_DATASET).set_value(True).run()
+    app.session_state[keys.ERF_POINT] = [1.0, 1.0]  # what a click on the image sets
+    app.toggle(key=keys.ERF_DATASET).set_value(True).run()
     _no_errors(app)
     assert any("mean of" in s.value for s in app.subheader)
-    app.multiselect(key=shared.ERF_STAGES).set_value([]).run()
+    app.multiselect(key=keys.ERF_STAGES).set_value([]).run()
     assert any("stage" in w.value for w in app.warning)
 
 
 def test_fusion_maps_page_controls(app, tiny_module_detector, monkeypatch):
-    base = shared.load_detector("demo")
+    base = loaders.load_detector("demo")
     monkeypatch.setattr(
-        shared, "load_detector", lambda source: tiny_module_detector if source == "demo-fusion" else base
+        loaders, "load_detector", lambda source: tiny_module_detector if source == "demo-fusion" else base
     )
-    shared.cached_detector.clear()
+    loaders.cached_detector.clear()
     app.switch_page("pages/fusion_maps.py").run()
     _no_errors(app)
     assert any("fine, cctm, boost" in m.value for m in app.markdown)
     assert len(app.get("image")) >= 4 + 4 + 2  # CCTM, FINE, then base and modules side by side
     table = app.dataframe[0].value
     assert {"tp base", "tp demo-fusion"} <= set(table.columns)
-    app.radio(key=shared.FUSION_MODE).set_value("pca").run()
-    app.radio(key=shared.FUSION_LEVEL).set_value(2).run()
-    app.radio(key=shared.FUSION_STAGE).set_value(0).run()
-    app.radio(key=shared.FUSION_MODE).set_value("channel").run()
-    app.slider(key=shared.FUSION_CHANNEL).set_value(5).run()
-    app.slider(key=shared.FUSION_BETA).set_value(1.0).run()
+    app.radio(key=keys.FUSION_MODE).set_value("pca").run()
+    app.radio(key=keys.FUSION_LEVEL).set_value(2).run()
+    app.radio(key=keys.FUSION_STAGE).set_value(0).run()
+    app.radio(key=keys.FUSION_MODE).set_value("channel").run()
+    app.slider(key=keys.FUSION_CHANNEL).set_value(5).run()
+    app.slider(key=keys.FUSION_BETA).set_value(1.0).run()
     _no_errors(app)
     charts = len(app.get("plotly_chart"))
-    app.toggle(key=shared.FUSION_SCORES).set_value(True).run()
+    app.toggle(key=keys.FUSION_SCORES).set_value(True).run()
     _no_errors(app)
     assert len(app.get("plotly_chart")) == charts + 1
-    app.toggle(key=shared.FUSION_ERF).set_value(True).run()
+    app.toggle(key=keys.FUSION_ERF).set_value(True).run()
     _no_errors(app)
     captions = [i.caption for image in app.get("image") for i in image.proto.imgs]
     assert {"aats_r1", "aats_r2", "aats_r4"} <= {c.split(":")[0] for c in captions}
@@ -450,7 +452,7 @@ def _labelled_by(detector, monkeypatch, *, crops: bool = False):
     """Sample scenes whose ground truth is the detector's own 12 best boxes (with `crops`, plus the
     best box of each ViCrop-Det crop), nudged by a tenth of their width: a tiny random detector
     then has candidates for every object."""
-    original = shared.cached_sample
+    original = loaders.cached_sample
 
     def sample(name):
         decoded, _ = original(name)
@@ -464,11 +466,11 @@ def _labelled_by(detector, monkeypatch, *, crops: bool = False):
         boxes[:, [0, 2]] += 0.1 * (boxes[:, 2:3] - boxes[:, 0:1])
         return decoded, GroundTruth(boxes_xyxy=boxes, class_names=np.array(["vehicle"] * len(boxes)))
 
-    monkeypatch.setattr(shared, "cached_sample", sample)
+    monkeypatch.setattr(loaders, "cached_sample", sample)
 
 
 def test_candidates_page_controls(app, monkeypatch):
-    detector = shared.load_detector("demo")
+    detector = loaders.load_detector("demo")
     _labelled_by(detector, monkeypatch, crops=True)
     app.switch_page("pages/candidates.py").run()
     _no_errors(app)
@@ -478,22 +480,22 @@ def test_candidates_page_controls(app, monkeypatch):
         table.columns
     )
     assert sorted(table["rank confidence"]) == list(range(1, len(table) + 1))
-    objects = app.selectbox(key=shared.ACS_OBJECT).options
-    app.selectbox(key=shared.ACS_OBJECT).set_value(int(objects[-1].split(":")[0].split()[-1])).run()
-    app.slider(key=shared.ACS_HEADS).set_value(2).run()
-    app.radio(key=shared.ACS_FEATURE).set_value("spread").run()
+    objects = app.selectbox(key=keys.ACS_OBJECT).options
+    app.selectbox(key=keys.ACS_OBJECT).set_value(int(objects[-1].split(":")[0].split()[-1])).run()
+    app.slider(key=keys.ACS_HEADS).set_value(2).run()
+    app.radio(key=keys.ACS_FEATURE).set_value("spread").run()
     _no_errors(app)
     predicted = app.dataframe[0].value["predicted_iou"].tolist()
-    app.radio(key=shared.ACS_REGRESSOR).set_value("ridge").run()  # the page default: boosting
+    app.radio(key=keys.ACS_REGRESSOR).set_value("ridge").run()  # the page default: boosting
     _no_errors(app)
     assert app.dataframe[0].value["predicted_iou"].tolist() != predicted
     assert len(app.get("plotly_chart")) == 2
     assert set(app.dataframe[0].value["source"]) == {"image"}
-    app.toggle(key=shared.ACS_CROPS).set_value(True).run()  # the queries of ViCrop-Det's crops join
+    app.toggle(key=keys.ACS_CROPS).set_value(True).run()  # the queries of ViCrop-Det's crops join
     _no_errors(app)
     found = False
-    for option in app.selectbox(key=shared.ACS_OBJECT).options:
-        app.selectbox(key=shared.ACS_OBJECT).set_value(int(option.split(":")[0].split()[-1])).run()
+    for option in app.selectbox(key=keys.ACS_OBJECT).options:
+        app.selectbox(key=keys.ACS_OBJECT).set_value(int(option.split(":")[0].split()[-1])).run()
         _no_errors(app)
         sources = app.dataframe[0].value["source"].tolist()
         crops = sum(s.startswith("crop ") for s in sources)
@@ -543,9 +545,9 @@ def test_vicrop_page_at_equal_compute_on_the_image_and_on_a_benchmark_run(app, t
     app.switch_page("pages/vicrop.py").run()
     _no_errors(app)
     assert any("No benchmark run under runs/" in i.value for i in app.info)
-    app.session_state[shared.VICROP_CROP_SIZE] = 64
-    app.slider(key=shared.VICROP_COMPUTE_BUDGET).set_value(2).run()
-    app.toggle(key=shared.VICROP_COMPUTE).set_value(True).run()
+    app.session_state[keys.VICROP_CROP_SIZE] = 64
+    app.slider(key=keys.VICROP_COMPUTE_BUDGET).set_value(2).run()
+    app.toggle(key=keys.VICROP_COMPUTE).set_value(True).run()
     _no_errors(app)
     rows = next(d.value for d in app.dataframe if "gflops_ratio" in d.value.columns)
     assert set(rows["method"]) == {"base", "vicrop", "vicrop_gated", "slicing", "slicing_only", "asahi",
@@ -562,8 +564,8 @@ def test_vicrop_page_at_equal_compute_on_the_image_and_on_a_benchmark_run(app, t
     (tmp_path / "runs" / "b" / "benchmark.csv").write_text("x,y\n1,2\n")
     app.run()
     _no_errors(app)
-    assert app.selectbox(key=shared.VICROP_TABLE).options == ["runs/a/benchmark.csv", "runs/b/benchmark.csv"]
-    app.selectbox(key=shared.VICROP_TABLE).set_value(Path("runs/b/benchmark.csv")).run()
+    assert app.selectbox(key=keys.VICROP_TABLE).options == ["runs/a/benchmark.csv", "runs/b/benchmark.csv"]
+    app.selectbox(key=keys.VICROP_TABLE).set_value(Path("runs/b/benchmark.csv")).run()
     assert any(
         "is not a benchmark table: it has no method, budget, AP50, gflops_ratio" in e.value for e in app.error
     )
@@ -574,27 +576,27 @@ def test_a_served_app_reads_typed_paths_only_under_its_roots(app, monkeypatch, t
     from sodviz.serving import NOT_ALLOWED, Access
 
     monkeypatch.setattr(
-        shared, "load_detector", importlib.import_module("sodviz.detector.loading").load_detector
+        loaders, "load_detector", importlib.import_module("sodviz.detector.loading").load_detector
     )
-    shared.cached_detector.clear()
+    loaders.cached_detector.clear()
     (tmp_path / "root" / "empty").mkdir(parents=True)
     (tmp_path / "secret").mkdir()
     (tmp_path / "secret" / "config.json").write_text("{}")
-    monkeypatch.setattr(shared, "ACCESS", Access(roots=(tmp_path / "root",), data=tmp_path / "root"))
-    app.session_state[shared.MODEL_KIND] = "folder"
+    monkeypatch.setattr(loaders, "ACCESS", Access(roots=(tmp_path / "root",), data=tmp_path / "root"))
+    app.session_state[keys.MODEL_KIND] = "folder"
     for typed in (str(tmp_path / "secret"), "~", "../secret"):
-        app.session_state[shared.MODEL_FOLDER] = typed
+        app.session_state[keys.MODEL_FOLDER] = typed
         app.switch_page("pages/home.py").run()
         assert not app.exception
         (message,) = [e.value for e in app.error]
         assert NOT_ALLOWED in message and "config.json" not in message and "exist" not in message, message
         assert len(app.get("image")) == 1  # the image half stays
-    app.session_state[shared.MODEL_FOLDER] = "empty"  # inside the root: the loader's own answer
+    app.session_state[keys.MODEL_FOLDER] = "empty"  # inside the root: the loader's own answer
     app.switch_page("pages/home.py").run()
     assert any("no config.json" in e.value for e in app.error)
-    app.session_state[shared.MODEL_KIND] = "demo"
-    app.session_state[shared.DATASET_ANNOTATIONS] = str(tmp_path / "secret" / "annotations.json")
-    app.session_state[shared.DATASET_STORE] = str(tmp_path / "secret" / "store")
+    app.session_state[keys.MODEL_KIND] = "demo"
+    app.session_state[keys.DATASET_ANNOTATIONS] = str(tmp_path / "secret" / "annotations.json")
+    app.session_state[keys.DATASET_STORE] = str(tmp_path / "secret" / "store")
     app.switch_page("pages/dataset.py").run()
     assert not app.exception
     assert any("typed on Home" in w.value and NOT_ALLOWED in w.value for w in app.warning)
@@ -606,13 +608,13 @@ def test_a_served_app_reads_a_datasets_images_only_inside_its_folder(monkeypatch
     from sodviz.serving import Access, PathNotAllowed
 
     (tmp_path / "root" / "set" / "images").mkdir(parents=True)
-    monkeypatch.setattr(shared, "ACCESS", Access(roots=(tmp_path / "root",), data=tmp_path / "root"))
+    monkeypatch.setattr(loaders, "ACCESS", Access(roots=(tmp_path / "root",), data=tmp_path / "root"))
     images = tmp_path / "root" / "set" / "images"
-    assert shared.dataset_file(images, "a.png") == (images / "a.png").resolve()
-    assert shared.dataset_file(images, "sub/a.png") == (images / "sub" / "a.png").resolve()
+    assert loaders.dataset_file(images, "a.png") == (images / "a.png").resolve()
+    assert loaders.dataset_file(images, "sub/a.png") == (images / "sub" / "a.png").resolve()
     for name in ("../annotations.json", "../../set/x.png", str(tmp_path / "elsewhere.png"), "/etc/passwd"):
         with pytest.raises(PathNotAllowed):
-            shared.dataset_file(images, name)
+            loaders.dataset_file(images, name)
 
 
 def test_a_new_image_takes_the_place_of_the_last_ones_annotations(monkeypatch):
@@ -625,30 +627,28 @@ def test_a_new_image_takes_the_place_of_the_last_ones_annotations(monkeypatch):
         def getvalue(self):
             return self._data
 
-    state = {shared.ANNOTATIONS_UPLOAD: b"{}", shared.UPLOADS_TAKEN: 3}
-    state[f"{shared.IMAGE_UPLOADER}_3"] = Upload("new.png", b"png bytes")
+    state = {keys.ANNOTATIONS_UPLOAD: b"{}", keys.UPLOADS_TAKEN: 3}
+    state[f"{keys.IMAGE_UPLOADER}_3"] = Upload("new.png", b"png bytes")
     monkeypatch.setattr(shared, "st", SimpleNamespace(session_state=state))
-    shared.store_uploads(shared.IMAGE_UPLOADER)
-    assert state[shared.IMAGE_UPLOAD] == ("new.png", b"png bytes")
-    assert state[shared.ANNOTATIONS_UPLOAD] is None, "the last image's annotations are not this one's"
-    assert state[shared.UPLOADS_TAKEN] == 4, "the uploader is retired: Streamlit lets its file go"
-    state[f"{shared.ANNOTATIONS_UPLOADER}_4"] = Upload("new.json", b'{"images": []}')
-    shared.store_uploads(shared.ANNOTATIONS_UPLOADER)
-    assert (
-        state[shared.ANNOTATIONS_UPLOAD] == b'{"images": []}' and state[shared.IMAGE_UPLOAD][0] == "new.png"
-    )
+    shared.store_uploads(keys.IMAGE_UPLOADER)
+    assert state[keys.IMAGE_UPLOAD] == ("new.png", b"png bytes")
+    assert state[keys.ANNOTATIONS_UPLOAD] is None, "the last image's annotations are not this one's"
+    assert state[keys.UPLOADS_TAKEN] == 4, "the uploader is retired: Streamlit lets its file go"
+    state[f"{keys.ANNOTATIONS_UPLOADER}_4"] = Upload("new.json", b'{"images": []}')
+    shared.store_uploads(keys.ANNOTATIONS_UPLOADER)
+    assert state[keys.ANNOTATIONS_UPLOAD] == b'{"images": []}' and state[keys.IMAGE_UPLOAD][0] == "new.png"
 
 
 def test_an_upload_is_kept_as_its_decoded_image_only(app):
     from sodviz.imageio import DecodedImage
 
-    app.session_state[shared.IMAGE_KIND] = "upload"
-    app.session_state[shared.IMAGE_UPLOAD] = ("photo.png", _png((5000, 300)))  # over MAX_SIDE: shrunk
+    app.session_state[keys.IMAGE_KIND] = "upload"
+    app.session_state[keys.IMAGE_UPLOAD] = ("photo.png", _png((5000, 300)))  # over MAX_SIDE: shrunk
     app.switch_page("pages/detections.py").run()
     _no_errors(app)
-    name, kept = app.session_state[shared.IMAGE_UPLOAD]
+    name, kept = app.session_state[keys.IMAGE_UPLOAD]
     assert name == "photo.png" and isinstance(kept, DecodedImage), type(kept)  # the bytes are let go
     assert max(kept.image.shape[:2]) == 4096 and any("detected at 4096x" in w.value for w in app.warning)
-    app.session_state[shared.IMAGE_UPLOAD] = ("broken.png", b"not an image")
+    app.session_state[keys.IMAGE_UPLOAD] = ("broken.png", b"not an image")
     app.run()
-    assert not app.exception and app.error and app.session_state[shared.IMAGE_UPLOAD][1] == app.error[0].value
+    assert not app.exception and app.error and app.session_state[keys.IMAGE_UPLOAD][1] == app.error[0].value

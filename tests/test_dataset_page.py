@@ -11,7 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import _analysis as analysis_glue
-from pages import _shared as shared
+from pages import _keys as keys
+from pages import _loaders as loaders
 from sodviz.analysis.job import BackgroundJob, plan_job
 from sodviz.analysis.queries import Analysis
 from sodviz.analysis.settings import AnalysisSettings
@@ -30,16 +31,16 @@ def _errors(at: AppTest) -> list:
 @pytest.fixture
 def page(tiny_detectors, monkeypatch, tmp_path):
     detector = tiny_detectors["rt_detr"]
-    monkeypatch.setattr(shared, "load_detector", lambda source: detector)
-    shared.cached_detector.clear()
+    monkeypatch.setattr(loaders, "load_detector", lambda source: detector)
+    loaders.cached_detector.clear()
     analysis_glue.reader.clear()
 
     def open_page(store=tmp_path / "store", **state) -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-        at.session_state[shared.DATASET_STORE] = str(store)
-        at.session_state[shared.DATASET_METHODS] = ["vicrop"]
-        at.session_state[shared.DATASET_THRESHOLD] = 0.05
-        at.session_state[shared.TOP_N] = 20  # the tiny model has 20 queries
+        at.session_state[keys.DATASET_STORE] = str(store)
+        at.session_state[keys.DATASET_METHODS] = ["vicrop"]
+        at.session_state[keys.DATASET_THRESHOLD] = 0.05
+        at.session_state[keys.TOP_N] = 20  # the tiny model has 20 queries
         for key, value in state.items():
             at.session_state[key] = value
         at.run()
@@ -81,9 +82,9 @@ def test_an_objects_patch_opens_it_on_attention_with_its_query(page, tmp_path):
     at.button[[b.label for b in at.button].index("Open on Attention")].click().run()
     assert not _errors(at)
     assert at.title[0].value == "Attention"
-    assert at.session_state[shared.IMAGE_UPLOAD][0] == missed["file_name"]
-    assert at.session_state[shared.QUERY] == missed["nearest_query"]
-    one = json.loads(at.session_state[shared.ANNOTATIONS_UPLOAD])
+    assert at.session_state[keys.IMAGE_UPLOAD][0] == missed["file_name"]
+    assert at.session_state[keys.QUERY] == missed["nearest_query"]
+    one = json.loads(at.session_state[keys.ANNOTATIONS_UPLOAD])
     assert [i["file_name"] for i in one["images"]] == [missed["file_name"]]
     at.switch_page("pages/detections.py").run()
     assert not _errors(at)
@@ -95,15 +96,15 @@ def test_the_filters_narrow_the_image_table(page, tmp_path):
     at = _analyse(page())
     run = list_runs(tmp_path / "store")[0]["run"]
     objects = Analysis(tmp_path / "store", [run]).frame("SELECT * FROM objects")
-    at.selectbox(key=shared.DATASET_BUCKET).set_value("vt").run()
-    at.selectbox(key=shared.DATASET_ERROR).set_value("localisation").run()
+    at.selectbox(key=keys.DATASET_BUCKET).set_value("vt").run()
+    at.selectbox(key=keys.DATASET_ERROR).set_value("localisation").run()
     assert not _errors(at)
     shown = at.dataframe[1].value
     wanted = objects[~objects["matched"]]
     with_vt = set(wanted.loc[wanted["bucket"] == "vt", "file_name"])
     with_loc = set(wanted.loc[wanted["error"] == "localisation", "file_name"])
     assert set(shown["file_name"]) == with_vt & with_loc
-    at.selectbox(key=shared.DATASET_SORT).set_value("file_name").run()
+    at.selectbox(key=keys.DATASET_SORT).set_value("file_name").run()
     at.toggle(key="dataset_descending").set_value(False).run()
     names = at.dataframe[1].value["file_name"].tolist()
     assert names == sorted(names)
@@ -112,11 +113,11 @@ def test_the_filters_narrow_the_image_table(page, tmp_path):
 def test_a_dataset_typed_on_home_is_offered_and_a_missing_one_is_a_sentence(page, tmp_path):
     at = page()
     at.switch_page("pages/home.py").run()
-    at.text_input(key=shared.DATASET_ANNOTATIONS).input(str(tmp_path / "nowhere.json")).run()
-    at.text_input(key=shared.DATASET_IMAGES).input(str(tmp_path)).run()
+    at.text_input(key=keys.DATASET_ANNOTATIONS).input(str(tmp_path / "nowhere.json")).run()
+    at.text_input(key=keys.DATASET_IMAGES).input(str(tmp_path)).run()
     at.switch_page("pages/dataset.py").run()
-    choice = next(o for o in at.selectbox(key=shared.DATASET_SOURCE).options if o.startswith("Typed"))
-    at.selectbox(key=shared.DATASET_SOURCE).set_value(choice).run()
+    choice = next(o for o in at.selectbox(key=keys.DATASET_SOURCE).options if o.startswith("Typed"))
+    at.selectbox(key=keys.DATASET_SOURCE).set_value(choice).run()
     at.button[[b.label for b in at.button].index("Analyse the dataset")].click().run()
     for _, job in list(analysis_glue.jobs().values()):
         job.wait(120)  # the plan (reading the file) runs in the job's thread; its sentence follows
@@ -134,13 +135,13 @@ def test_two_sessions_read_the_store_while_a_job_writes(page, tmp_path):
     plan = plan_job(page.detector, data / "annotations.json", data / "images", settings,
                     store=tmp_path / "store", model_source="demo")  # fmt: skip
     typed = {
-        shared.DATASET_ANNOTATIONS: str(data / "annotations.json"),
-        shared.DATASET_IMAGES: str(data / "images"),
+        keys.DATASET_ANNOTATIONS: str(data / "annotations.json"),
+        keys.DATASET_IMAGES: str(data / "images"),
     }
     sessions = [page(**typed), page(**typed)]
     for at in sessions:
-        choice = next(o for o in at.selectbox(key=shared.DATASET_SOURCE).options if o.startswith("Typed"))
-        at.selectbox(key=shared.DATASET_SOURCE).set_value(choice).run()
+        choice = next(o for o in at.selectbox(key=keys.DATASET_SOURCE).options if o.startswith("Typed"))
+        at.selectbox(key=keys.DATASET_SOURCE).set_value(choice).run()
     job = BackgroundJob(lambda: plan, page.detector, batch_images=1)
     seen = set()
     while job.running:

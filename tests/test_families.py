@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages import _shared as shared
+from pages import _keys as keys
+from pages import _loaders as loaders
 from sodviz.cli import main
 from sodviz.detector.families import FAMILIES
 from sodviz.detector.prompt import class_key, map_phrases
@@ -89,11 +90,11 @@ def test_every_page_renders(tiny_detectors, monkeypatch, model_type):
     """Each page on a tiny model of the family; Attention shows the text attention of an
     open-vocabulary model, and the Fusion maps page says CCTM / FINE do not apply to it."""
     detector = tiny_detectors[model_type]
-    monkeypatch.setattr(shared, "load_detector", lambda source: detector)
-    shared.cached_detector.clear()
+    monkeypatch.setattr(loaders, "load_detector", lambda source: detector)
+    loaders.cached_detector.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    at.session_state[shared.THRESHOLD] = 0.0
-    at.session_state[shared.TOP_N] = 20
+    at.session_state[keys.THRESHOLD] = 0.0
+    at.session_state[keys.TOP_N] = 20
     at.run()
     for page in PAGES:
         at.switch_page(page).run()
@@ -108,12 +109,12 @@ def test_every_page_renders(tiny_detectors, monkeypatch, model_type):
 
 def test_the_home_prompt_sets_the_classes(tiny_detectors, monkeypatch):
     detector = tiny_detectors["grounding-dino"]
-    monkeypatch.setattr(shared, "load_detector", lambda source: detector)
-    shared.cached_detector.clear()
+    monkeypatch.setattr(loaders, "load_detector", lambda source: detector)
+    loaders.cached_detector.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
-    at.text_input(key=shared.PROMPT).input("small boats. red car.").run()
+    at.text_input(key=keys.PROMPT).input("small boats. red car.").run()
     assert not at.exception and not at.error
-    at.session_state[shared.IMAGE_KIND] = "upload"  # no ground truth: the prompt's phrases as they are
+    at.session_state[keys.IMAGE_KIND] = "upload"  # no ground truth: the prompt's phrases as they are
     at.run()
     assert any("2 classes (small boats, red car)" in c.value for c in at.caption), [
         c.value for c in at.caption

@@ -60,7 +60,66 @@ def test_the_app_imports_pandas_whole_before_any_session_draws():
     import sys
     from pathlib import Path
 
-    code = "import sys, pages._shared; print('pandas' in sys.modules)"
+    code = "import sys, pages._loaders; print('pandas' in sys.modules)"
     root = Path(__file__).resolve().parent.parent
     found = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert found.stdout.strip().splitlines()[-1] == "True", found.stdout + found.stderr
+
+
+def test_the_apps_runs_are_timed_server_side_when_asked(tiny_detectors, monkeypatch, tmp_path):
+    """SODVIZ_TIMINGS: app.py writes one line per run with its page, image and seconds (the load
+    script tells the server's time from the browsers' by these lines)."""
+    import json
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from pages import _keys as keys
+    from pages import _loaders as loaders
+
+    monkeypatch.setattr(loaders, "load_detector", lambda source: tiny_detectors["detr"])
+    loaders.cached_detector.clear()
+    timings = tmp_path / "timings.jsonl"
+    monkeypatch.setenv("SODVIZ_TIMINGS", str(timings))
+    app = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=60).run()
+    # (AppTest runs app.py itself only on its first run: later runs take Streamlit's pages/ folder path)
+    (line,) = [json.loads(line) for line in timings.read_text().splitlines()]
+    assert line["page"] == "Home" and line["image"] is None  # a session's first run: nothing chosen yet
+    assert app.session_state[keys.SAMPLE_NAME]
+    assert line["session"] and line["wall"] > 0 and line["cpu"] >= 0 and line["cache_mib"] >= 0
+
+
+def _timed_script():
+    import streamlit as st
+
+    from pages._timing import script_run
+
+    with script_run(st.session_state.get("page", "Home")):
+        st.session_state.setdefault("image_kind", "sample")
+        st.session_state.setdefault("sample_name", "a scene")
+        if st.session_state.get("stop"):
+            st.stop()
+        st.write("drawn")
+
+
+def test_a_stopped_run_is_timed_too_and_nothing_is_measured_unset(monkeypatch, tmp_path):
+    import json
+
+    from streamlit.testing.v1 import AppTest
+
+    timings = tmp_path / "timings.jsonl"
+    monkeypatch.setenv("SODVIZ_TIMINGS", str(timings))
+    app = AppTest.from_function(_timed_script).run()
+    app.session_state["page"], app.session_state["stop"] = "Detections", True
+    app.run()
+    assert not app.markdown  # stopped before drawing
+    app.session_state["image_kind"], app.session_state["image_upload"] = "upload", ("mine.png", b"")
+    app.run()
+    lines = [json.loads(line) for line in timings.read_text().splitlines()]
+    assert [(line["page"], line["image"]) for line in lines] == [
+        ("Home", None), ("Detections", "a scene"), ("Detections", "mine.png")
+    ]  # fmt: skip
+    assert lines[0]["start"] < lines[1]["start"] < lines[2]["start"]
+    monkeypatch.delenv("SODVIZ_TIMINGS")
+    app.run()
+    assert len(timings.read_text().splitlines()) == 3

@@ -1,0 +1,186 @@
+"""Streamlit glue that loads: the detector, the image and its annotations, each cached, and the
+typed paths a served app may read."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas  # noqa: F401 (imported whole before any session runs: see below)
+import streamlit as st
+
+from pages._keys import (
+    ANNOTATIONS_UPLOAD,
+    IMAGE_KIND,
+    IMAGE_UPLOAD,
+    MODEL_FOLDER,
+    MODEL_KIND,
+    MODEL_PRESET,
+    PROMPT,
+    SAMPLE_NAME,
+)
+from sodviz.detector.families import HUB_PRESETS
+from sodviz.detector.loading import EMBEDDED_MODELS, EMBEDDED_SCOPE, Detector, load_detector
+from sodviz.detector.preprocess import input_transform
+from sodviz.detector.prompt import prompt_for_data, with_prompt
+from sodviz.detector.threads import set_torch_threads
+from sodviz.evaluation.ground_truth import GroundTruth, parse_annotations
+from sodviz.imageio import DecodedImage, decode_image
+from sodviz.notices import DataNotice
+from sodviz.samples import load_sample
+from sodviz.serving import PathNotAllowed, access_from_env
+from sodviz.types import InputTransform
+
+ACCESS = access_from_env()  # served (`python -m sodviz serve`): typed paths only under its roots
+TORCH_THREADS = set_torch_threads()  # once per process: one shared detector on every core
+# pandas above: Streamlit and plotly import it lazily, and plotly uses it when it is in
+# sys.modules. Under several sessions one script thread met another's half-imported pandas
+# ("partially initialized module 'pandas' has no attribute 'Series'", benchmarks/bench_load.py
+# with 4 sessions); imported here, it is whole before the first page of any session draws.
+
+
+@st.cache_resource(show_spinner="Loading the detector ...", max_entries=3)
+def cached_detector(source: str) -> Detector:
+    """One detector per source for the whole process."""
+    return load_detector(source)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_input_transform(
+    content_hash: str, image_hw: tuple[int, int], input_size: int | None, letterbox: bool, _detector: Detector
+) -> InputTransform:
+    """How an image of `image_hw` is fed to the detector (its processor runs once per shape and
+    setting, not on every rerun of Home)."""
+    return input_transform(
+        _detector, np.zeros((*image_hw, 3), np.uint8), input_size=input_size, letterbox=letterbox
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_annotations(data: bytes, file_name: str, scale: float) -> GroundTruth:
+    return parse_annotations(data, file_name=file_name, scale=scale)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_sample(name: str) -> tuple[DecodedImage, GroundTruth]:
+    return load_sample(name)
+
+
+def model_source() -> str:
+    kind = st.session_state[MODEL_KIND]
+    if kind == "preset":
+        return st.session_state.get(MODEL_PRESET) or "demo"
+    if kind == "folder":
+        return st.session_state[MODEL_FOLDER].strip()
+    return "demo"
+
+
+def current_detector() -> Detector:
+    """The chosen detector, or an error box and a stopped page."""
+    source = model_source()
+    if not source:
+        st.warning("Type the path of a model folder on the Home page.")
+        st.stop()
+    return prompted(detector_or_stop(source))
+
+
+def prompted(detector: Detector, category_names=None) -> Detector:
+    """An open-vocabulary detector asking for the Home page's prompt; with the data's
+    `category_names`, its phrases named as those categories (an empty prompt asks for the
+    categories themselves). Other detectors as they are. A prompt it cannot use stops the page."""
+    if not detector.family.open_vocabulary:
+        return detector
+    text = st.session_state.get(PROMPT, "").strip() or None
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", DataNotice)
+        try:
+            if category_names:
+                detector = prompt_for_data(detector, text, sorted({str(n) for n in category_names}))
+            elif text is not None:
+                detector = with_prompt(detector, text)
+        except ValueError as error:
+            st.error(f"The text prompt cannot be used: {error}")
+            st.stop()
+    for notice in said:
+        st.caption(f"Prompt: {notice.message}.")
+    return detector
+
+
+def detector_or_stop(source: str) -> Detector:
+    """The detector `source` names, or an error box and a stopped page."""
+    detector = detector_or_error(source)
+    if detector is None:
+        st.stop()
+    return detector
+
+
+def detector_or_error(source: str) -> Detector | None:
+    """The detector `source` names, or an error box and None (the page goes on: Home's image half)."""
+    try:
+        return cached_detector(model_path(source))
+    except (FileNotFoundError, ValueError, ImportError, OSError) as error:  # PathNotAllowed too
+        st.error(f"Could not load the model {source!r}: {error}")
+        return None
+
+
+def model_path(source: str) -> str:
+    """`source` as the loader takes it: a known name or hub preset as it is; anything typed is a
+    path, which a served app takes only under its roots (`PathNotAllowed` otherwise)."""
+    if source in EMBEDDED_MODELS or source in dict(HUB_PRESETS) or not ACCESS.served:
+        return source
+    return str(ACCESS.readable(source))
+
+
+def dataset_file(images, file_name: str):
+    """`images / file_name`, which a served app reads only inside `images` (a COCO file's names
+    could point anywhere: `../`, absolute paths); `PathNotAllowed` otherwise."""
+    path = ACCESS.readable(Path(images) / file_name)
+    if ACCESS.served and Path(images).resolve() not in path.parents:
+        raise PathNotAllowed()
+    return path
+
+
+def allowed_or_stop(typed: str, *, write: bool = False, what: str = "The path") -> str:
+    """A typed path the app may read (or, `write`, write under), or an error box and a stop."""
+    try:
+        return str(ACCESS.writable(typed) if write else ACCESS.readable(typed))
+    except PathNotAllowed as error:
+        st.error(f"{what} {typed!r}: {error}.")
+        st.stop()
+
+
+def current_image() -> tuple[np.ndarray, GroundTruth | None, str]:
+    """The chosen image (notices shown as warnings) and its ground truth, or an error and a stop."""
+    if st.session_state[IMAGE_KIND] == "sample":
+        decoded, truth = cached_sample(st.session_state[SAMPLE_NAME])
+        return decoded.image, truth, st.session_state[SAMPLE_NAME]
+    upload = st.session_state.get(IMAGE_UPLOAD)
+    if upload is None:
+        st.info("Upload an image on the Home page, or pick a sample scene.")
+        st.stop()
+    name, decoded = upload
+    if isinstance(decoded, bytes):  # decoded once, the bytes let go: the session keeps the bounded image
+        try:
+            decoded = decode_image(decoded, name=name)
+        except ValueError as error:
+            decoded = str(error)
+        st.session_state[IMAGE_UPLOAD] = (name, decoded)
+    if isinstance(decoded, str):
+        st.error(decoded)
+        st.stop()
+    for notice in decoded.notices:
+        st.warning(notice)
+    if model_source() in EMBEDDED_MODELS:
+        st.warning(EMBEDDED_SCOPE, icon=":material/info:")
+    truth = None
+    annotations = st.session_state.get(ANNOTATIONS_UPLOAD)
+    if annotations is not None:
+        try:
+            truth = cached_annotations(annotations, name, decoded.scale)
+        except ValueError as error:
+            st.warning(f"{error} Showing detections without ground truth.")
+        else:
+            for notice in truth.notices:
+                st.warning(notice)
+    return decoded.image, truth, name
