@@ -4,6 +4,7 @@ typed paths a served app may read."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from sodviz.detector.families import HUB_PRESETS
 from sodviz.detector.loading import EMBEDDED_MODELS, EMBEDDED_SCOPE, Detector, load_detector
 from sodviz.detector.preprocess import input_transform
 from sodviz.detector.prompt import prompt_for_data, with_prompt
-from sodviz.detector.threads import set_torch_threads
+from sodviz.detector.threads import ModelLock, model_nice, set_torch_threads
 from sodviz.evaluation.ground_truth import GroundTruth, parse_annotations
 from sodviz.imageio import DecodedImage, decode_image
 from sodviz.notices import DataNotice
@@ -34,6 +35,7 @@ from sodviz.types import InputTransform
 
 ACCESS = access_from_env()  # served (`python -m sodviz serve`): typed paths only under its roots
 TORCH_THREADS = set_torch_threads()  # once per process: one shared detector on every core
+MODEL_NICE = model_nice()  # model work below the pages' drawing (SODVIZ_MODEL_NICE, sodviz.detector.threads)
 # pandas above: Streamlit and plotly import it lazily, and plotly uses it when it is in
 # sys.modules. Under several sessions one script thread met another's half-imported pandas
 # ("partially initialized module 'pandas' has no attribute 'Series'", benchmarks/bench_load.py
@@ -42,8 +44,9 @@ TORCH_THREADS = set_torch_threads()  # once per process: one shared detector on 
 
 @st.cache_resource(show_spinner="Loading the detector ...", max_entries=3)
 def cached_detector(source: str) -> Detector:
-    """One detector per source for the whole process."""
-    return load_detector(source)
+    """One detector per source for the whole process; its passes run at a lower CPU priority, so
+    a page whose results are cached draws while another session's pass runs."""
+    return replace(load_detector(source), lock=ModelLock(MODEL_NICE))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

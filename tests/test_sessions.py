@@ -123,3 +123,16 @@ def test_a_stopped_run_is_timed_too_and_nothing_is_measured_unset(monkeypatch, t
     monkeypatch.delenv("SODVIZ_TIMINGS")
     app.run()
     assert len(timings.read_text().splitlines()) == 3
+
+
+def test_the_apps_detector_runs_its_passes_below_the_pages(tiny_detectors, monkeypatch):
+    from pages import _loaders as loaders
+    from sodviz.detector.threads import ModelLock
+
+    monkeypatch.setattr(loaders, "load_detector", lambda source: tiny_detectors["detr"])
+    loaders.cached_detector.clear()
+    detector = loaders.cached_detector("demo")
+    assert isinstance(detector.lock, ModelLock) and detector.lock.nice == loaders.MODEL_NICE == 10
+    assert detector.model is tiny_detectors["detr"].model
+    assert loaders.cached_detector("demo") is detector  # one lock for every session
+    loaders.cached_detector.clear()

@@ -12,7 +12,9 @@ micro-batches of two in 1.02x. A replica pool would buy 14 % throughput under fu
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 
 import torch
 
@@ -38,3 +40,72 @@ def set_torch_threads(environ=None) -> int:
     count = torch_threads(environ)
     torch.set_num_threads(count)
     return count
+
+
+MODEL_NICE_ENV = "SODVIZ_MODEL_NICE"
+
+
+class ModelLock:
+    """The detector's lock, whose holder runs its model work at a lower CPU priority.
+
+    Under several sessions a forward pass fills every core for seconds, while another session's
+    page whose results are cached only needs a fraction of a core to draw. Holding this lock, a
+    thread's Linux nice value is raised by `nice` (torch's worker threads, started by that
+    thread's first parallel op, inherit it), so a drawing page is scheduled first and the model
+    takes what is left; on release the thread's priority is set back where the system allows it
+    (raising nice is always allowed, lowering it again needs CAP_SYS_NICE or RLIMIT_NICE; a script
+    thread of Streamlit runs a single page run, so a thread left low ends with it). `nice=0`, or
+    a system without per-thread priorities, makes it a plain lock.
+    """
+
+    def __init__(self, nice: int = 0) -> None:
+        self._lock = threading.Lock()
+        self.nice = nice
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    def __enter__(self) -> ModelLock:
+        self._lock.acquire()
+        try:
+            self._restore = _lower_priority(self.nice)
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._restore()
+        finally:
+            self._lock.release()
+
+
+def model_nice(environ=None) -> int:
+    """How much lower the app runs model work: `SODVIZ_MODEL_NICE` (0 to 19), default 10."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(MODEL_NICE_ENV, "10").strip()
+    if not value.isdigit() or not 0 <= int(value) <= 19:
+        raise ValueError(f"{MODEL_NICE_ENV} must be a whole number from 0 to 19, got {value!r}")
+    return int(value)
+
+
+def _lower_priority(nice: int):
+    """Raise this thread's nice value by `nice`; returns what sets it back (as far as allowed)."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return lambda: None
+    thread = threading.get_native_id()
+    before = os.getpriority(os.PRIO_PROCESS, thread)
+    os.setpriority(os.PRIO_PROCESS, thread, min(19, before + nice))
+
+    def restore() -> None:
+        with contextlib.suppress(PermissionError):  # unprivileged: the thread stays lower
+            os.setpriority(os.PRIO_PROCESS, thread, before)
+
+    return restore

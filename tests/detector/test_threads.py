@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 import torch
 
-from sodviz.detector.threads import set_torch_threads, torch_threads
+from sodviz.detector.threads import ModelLock, model_nice, set_torch_threads, torch_threads
 
 
 def test_threads_follow_the_cores_this_process_may_use_or_the_override():
@@ -20,3 +21,43 @@ def test_threads_follow_the_cores_this_process_may_use_or_the_override():
         assert set_torch_threads({"SODVIZ_TORCH_THREADS": "1"}) == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def _nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="no per-thread priorities on this system")
+def test_the_model_lock_lowers_its_holders_priority_and_only_its_holders():
+    lock, before, seen = ModelLock(nice=7), _nice(), {}
+    if before > 12:
+        pytest.skip("this process already runs at a low priority")
+    held, done = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with lock:
+            seen["holder"] = _nice()
+            held.set()
+            done.wait(10)
+        seen["after"] = _nice()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert held.wait(10)
+    seen["beside"] = _nice()  # this thread, while another holds the lock
+    done.set()
+    thread.join()
+    assert seen["holder"] == before + 7
+    assert seen["beside"] == before
+    assert seen["after"] == before or os.geteuid() != 0  # set back, where the system allows it
+    assert not lock.locked()
+    with ModelLock(nice=0):
+        assert _nice() == before  # 0: a plain lock
+
+
+def test_model_nice_from_the_environment():
+    assert model_nice({}) == 10
+    assert model_nice({"SODVIZ_MODEL_NICE": "0"}) == 0
+    for bad in ("-1", "20", "low"):
+        with pytest.raises(ValueError, match="SODVIZ_MODEL_NICE"):
+            model_nice({"SODVIZ_MODEL_NICE": bad})
