@@ -10,6 +10,7 @@ import streamlit as st
 from pages import _keys as keys
 from pages import _shared as shared
 from pages import _widgets as widgets
+from sodviz.cache import DEFAULT_CACHE
 from sodviz.crops.budget_report import compute_figure, read_table
 from sodviz.crops.budget_study import benchmark_image
 from sodviz.crops.fusion import MERGES, METRICS
@@ -17,8 +18,9 @@ from sodviz.crops.slicing import run_slicing
 from sodviz.crops.vicrop import ViCropConfig, run_vicrop
 from sodviz.detector.inference import run_inference
 from sodviz.evaluation.ground_truth import GroundTruth
+from sodviz.views.merges import merge_rows
 from sodviz.views.report import settings_of, vicrop_section
-from sodviz.views.vicrop import counts_table, merge_rows, slicing_comparison, vicrop_view, windows_figure
+from sodviz.views.vicrop import counts_table, slicing_comparison, vicrop_view, windows_figure
 
 shared.init_state()
 shared.sidebar()
@@ -100,7 +102,7 @@ shown_scale = st.radio(
 )
 view = vicrop_view(
     outcome, inputs.image, scale=shown_scale, score_threshold=threshold,
-    class_names=inputs.result.class_names, truth=inputs.truth,
+    class_names=inputs.result.class_names, truth=inputs.truth, cache=DEFAULT_CACHE,
 )  # fmt: skip
 for column, (name, title) in zip(
     st.columns(3),
@@ -148,8 +150,9 @@ st.markdown(
 )  # fmt: skip
 full_image = run_inference(inputs.detector, inputs.image)  # the pass ViCrop-Det fused with (cached)
 rows = merge_rows(
-    full_image, outcome.refined, config, threshold, class_names=inputs.result.class_names, truth=inputs.truth
-)
+    full_image, outcome.refined, config, threshold, class_names=inputs.result.class_names, truth=inputs.truth,
+    cache=DEFAULT_CACHE,
+)  # fmt: skip
 st.dataframe(rows, hide_index=True)
 
 shared.record(
@@ -223,6 +226,13 @@ else:
                    "gflops_ratio", "latency_ratio", "unspent"]  # fmt: skip
         st.dataframe([{c: row[c] for c in columns} for row in rows], hide_index=True)
 
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def table_figure(path: str, modified: float):
+    """A benchmark table's figure, read again only when the file changes."""
+    return compute_figure(read_table(path))
+
+
 st.subheader("At equal compute on a dataset: a benchmark run")
 tables = sorted(Path("runs").glob("**/benchmark.csv"))
 if not tables:
@@ -234,6 +244,6 @@ if not tables:
 else:
     table = st.selectbox("Benchmark table", tables, format_func=str, key=keys.VICROP_TABLE)
     try:
-        st.plotly_chart(compute_figure(read_table(table)))
+        st.plotly_chart(table_figure(str(table), Path(table).stat().st_mtime))
     except (OSError, ValueError) as error:
         st.error(f"Could not read {table}: {error}")

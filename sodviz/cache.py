@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -119,3 +120,36 @@ def image_hash(image: np.ndarray) -> str:
     digest = hashlib.sha256(str(image.shape).encode())
     digest.update(np.ascontiguousarray(image).data)
     return digest.hexdigest()
+
+
+def content_key(*parts) -> str:
+    """sha256 over everything in `parts`, for the key of a result computed from them: numpy
+    arrays (shape, dtype, bytes), dataclasses field by field, `sv.Detections` (boxes, scores,
+    classes and every `data` column), mappings, sequences and scalars. Pass exactly what the
+    computation reads: a part left out is a stale cache entry."""
+    digest = hashlib.sha256()
+    _feed(digest, parts)
+    return digest.hexdigest()
+
+
+def _feed(digest, value) -> None:
+    if isinstance(value, np.ndarray):
+        digest.update(f"array{value.shape}{value.dtype}".encode())
+        data = repr(value.tolist()).encode() if value.dtype == object else np.ascontiguousarray(value).data
+        digest.update(data)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        digest.update(type(value).__name__.encode())
+        for field in dataclasses.fields(value):
+            _feed(digest, (field.name, getattr(value, field.name)))
+    elif hasattr(value, "xyxy") and hasattr(value, "data"):  # sv.Detections
+        _feed(digest, ("detections", value.xyxy, value.confidence, value.class_id, dict(value.data)))
+    elif isinstance(value, dict):
+        digest.update(b"dict")
+        for key in sorted(value, key=repr):
+            _feed(digest, (key, value[key]))
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"seq{len(value)}".encode())
+        for item in value:
+            _feed(digest, item)
+    else:
+        digest.update(f"{type(value).__name__}:{value!r};".encode())

@@ -130,3 +130,27 @@ def test_cached_computes_once_with_a_cache_and_every_time_without():
     cached(None, key, compute)
     cached(None, key, compute)
     assert len(computed) == 3 and len(keys) == 2  # no cache: computed each time, no key built
+
+
+def test_content_key_covers_every_part_it_is_given():
+    import supervision as sv
+
+    from sodviz.cache import content_key
+    from sodviz.crops.vicrop import ViCropConfig
+
+    def detections(data=0):
+        return sv.Detections(xyxy=np.zeros((2, 4), np.float32), confidence=np.ones(2, np.float32),
+                             class_id=np.zeros(2, int), data={"crop_index": np.array([0, data])})  # fmt: skip
+
+    base = content_key(detections(), ViCropConfig(), np.arange(4), 0.3, ("a",), None)
+    assert content_key(detections(), ViCropConfig(), np.arange(4), 0.3, ("a",), None) == base
+    for changed in (
+        (detections(1), ViCropConfig(), np.arange(4), 0.3, ("a",), None),  # a data column
+        (detections(), ViCropConfig(k=2), np.arange(4), 0.3, ("a",), None),  # a dataclass field
+        (detections(), ViCropConfig(), np.arange(4).reshape(2, 2), 0.3, ("a",), None),  # a shape
+        (detections(), ViCropConfig(), np.arange(4.0), 0.3, ("a",), None),  # a dtype
+        (detections(), ViCropConfig(), np.arange(4), 0.31, ("a",), None),
+        (detections(), ViCropConfig(), np.arange(4), 0.3, ("b",), None),
+        (detections(), ViCropConfig(), np.arange(4), 0.3, ("a",), np.array(["x"])),
+    ):
+        assert content_key(*changed) != base

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 import supervision as sv
 
 from sodviz.boxes import image_to_crop, overlap_matrix
-from sodviz.crops.fusion import MERGES, merge_label, with_merge
-from sodviz.crops.redetect import CropDetections
+from sodviz.cache import InferenceCache, cached, content_key
 from sodviz.crops.slicing import SlicingResult
-from sodviz.crops.vicrop import CropPlan, ViCropConfig, ViCropResult, fuse_with_full_image
-from sodviz.evaluation.ground_truth import GroundTruth, GroundTruthMatch, match_ground_truth, truth_class_ids
-from sodviz.evaluation.merge_diagnostics import merge_diagnostics
-from sodviz.types import InferenceResult
+from sodviz.crops.vicrop import CropPlan, ViCropResult
+from sodviz.evaluation.ground_truth import GroundTruth, GroundTruthMatch, match_ground_truth
 from sodviz.views.figures import box_trace, image_figure
 from sodviz.views.palette import crop_rgb, hex_color
 from sodviz.views.render import (
@@ -80,6 +77,13 @@ class ViCropView:
     before_match: GroundTruthMatch | None
     after_match: GroundTruthMatch | None
 
+    @property
+    def nbytes(self) -> int:  # for `InferenceCache`
+        images = [*self.heatmaps.values(), self.before, self.after] + (
+            [self.crops] if self.crops is not None else []
+        )
+        return sum(int(image.nbytes) for image in images)
+
 
 def vicrop_view(
     outcome: ViCropResult,
@@ -89,8 +93,21 @@ def vicrop_view(
     score_threshold: float,
     class_names: tuple[str, ...],
     truth: GroundTruth | None = None,
+    cache: InferenceCache | None = None,
 ) -> ViCropView:
-    """Everything the ViCrop page draws for one outcome, detections above `score_threshold`."""
+    """Everything the ViCrop page draws for one outcome, detections above `score_threshold`; kept
+    in `cache` when given, keyed by all it reads (a page reruns on every widget)."""
+
+    def key() -> tuple:
+        parts = (outcome.plan, outcome.base, outcome.fused, outcome.refined.detections, image)
+        return ("vicrop_view", content_key(*parts, scale, score_threshold, class_names, truth))
+
+    return cached(
+        cache, key, lambda: _draw_vicrop(outcome, image, scale, score_threshold, class_names, truth)
+    )
+
+
+def _draw_vicrop(outcome, image, scale, score_threshold, class_names, truth) -> ViCropView:
     plan = outcome.plan
     of_scale = np.isclose(plan.windows.scale, scale)
     boxes = plan.windows_xyxy[of_scale]
@@ -223,42 +240,3 @@ def slicing_comparison(
         match = match_ground_truth(kept, truth, class_names=class_names)
         counts = counts_table({"ViCrop": view.after_match, "slicing": match})
     return SlicingComparison(vicrop=view.after_count, sliced=len(kept), counts=counts)
-
-
-def merge_rows(
-    result: InferenceResult, refined: CropDetections, config: ViCropConfig, threshold: float, *,
-    class_names: tuple[str, ...], truth: GroundTruth | None = None,
-) -> list[dict]:  # fmt: skip
-    """One row per merge of `MERGES`: the same crops fused with the full image (`result`) by it,
-    the detections above `threshold` it leaves, how many come from the crops, and with ground
-    truth TP / FP / FN and the merge diagnostics (duplicates on one object, seam splits)."""
-    rows = []
-    for merge in MERGES:
-        fusion = with_merge(config.fusion, merge)
-        fused = above(fuse_with_full_image(result, refined, replace(config, fusion=fusion))[1], threshold)
-        row = {
-            "merge": merge_label(fusion, config.score_threshold),
-            "detections": len(fused),
-            "from crops": int(fused.data["refined"].sum()),
-        }
-        if truth is not None:
-            match = match_ground_truth(fused, truth, class_names=class_names)
-            _, ids = truth_class_ids(truth, class_names)
-            found = fused.class_id if match.class_aware else np.zeros(len(fused), np.int64)
-            diagnostics = merge_diagnostics(
-                fused.xyxy,
-                fused.confidence,
-                found,
-                truth.boxes_xyxy,
-                np.array(ids),
-                score_threshold=threshold,
-            )
-            row |= {
-                "TP": int((match.status == "TP").sum()),
-                "FP": int((match.status == "FP").sum()),
-                "FN": int(match.missed.sum()),
-                "duplicates": diagnostics.duplicates,
-                "split objects": diagnostics.splits,
-            }
-        rows.append(row)
-    return rows

@@ -226,3 +226,47 @@ def test_fill_spends_the_budget_once_the_attention_is_covered(tiny_detectors, im
     assert len(plain.chosen) < 6 and "cover all the attention" in plain.shortfall
     assert len(filled.chosen) > len(plain.chosen)
     assert filled.chosen[: len(plain.chosen)].tolist() == plain.chosen.tolist()  # the same first crops
+
+
+def test_the_vicrop_views_and_merge_rows_are_cached_by_what_they_read(tiny_detectors, image):
+    """A rerun with the same outcome, threshold and truth gets the drawn view back from the cache;
+    any change of what it reads draws it again (a stale view would show another setting's crops)."""
+    from dataclasses import replace
+
+    from sodviz.cache import InferenceCache
+    from sodviz.crops.vicrop import run_vicrop
+    from sodviz.detector.inference import run_inference
+    from sodviz.evaluation.ground_truth import GroundTruth
+    from sodviz.views.merges import merge_rows
+    from sodviz.views.vicrop import vicrop_view
+
+    detector, cache = tiny_detectors["rt_detr"], InferenceCache(max_bytes=1 << 28)
+    config = ViCropConfig(k=2, scales=(0.5,))
+    truth = GroundTruth(boxes_xyxy=np.array([[10, 10, 20, 20]], np.float32), class_names=np.array(["x"]))
+    outcome = run_vicrop(detector, image, config=config, cache=None)
+    again = run_vicrop(detector, image, config=config, cache=None)  # another object, the same content
+
+    def view(outcome=outcome, image=image, threshold=0.0, truth=truth):
+        return vicrop_view(outcome, image, scale=0.5, score_threshold=threshold, class_names=("a", "b"),
+                           truth=truth, cache=cache)  # fmt: skip
+
+    first = view()
+    assert view(again) is first and cache.used_bytes >= first.nbytes > 0
+    uncached = vicrop_view(
+        outcome, image, scale=0.5, score_threshold=0.0, class_names=("a", "b"), truth=truth
+    )
+    np.testing.assert_array_equal(uncached.after, first.after)
+    moved = GroundTruth(boxes_xyxy=truth.boxes_xyxy + 5, class_names=truth.class_names)
+    other_fused = replace(outcome, fused=outcome.fused[: max(0, len(outcome.fused) - 1)])
+    for changed in (view(threshold=0.5), view(truth=moved), view(truth=None), view(image=image[::-1].copy()),
+                    view(other_fused)):  # fmt: skip
+        assert changed is not first
+    result = run_inference(detector, image, cache=None)
+    rows = merge_rows(result, outcome.refined, config, 0.0, class_names=("a", "b"), truth=truth, cache=cache)
+    assert (
+        merge_rows(result, again.refined, config, 0.0, class_names=("a", "b"), truth=truth, cache=cache)
+        == rows
+    )
+    assert len(cache) == 7
+    merge_rows(result, outcome.refined, config, 0.1, class_names=("a", "b"), truth=truth, cache=cache)
+    assert len(cache) == 8
