@@ -305,11 +305,16 @@ def upload_release(n: int, settle: float, deadline: float, side: tuple[int, int]
         while time.monotonic() - closed < settle and time.monotonic() < deadline:
             time.sleep(1)
         after = rss_mib(processes[0].pid)
+        with chromium() as visitor:  # the next visitor: Streamlit drops expired sessions when one comes
+            visitor.get(url)
+            wait_for_page(visitor, IMAGE, timeout=120)
+        time.sleep(10)
+        visited = rss_mib(processes[0].pid)
         trace.stop.set()
         if "Traceback" in log.read_text():
             errors.append(f"Traceback in {log}")
     runs = server_runs(timings)
-    return {"idle": idle, "live": live, "peak": peak, "after": after, "errors": errors,
+    return {"idle": idle, "live": live, "peak": peak, "after": after, "visited": visited, "errors": errors,
             "mib": sum(p.stat().st_size for p in files) / 2**20 / n,
             "cache": runs[-1]["cache_mib"] if runs else float("nan")}  # fmt: skip
 
@@ -386,7 +391,7 @@ def main() -> None:
             f"{result['idle']:.0f} "
             f"MiB, all holding their image {result['live']:.0f}, peak {result['peak']:.0f}, "
             f"{args.settle:.0f} s after closing {result['after']:.0f} (inference cache {result['cache']:.0f} "
-            f"MiB); errors: {result['errors'] or 'none'}"
+            f"MiB), after one more visitor {result['visited']:.0f}; errors: {result['errors'] or 'none'}"
         )
     if args.soak:
         result = soak(args.soak, pages, args.settle, deadline)

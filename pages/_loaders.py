@@ -30,7 +30,7 @@ from sodviz.evaluation.ground_truth import GroundTruth, parse_annotations
 from sodviz.imageio import DecodedImage, decode_image
 from sodviz.notices import DataNotice
 from sodviz.samples import load_sample
-from sodviz.serving import PathNotAllowed, access_from_env
+from sodviz.serving import PathNotAllowed, SessionReaper, access_from_env
 from sodviz.types import InputTransform
 
 ACCESS = access_from_env()  # served (`python -m sodviz serve`): typed paths only under its roots
@@ -40,6 +40,38 @@ MODEL_NICE = model_nice()  # model work below the pages' drawing (SODVIZ_MODEL_N
 # sys.modules. Under several sessions one script thread met another's half-imported pandas
 # ("partially initialized module 'pandas' has no attribute 'Series'", benchmarks/bench_load.py
 # with 4 sessions); imported here, it is whole before the first page of any session draws.
+
+
+def _connected(session_id: str) -> bool:
+    from streamlit.runtime import Runtime
+
+    return not Runtime.exists() or bool(Runtime.instance().is_active_session(session_id))
+
+
+def _release(session_id: str, state) -> None:
+    """A closed session's uploads and the images its last run drew: let go (SafeSessionState and
+    the media file manager take their own locks; a write from this thread is no yield point)."""
+    from streamlit.runtime import Runtime
+
+    for key in (IMAGE_UPLOAD, ANNOTATIONS_UPLOAD):
+        state[key] = None
+    if Runtime.exists():
+        media = Runtime.instance().media_file_mgr
+        media.clear_session_refs(session_id)
+        media.remove_orphaned_files()
+
+
+REAPER = SessionReaper(_release, _connected)  # one per process: see `sodviz.serving.SessionReaper`
+REAPER.start()
+
+
+def register_session() -> None:
+    """Tell the reaper this run's session (every page does, through `init_state`)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    context = get_script_run_ctx()
+    if context is not None:
+        REAPER.seen(context.session_id, context.session_state)
 
 
 @st.cache_resource(show_spinner="Loading the detector ...", max_entries=3)

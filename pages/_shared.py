@@ -47,6 +47,7 @@ from pages._loaders import (
     current_image,
     model_source,
     prompted,
+    register_session,
 )
 from sodviz.analysis.store import DEFAULT_STORE
 from sodviz.crops.fusion import with_merge
@@ -71,6 +72,7 @@ def init_state() -> None:
     for key in PERSISTENT:
         if key in st.session_state:
             st.session_state[key] = st.session_state[key]
+    register_session()  # a closed session's uploads are let go once it cannot come back
 
 
 def uploader_key(prefix: str) -> str:

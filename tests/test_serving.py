@@ -98,3 +98,38 @@ def test_odd_paths_are_refused_with_the_same_sentence(tree):
     assert access.writable("store") == (tree / "data" / "store").resolve()  # relative to the data folder
     with pytest.raises(ValueError, match="whole number"):
         access_from_env({"SODVIZ_MAX_UPLOAD_MB": "lots"})
+
+
+def test_the_reaper_lets_a_closed_session_go_only_once_it_cannot_come_back():
+    from sodviz.serving import SessionReaper
+
+    now, connected, released = [0.0], {"a": True, "b": True}, []
+    reaper = SessionReaper(lambda sid, state: released.append((sid, state)), lambda sid: connected[sid],
+                           ttl=120, clock=lambda: now[0])  # fmt: skip
+    reaper.seen("a", "state of a")
+    reaper.seen("b", "state of b")
+    assert reaper.sweep() == 0
+    connected["a"] = connected["b"] = False
+    now[0] = 10
+    assert reaper.sweep() == 0  # a's and b's absence noticed from here
+    now[0] = 100
+    connected["b"] = True  # b comes back within the two minutes: kept, and its clock starts over
+    assert reaper.sweep() == 0
+    connected["b"] = False
+    now[0] = 129
+    assert reaper.sweep() == 0 and not released  # a gone 119 s
+    now[0] = 130
+    assert reaper.sweep() == 1 and released == [("a", "state of a")]
+    assert len(reaper) == 1  # a forgotten, b still waited for
+    now[0] = 300
+    assert reaper.sweep() == 1 and released[-1] == ("b", "state of b")
+    assert reaper.sweep() == 0 and len(reaper) == 0
+
+
+def test_the_apps_release_drops_a_sessions_uploads():
+    from pages import _keys as keys
+    from pages import _loaders as loaders
+
+    state = {keys.IMAGE_UPLOAD: ("big.png", object()), keys.ANNOTATIONS_UPLOAD: b"{}", keys.THRESHOLD: 0.3}
+    loaders._release("gone", state)
+    assert state == {keys.IMAGE_UPLOAD: None, keys.ANNOTATIONS_UPLOAD: None, keys.THRESHOLD: 0.3}
