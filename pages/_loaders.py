@@ -49,13 +49,15 @@ def _connected(session_id: str) -> bool:
 
 
 def _release(session_id: str, state) -> None:
-    """A closed session's uploads and the images its last run drew: let go (SafeSessionState and
-    the media file manager take their own locks; a write from this thread is no yield point)."""
+    """A closed session's uploads (decoded, and any file Streamlit still keeps) and the images its
+    last run drew: let go (session state and Streamlit's file managers take their own locks; a
+    write from this thread is no yield point of the session's script)."""
     from streamlit.runtime import Runtime
 
     for key in (IMAGE_UPLOAD, ANNOTATIONS_UPLOAD):
         state[key] = None
     if Runtime.exists():
+        Runtime.instance().uploaded_file_mgr.remove_session_files(session_id)
         media = Runtime.instance().media_file_mgr
         media.clear_session_refs(session_id)
         media.remove_orphaned_files()
