@@ -376,7 +376,7 @@ def main() -> None:
         )
     if 1 in results and len(results) > 1:
         for n in results:
-            if n > 1 and warm_of[1][0] and warm_of[n][0]:
+            if n > 1 and warm_of[1][0] and warm_of[n][0] and p95(warm_of[1][1]) > 0:
                 print(
                     f"warm p95 with {n} sessions / 1 session (target <= 2x): browser "
                     f"{p95(warm_of[n][0]) / p95(warm_of[1][0]):.2f}x, server "

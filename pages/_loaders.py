@@ -21,6 +21,7 @@ from pages._keys import (
     PROMPT,
     SAMPLE_NAME,
 )
+from sodviz.cache import InferenceCache
 from sodviz.detector.families import HUB_PRESETS
 from sodviz.detector.loading import EMBEDDED_MODELS, EMBEDDED_SCOPE, Detector, load_detector
 from sodviz.detector.preprocess import input_transform
@@ -34,6 +35,7 @@ from sodviz.serving import PathNotAllowed, SessionReaper, access_from_env
 from sodviz.types import InputTransform
 
 ACCESS = access_from_env()  # served (`python -m sodviz serve`): typed paths only under its roots
+VIEW_CACHE = InferenceCache(max_bytes=256 << 20)  # drawn views, on their own budget: never evicting a pass
 TORCH_THREADS = set_torch_threads()  # once per process: one shared detector on every core
 MODEL_NICE = model_nice()  # model work below the pages' drawing (SODVIZ_MODEL_NICE, sodviz.detector.threads)
 # pandas above: Streamlit and plotly import it lazily, and plotly uses it when it is in
@@ -63,7 +65,9 @@ def _release(session_id: str, state) -> None:
         media.remove_orphaned_files()
 
 
-REAPER = SessionReaper(_release, _connected)  # one per process: see `sodviz.serving.SessionReaper`
+# Streamlit's own wait for a reconnect plus a margin of several sweeps: never before Streamlit
+# itself could drop the session (a reconnect and another disconnect between two sweeps included).
+REAPER = SessionReaper(_release, _connected, ttl=st.get_option("server.disconnectedSessionTTL") + 30)
 REAPER.start()
 
 

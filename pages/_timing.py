@@ -41,7 +41,7 @@ def script_run(page: str):
         line["wall"] = time.perf_counter() - wall
         line["cpu"] = time.thread_time() - cpu  # this script thread only: torch's own threads not counted
         line["cache_mib"] = DEFAULT_CACHE.used_bytes / 2**20  # the inference cache's share of the RSS
-        with _WRITE, open(path, "a") as file:
+        with _WRITE, contextlib.suppress(OSError), open(path, "a") as file:  # never in a page's way
             file.write(json.dumps(line) + "\n")
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import streamlit as st
 
 from pages import _keys as keys
+from pages import _loaders as loaders
 from pages import _shared as shared
 from pages import _widgets as widgets
-from sodviz.cache import DEFAULT_CACHE
 from sodviz.crops.budget_report import compute_figure, read_table
 from sodviz.crops.budget_study import benchmark_image
 from sodviz.crops.fusion import MERGES, METRICS
@@ -102,7 +102,7 @@ shown_scale = st.radio(
 )
 view = vicrop_view(
     outcome, inputs.image, scale=shown_scale, score_threshold=threshold,
-    class_names=inputs.result.class_names, truth=inputs.truth, cache=DEFAULT_CACHE,
+    class_names=inputs.result.class_names, truth=inputs.truth, cache=loaders.VIEW_CACHE,
 )  # fmt: skip
 for column, (name, title) in zip(
     st.columns(3),
@@ -151,7 +151,7 @@ st.markdown(
 full_image = run_inference(inputs.detector, inputs.image)  # the pass ViCrop-Det fused with (cached)
 rows = merge_rows(
     full_image, outcome.refined, config, threshold, class_names=inputs.result.class_names, truth=inputs.truth,
-    cache=DEFAULT_CACHE,
+    cache=loaders.VIEW_CACHE,
 )  # fmt: skip
 st.dataframe(rows, hide_index=True)
 

@@ -129,10 +129,11 @@ class SessionReaper:
                 elif now - entry[1] >= self.ttl:
                     released.append((session_id, self._sessions.pop(session_id)[0]))
         for session_id, state in released:
-            self.release(session_id, state)
+            with contextlib.suppress(Exception):  # one failed release does not keep the others
+                self.release(session_id, state)
         return len(released)
 
-    def start(self, every: float = 15.0) -> threading.Thread:
+    def start(self, every: float = 5.0) -> threading.Thread:
         def loop() -> None:
             while True:
                 time.sleep(every)

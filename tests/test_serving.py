@@ -133,3 +133,21 @@ def test_the_apps_release_drops_a_sessions_uploads():
     state = {keys.IMAGE_UPLOAD: ("big.png", object()), keys.ANNOTATIONS_UPLOAD: b"{}", keys.THRESHOLD: 0.3}
     loaders._release("gone", state)
     assert state == {keys.IMAGE_UPLOAD: None, keys.ANNOTATIONS_UPLOAD: None, keys.THRESHOLD: 0.3}
+
+
+def test_one_failed_release_does_not_keep_the_other_sessions():
+    from sodviz.serving import SessionReaper
+
+    now, released = [0.0], []
+
+    def release(sid, state):
+        if sid == "a":
+            raise RuntimeError("a's state could not be written")
+        released.append(sid)
+
+    reaper = SessionReaper(release, lambda sid: False, ttl=10, clock=lambda: now[0])
+    reaper.seen("a", {})
+    reaper.seen("b", {})
+    reaper.sweep()
+    now[0] = 20
+    assert reaper.sweep() == 2 and released == ["b"] and len(reaper) == 0

@@ -127,12 +127,12 @@ def test_a_stopped_run_is_timed_too_and_nothing_is_measured_unset(monkeypatch, t
 
 def test_the_apps_detector_runs_its_passes_below_the_pages(tiny_detectors, monkeypatch):
     from pages import _loaders as loaders
-    from sodviz.detector.threads import ModelLock
+    from sodviz.detector.threads import ModelLock, model_nice
 
     monkeypatch.setattr(loaders, "load_detector", lambda source: tiny_detectors["detr"])
     loaders.cached_detector.clear()
     detector = loaders.cached_detector("demo")
-    assert isinstance(detector.lock, ModelLock) and detector.lock.nice == loaders.MODEL_NICE == 10
+    assert isinstance(detector.lock, ModelLock) and detector.lock.nice == loaders.MODEL_NICE == model_nice()
     assert detector.model is tiny_detectors["detr"].model
     assert loaders.cached_detector("demo") is detector  # one lock for every session
     loaders.cached_detector.clear()

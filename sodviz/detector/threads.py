@@ -96,16 +96,25 @@ def model_nice(environ=None) -> int:
     return int(value)
 
 
+_BASE = threading.local()  # each thread's nice before any model lock lowered it
+
+
 def _lower_priority(nice: int):
-    """Raise this thread's nice value by `nice`; returns what sets it back (as far as allowed)."""
+    """Raise this thread's nice value to its own base + `nice`; returns what sets it back (as far
+    as allowed). Where priorities cannot be read or set (a sandbox), a plain lock."""
     if nice <= 0 or not hasattr(os, "setpriority"):
         return lambda: None
     thread = threading.get_native_id()
-    before = os.getpriority(os.PRIO_PROCESS, thread)
-    os.setpriority(os.PRIO_PROCESS, thread, min(19, before + nice))
+    try:
+        before = os.getpriority(os.PRIO_PROCESS, thread)
+        base = getattr(_BASE, "nice", before)  # unprivileged, a failed restore must not stack
+        _BASE.nice = base
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, base + nice))
+    except OSError:
+        return lambda: None
 
     def restore() -> None:
-        with contextlib.suppress(PermissionError):  # unprivileged: the thread stays lower
+        with contextlib.suppress(OSError):  # unprivileged: the thread stays lower
             os.setpriority(os.PRIO_PROCESS, thread, before)
 
     return restore

@@ -61,3 +61,39 @@ def test_model_nice_from_the_environment():
     for bad in ("-1", "20", "low"):
         with pytest.raises(ValueError, match="SODVIZ_MODEL_NICE"):
             model_nice({"SODVIZ_MODEL_NICE": bad})
+
+
+def test_an_unprivileged_thread_is_not_lowered_again_and_a_sandbox_gets_a_plain_lock(monkeypatch):
+    from sodviz.detector import threads
+
+    nice = {"now": 0}
+
+    def setpriority(which, who, value):
+        if value < nice["now"]:
+            raise PermissionError("lowering nice needs CAP_SYS_NICE")
+        nice["now"] = value
+
+    monkeypatch.setattr(threads.os, "getpriority", lambda which, who: nice["now"])
+    monkeypatch.setattr(threads.os, "setpriority", setpriority)
+
+    def in_a_new_thread(body) -> None:
+        worker = threading.Thread(target=body)
+        worker.start()
+        worker.join()
+
+    def twice() -> None:
+        lock = ModelLock(nice=10)
+        for _ in range(2):
+            with lock:
+                seen.append(nice["now"])
+
+    seen = []
+    in_a_new_thread(twice)
+    assert seen == [10, 10]  # the restore failed, and the second pass is not at 19
+
+    def refused(which, who, value=None):
+        raise OSError("not allowed here")
+
+    monkeypatch.setattr(threads.os, "getpriority", refused)
+    with ModelLock(nice=10) as lock:  # a sandbox that refuses priorities: still a lock
+        assert lock.locked()
