@@ -191,6 +191,13 @@ def allowed_or_stop(typed: str, *, write: bool = False, what: str = "The path") 
         st.stop()
 
 
+def chosen_image_name() -> str | None:
+    """The name of the image chosen on Home (the upload's file name, or the sample scene's), or None."""
+    if st.session_state.get(IMAGE_KIND) == "upload":
+        return (st.session_state.get(IMAGE_UPLOAD) or (None,))[0]
+    return st.session_state.get(SAMPLE_NAME)
+
+
 def current_image() -> tuple[np.ndarray, GroundTruth | None, str]:
     """The chosen image (notices shown as warnings) and its ground truth, or an error and a stop."""
     if st.session_state[IMAGE_KIND] == "sample":

@@ -28,6 +28,7 @@ from pages._keys import (
     VICROP_ALPHA,
     VICROP_BETA,
     VICROP_CROP_SIZE,
+    VICROP_DEFAULT,
     VICROP_FILL,
     VICROP_GATE,
     VICROP_IOU,
@@ -43,6 +44,7 @@ from pages._keys import (
 )
 from pages._loaders import (
     ACCESS,
+    chosen_image_name,
     current_detector,
     current_image,
     model_source,
@@ -58,8 +60,6 @@ from sodviz.evaluation.ground_truth import GroundTruth
 from sodviz.samples import sample_names
 from sodviz.types import InferenceResult
 from sodviz.views.report import ReportSection, report_html, report_meta
-
-_VICROP = ViCropConfig()
 
 
 def init_state() -> None:
@@ -105,7 +105,7 @@ def vicrop_config() -> ViCropConfig:
         selection=state[VICROP_SELECTION], fill=state[VICROP_FILL], gate_min_uncertain=state[VICROP_GATE],
         crop_size=state[VICROP_CROP_SIZE], pack=state[VICROP_PACK],
         fusion=with_merge(
-            replace(_VICROP.fusion, metric=state[VICROP_METRIC], threshold=state[VICROP_IOU],
+            replace(VICROP_DEFAULT.fusion, metric=state[VICROP_METRIC], threshold=state[VICROP_IOU],
                     low_score_nms=state[VICROP_SWITCH]),
             state[VICROP_MERGE],
         ),
@@ -175,17 +175,12 @@ def sidebar() -> None:
     with st.sidebar:
         st.toggle("Presentation mode", key=PRESENTATION, help="Hide the controls and enlarge the figures.")
         sections, meta = st.session_state.setdefault(REPORT, {}), st.session_state.setdefault(REPORT_META, {})
-        image_name = (st.session_state.get(IMAGE_UPLOAD) or ("upload",))[0]
-        if st.session_state.get(IMAGE_KIND) == "sample":
-            image_name = st.session_state.get(SAMPLE_NAME, "sample")
+        name, sample = chosen_image_name(), st.session_state.get(IMAGE_KIND) == "sample"
+        image_name = name or ("sample" if sample else "upload")
         st.download_button(
             "Download report (HTML)", data=lambda: report_html(list(sections.values()), meta=dict(meta)),
             file_name=f"{image_name}.sodviz.html", mime="text/html", key="dl_report", on_click="ignore",
             help="The pages visited for this image, model and input size, as one file that opens offline.",
         )  # fmt: skip
         st.caption(f"Model: `{model_source() or '(none)'}`")
-        if st.session_state.get(IMAGE_KIND) == "upload":
-            upload = st.session_state.get(IMAGE_UPLOAD)
-            st.caption(f"Image: `{upload[0] if upload else '(none yet)'}`")
-        else:
-            st.caption(f"Image: `{st.session_state.get(SAMPLE_NAME)}`")
+        st.caption(f"Image: `{name if sample or name else '(none yet)'}`")

@@ -11,10 +11,9 @@ import os
 import threading
 import time
 
-import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from pages._keys import IMAGE_KIND, IMAGE_UPLOAD, SAMPLE_NAME
+from pages._loaders import chosen_image_name
 from sodviz.cache import DEFAULT_CACHE
 
 _WRITE = threading.Lock()  # one line at a time from the sessions' script threads
@@ -32,7 +31,7 @@ def script_run(page: str):
         "start": time.time(),
         "session": context.session_id if context else None,
         "page": page,
-        "image": _image_name(),
+        "image": chosen_image_name(),
     }  # read before the run: session state is not read once a stop is asked
     wall, cpu = time.perf_counter(), time.thread_time()
     try:
@@ -43,10 +42,3 @@ def script_run(page: str):
         line["cache_mib"] = DEFAULT_CACHE.used_bytes / 2**20  # the inference cache's share of the RSS
         with _WRITE, contextlib.suppress(OSError), open(path, "a") as file:  # never in a page's way
             file.write(json.dumps(line) + "\n")
-
-
-def _image_name() -> str | None:
-    state = st.session_state
-    if state.get(IMAGE_KIND) == "upload":
-        return (state.get(IMAGE_UPLOAD) or (None,))[0]
-    return state.get(SAMPLE_NAME)
