@@ -83,8 +83,10 @@ def register_session() -> None:
 @st.cache_resource(show_spinner="Loading the detector ...", max_entries=3)
 def cached_detector(source: str) -> Detector:
     """One detector per source for the whole process; its passes run at a lower CPU priority, so
-    a page whose results are cached draws while another session's pass runs."""
-    return replace(load_detector(source), lock=ModelLock(MODEL_NICE))
+    a page whose results are cached draws while another session's pass runs. The new lock excludes
+    through the loaded detector's own, so anything still holding that one shares the model safely."""
+    detector = load_detector(source)
+    return replace(detector, lock=ModelLock(MODEL_NICE, lock=detector.lock))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

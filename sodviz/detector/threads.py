@@ -56,10 +56,13 @@ class ModelLock:
     (raising nice is always allowed, lowering it again needs CAP_SYS_NICE or RLIMIT_NICE; a script
     thread of Streamlit runs a single page run, so a thread left low ends with it). `nice=0`, or
     a system without per-thread priorities, makes it a plain lock.
+
+    `lock`, when given, is the lock it excludes through: pass the detector's own, so that every
+    `Detector` sharing the model (and its hooks) still runs one pass at a time.
     """
 
-    def __init__(self, nice: int = 0) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, nice: int = 0, lock=None) -> None:
+        self._lock = threading.Lock() if lock is None else lock
         self.nice = nice
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
