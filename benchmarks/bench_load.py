@@ -85,10 +85,15 @@ def choose_scene(driver, name: str) -> None:
     from selenium.webdriver.common.keys import Keys
 
     wait_for_page(driver, IMAGE)
-    boxes = [
-        b for b in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSelectbox"]')
-        if "Sample scene" in b.text
-    ]  # fmt: skip
+    deadline, boxes = time.monotonic() + 30, []
+    while not boxes:  # a page switch can leave the last page's image on screen for a moment
+        if time.monotonic() > deadline:
+            raise PageError("Home's sample scene picker was not drawn within 30 s")
+        boxes = [
+            b for b in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSelectbox"]')
+            if "Sample scene" in b.text
+        ]  # fmt: skip
+        time.sleep(0.1)
     field = boxes[0].find_element(By.CSS_SELECTOR, "input")
     field.click()
     field.send_keys(name)
@@ -177,6 +182,8 @@ def soak(minutes: float, pages, settle: float, deadline: float, seed: int = 0) -
     processes, errors, hiccups, actions = [], [], [], []
     scenes = sample_names()
     log = ROOT / "artifacts" / "bench_load_soak.log"
+    timings = log.with_suffix(".timings.jsonl")
+    timings.unlink(missing_ok=True)
     end = min(deadline, time.monotonic() + minutes * 60)
 
     def act(driver, rng) -> str:
@@ -218,7 +225,7 @@ def soak(minutes: float, pages, settle: float, deadline: float, seed: int = 0) -
                     driver.get(url)
                     wait_for_page(driver, IMAGE, timeout=300)
 
-    with streamlit_server(log, processes=processes) as url:
+    with streamlit_server(log, processes=processes, env={"SODVIZ_TIMINGS": str(timings)}) as url:
         trace = MemoryTrace(processes[0].pid)
         trace.start()
         threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
@@ -234,9 +241,10 @@ def soak(minutes: float, pages, settle: float, deadline: float, seed: int = 0) -
         trace.stop.set()
         if "Traceback" in log.read_text():
             errors.append(f"Traceback in {log}")
-    samples = [v for _, v in trace.samples]
+    samples, runs = [v for _, v in trace.samples], server_runs(timings)
     return {"errors": errors, "hiccups": hiccups, "actions": len(actions), "peak": peak, "after": after,
-            "first": samples[0] if samples else float("nan")}  # fmt: skip
+            "first": samples[0] if samples else float("nan"), "runs": len(runs),
+            "cache": runs[-1]["cache_mib"] if runs else float("nan")}  # fmt: skip
 
 
 def upload_release(n: int, settle: float, deadline: float, side: tuple[int, int] = (3000, 4000)) -> dict:
@@ -398,7 +406,8 @@ def main() -> None:
         print(
             f"soak {args.soak:.0f} min, 4 sessions: {result['actions']} actions; RSS first "
             f"{result['first']:.0f} MiB, peak {result['peak']:.0f}, {args.settle:.0f} s after closing "
-            f"{result['after']:.0f}; app errors: {result['errors'] or 'none'}; driver hiccups (page "
+            f"{result['after']:.0f} (inference cache {result['cache']:.0f} MiB of it; {result['runs']} "
+            f"server runs); app errors: {result['errors'] or 'none'}; driver hiccups (page "
             f"reloaded): {len(result['hiccups'])} {result['hiccups'][:6]}"
         )
 
