@@ -7,11 +7,13 @@ rounds (round 1 pays the model's passes: cold; later rounds find their results c
 timing each page from the click until the script is idle with its figure drawn. It prints the
 per-page p50 / p95 of cold and warm renders, the server's peak RSS while the sessions ran, and
 its RSS `--settle` seconds after they closed (Streamlit keeps a closed session 2 minutes for a
-reconnect). `--soak MIN` then runs 4 sessions for MIN minutes switching scenes, pages and
-sliders at random (seeded) and reports every exception box, the actions done and the RSS trace.
+reconnect). `--soak MIN` then runs 4 sessions for MIN minutes switching scenes, `--soak-pages` (every page
+with a figure by default) and sliders at random (seeded) and reports every exception box, the
+actions done and the RSS trace (every 30 s for `--settle` s after closing: give it 240 to see the
+session reaper's release at ~150 s).
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_load.py [--sessions 1,2,4] [--rounds 3]
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_load.py --sessions 4 --rounds 1 --soak 20
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_load.py --rounds 0 --soak 20 --settle 240
 
 Every browser runs on the same machine as the server: on 2 cores the browsers' own rendering
 competes with the server, so read the ratios between N within one run, not the seconds alone.
@@ -27,6 +29,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +54,7 @@ from browser import (  # noqa: E402
 from sodviz.samples import sample_names  # noqa: E402
 
 PAGES = ("Detections", "Attention", "ViCrop", "Home")
+SOAK_PAGES = ("Detections", "Attention", "ViCrop", "ERF", "Fusion maps", "Candidates", "Explain", "Home")
 LIMIT_S = 45 * 60  # the whole script stops by itself after this
 
 
@@ -234,16 +238,19 @@ def soak(minutes: float, pages, settle: float, deadline: float, seed: int = 0) -
         for thread in threads:
             thread.join()
         peak = trace.peak()
-        closed = time.monotonic()
+        closed, curve = time.monotonic(), []  # RSS every 30 s after closing (the reaper: ~150 s)
         while time.monotonic() - closed < settle and time.monotonic() < deadline:
             time.sleep(1)
+            if time.monotonic() - closed >= 30 * (len(curve) + 1):
+                curve.append(rss_mib(processes[0].pid))
         after = rss_mib(processes[0].pid)
         trace.stop.set()
         if "Traceback" in log.read_text():
             errors.append(f"Traceback in {log}")
     samples, runs = [v for _, v in trace.samples], server_runs(timings)
     return {"errors": errors, "hiccups": hiccups, "actions": len(actions), "peak": peak, "after": after,
-            "first": samples[0] if samples else float("nan"), "runs": len(runs),
+            "first": samples[0] if samples else float("nan"), "runs": len(runs), "curve": curve,
+            "kinds": actions,
             "cache": runs[-1]["cache_mib"] if runs else float("nan")}  # fmt: skip
 
 
@@ -344,6 +351,7 @@ def main() -> None:
     parser.add_argument("--pages", default=",".join(PAGES))
     parser.add_argument("--rounds", type=int, default=3, help="walks through the pages per session")
     parser.add_argument("--settle", type=float, default=150.0, help="seconds after closing to read RSS")
+    parser.add_argument("--soak-pages", default=",".join(SOAK_PAGES))
     parser.add_argument("--soak", type=float, default=0.0, help="minutes of the 4-session soak (0: none)")
     parser.add_argument(
         "--uploads", type=int, default=0, help="sessions that each upload a large image (0: none)"
@@ -353,6 +361,7 @@ def main() -> None:
     if any(not 1 <= n <= 4 for n in counts):
         raise SystemExit("sessions must be 1 to 4 (the script is bounded)")
     pages = [p.strip() for p in args.pages.split(",") if p.strip()]
+    soak_pages = [p.strip() for p in args.soak_pages.split(",") if p.strip()]
     deadline = time.monotonic() + LIMIT_S
     results = {n: load(n, pages, args.rounds, args.settle, deadline) for n in counts if args.rounds}
     print("browser: click to figure drawn; server: its script runs for that render (wall, and the CPU")
@@ -402,12 +411,14 @@ def main() -> None:
             f"MiB), after one more visitor {result['visited']:.0f}; errors: {result['errors'] or 'none'}"
         )
     if args.soak:
-        result = soak(args.soak, pages, args.settle, deadline)
+        result = soak(args.soak, soak_pages, args.settle, deadline)
         print(
             f"soak {args.soak:.0f} min, 4 sessions: {result['actions']} actions; RSS first "
             f"{result['first']:.0f} MiB, peak {result['peak']:.0f}, {args.settle:.0f} s after closing "
             f"{result['after']:.0f} (inference cache {result['cache']:.0f} MiB of it; {result['runs']} "
-            f"server runs); app errors: {result['errors'] or 'none'}; driver hiccups (page "
+            f"server runs; every 30 s after closing: {', '.join(f'{v:.0f}' for v in result['curve'])}); "
+            f"actions per kind {dict(Counter(result['kinds']))}; app errors: {result['errors'] or 'none'}; "
+            f"driver hiccups (page "
             f"reloaded): {len(result['hiccups'])} {result['hiccups'][:6]}"
         )
 

@@ -3,6 +3,7 @@ typed paths a served app may read."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -51,13 +52,14 @@ def _connected(session_id: str) -> bool:
 
 
 def _release(session_id: str, state) -> None:
-    """A closed session's uploads (decoded, and any file Streamlit still keeps) and the images its
-    last run drew: let go (session state and Streamlit's file managers take their own locks; a
-    write from this thread is no yield point of the session's script)."""
+    """A closed session that can no longer come back: its whole session state (decoded uploads,
+    the report's images, picks), any upload file Streamlit still keeps and the images its last
+    run drew, let go (session state and Streamlit's file managers take their own locks)."""
     from streamlit.runtime import Runtime
 
-    for key in (IMAGE_UPLOAD, ANNOTATIONS_UPLOAD):
-        state[key] = None
+    for key in list(state.filtered_state):
+        with contextlib.suppress(KeyError):
+            del state[key]
     if Runtime.exists():
         Runtime.instance().uploaded_file_mgr.remove_session_files(session_id)
         media = Runtime.instance().media_file_mgr

@@ -126,13 +126,20 @@ def test_the_reaper_lets_a_closed_session_go_only_once_it_cannot_come_back():
     assert reaper.sweep() == 0 and len(reaper) == 0
 
 
-def test_the_apps_release_drops_a_sessions_uploads():
+def test_the_apps_release_drops_a_sessions_whole_state():
+    from streamlit.runtime.state import SafeSessionState, SessionState
+
     from pages import _keys as keys
     from pages import _loaders as loaders
 
-    state = {keys.IMAGE_UPLOAD: ("big.png", object()), keys.ANNOTATIONS_UPLOAD: b"{}", keys.THRESHOLD: 0.3}
+    state = SafeSessionState(SessionState(), lambda: None)
+    held = {keys.IMAGE_UPLOAD: ("big.png", object()), keys.ANNOTATIONS_UPLOAD: b"{}", keys.THRESHOLD: 0.3,
+            keys.REPORT: {"Detections": "<img src='data:image/png;base64,...'>"}}  # fmt: skip
+    for key, value in held.items():
+        state[key] = value
+    assert state.filtered_state.keys() == held.keys()
     loaders._release("gone", state)
-    assert state == {keys.IMAGE_UPLOAD: None, keys.ANNOTATIONS_UPLOAD: None, keys.THRESHOLD: 0.3}
+    assert state.filtered_state == {}
 
 
 def test_one_failed_release_does_not_keep_the_other_sessions():
