@@ -85,6 +85,7 @@ class MemoryTrace(threading.Thread):
 
 def choose_scene(driver, name: str) -> None:
     """Pick the sample scene `name` in Home's selectbox (Home must be open)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -93,10 +94,11 @@ def choose_scene(driver, name: str) -> None:
     while not boxes:  # a page switch can leave the last page's image on screen for a moment
         if time.monotonic() > deadline:
             raise PageError("Home's sample scene picker was not drawn within 30 s")
-        boxes = [
-            b for b in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSelectbox"]')
-            if "Sample scene" in b.text
-        ]  # fmt: skip
+        with contextlib.suppress(StaleElementReferenceException):  # swapped while read: look again
+            boxes = [
+                b for b in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSelectbox"]')
+                if "Sample scene" in b.text
+            ]  # fmt: skip
         time.sleep(0.1)
     field = boxes[0].find_element(By.CSS_SELECTOR, "input")
     field.click()
@@ -190,6 +192,8 @@ def soak(minutes: float, pages, settle: float, deadline: float, seed: int = 0) -
     timings.unlink(missing_ok=True)
     end = min(deadline, time.monotonic() + minutes * 60)
 
+    drawn = f'{PLOT}, [data-testid="stAlert"]'  # a figure, or a page's sentence saying why there is none
+
     def act(driver, rng) -> str:
         choice = rng.random()
         if choice < 0.2:
@@ -198,12 +202,12 @@ def soak(minutes: float, pages, settle: float, deadline: float, seed: int = 0) -
             return "scene"
         if choice < 0.4 and nudge_first_slider(driver):
             if wait_until_running(driver, timeout=3):
-                wait_for_page(driver, PLOT, timeout=300)
+                wait_for_page(driver, drawn, timeout=300)
             return "slider"
         page = rng.choice(pages)
         open_page(driver, page)
         wait_until_running(driver, timeout=3)
-        wait_for_page(driver, IMAGE if page == "Home" else PLOT, timeout=300)
+        wait_for_page(driver, IMAGE if page == "Home" else drawn, timeout=300)
         return page
 
     def one(index: int) -> None:

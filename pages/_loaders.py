@@ -46,9 +46,17 @@ MODEL_NICE = model_nice()  # model work below the pages' drawing (SODVIZ_MODEL_N
 
 
 def _connected(session_id: str) -> bool:
+    """Streamlit can still run or resume this session: active, or kept for a reconnect (its
+    session manager's store answers None once the session's `disconnectedSessionTTL` is over, and
+    a reconnect after that starts a new session). Where that store cannot be asked (Streamlit's
+    internals moved), every session counts as connected: kept, never released too early."""
     from streamlit.runtime import Runtime
 
-    return not Runtime.exists() or bool(Runtime.instance().is_active_session(session_id))
+    if not Runtime.exists():
+        return True
+    manager = getattr(Runtime.instance(), "_session_mgr", None)
+    ask = getattr(manager, "get_session_info", None)
+    return ask is None or ask(session_id) is not None
 
 
 def _release(session_id: str, state) -> None:
@@ -57,19 +65,21 @@ def _release(session_id: str, state) -> None:
     run drew, let go (session state and Streamlit's file managers take their own locks)."""
     from streamlit.runtime import Runtime
 
-    for key in list(state.filtered_state):
-        with contextlib.suppress(KeyError):
-            del state[key]
-    if Runtime.exists():
-        Runtime.instance().uploaded_file_mgr.remove_session_files(session_id)
-        media = Runtime.instance().media_file_mgr
-        media.clear_session_refs(session_id)
-        media.remove_orphaned_files()
+    try:
+        inner = getattr(state, "_state", state)  # a SafeSessionState wraps the SessionState
+        with getattr(state, "_lock", contextlib.nullcontext()):
+            inner.clear()  # values, widget values and keys; reads nothing (no value decoded)
+    finally:
+        if Runtime.exists():
+            Runtime.instance().uploaded_file_mgr.remove_session_files(session_id)
+            media = Runtime.instance().media_file_mgr
+            media.clear_session_refs(session_id)
+            media.remove_orphaned_files()
 
 
-# Streamlit's own wait for a reconnect plus a margin of several sweeps: never before Streamlit
-# itself could drop the session (a reconnect and another disconnect between two sweeps included).
-REAPER = SessionReaper(_release, _connected, ttl=st.get_option("server.disconnectedSessionTTL") + 30)
+# Released 15 s (three sweeps) after Streamlit itself could no longer resume the session, so
+# about `server.disconnectedSessionTTL` + 15 s after its browser closed.
+REAPER = SessionReaper(_release, _connected, ttl=15)
 REAPER.start()
 
 

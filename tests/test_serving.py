@@ -142,6 +142,28 @@ def test_the_apps_release_drops_a_sessions_whole_state():
     assert state.filtered_state == {}
 
 
+def test_a_session_counts_as_connected_while_streamlit_could_resume_it(monkeypatch):
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.websocket_session_manager import WebsocketSessionManager
+
+    from pages import _loaders as loaders
+
+    assert hasattr(WebsocketSessionManager, "get_session_info")  # what `_connected` asks
+    known = {"active": object(), "kept for a reconnect": object()}  # the store hides expired ones
+
+    class Manager:
+        def get_session_info(self, session_id):
+            return known.get(session_id)
+
+    runtime = type("FakeRuntime", (), {"_session_mgr": Manager()})()
+    monkeypatch.setattr(Runtime, "exists", staticmethod(lambda: True))
+    monkeypatch.setattr(Runtime, "instance", staticmethod(lambda: runtime))
+    assert loaders._connected("active") and loaders._connected("kept for a reconnect")
+    assert not loaders._connected("expired")
+    runtime._session_mgr = object()  # Streamlit's internals moved: kept rather than released early
+    assert loaders._connected("expired")
+
+
 def test_one_failed_release_does_not_keep_the_other_sessions():
     from sodviz.serving import SessionReaper
 

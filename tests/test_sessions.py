@@ -135,8 +135,10 @@ def test_the_apps_detector_runs_its_passes_below_the_pages(tiny_detectors, monke
     assert isinstance(detector.lock, ModelLock) and detector.lock.nice == loaders.MODEL_NICE == model_nice()
     assert detector.model is tiny_detectors["detr"].model
     assert loaders.cached_detector("demo") is detector  # one lock for every session
-    with tiny_detectors["detr"].lock:  # a job on the loaded detector: the app's passes wait for it
-        assert not detector.lock.acquire(blocking=False)
-    with detector.lock:
-        assert tiny_detectors["detr"].lock.locked()
-    loaders.cached_detector.clear()
+    try:
+        with tiny_detectors["detr"].lock:  # a job on the loaded detector: the app's passes wait for it
+            assert not detector.lock.acquire(blocking=False)
+        with detector.lock:
+            assert tiny_detectors["detr"].lock.locked()
+    finally:
+        loaders.cached_detector.clear()
