@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._loaders import VIEW_CACHE
 from pages._timing import script_run
+from sodviz.cache import DEFAULT_CACHE
+from sodviz.serving import memory_returned_after
 
 st.set_page_config(page_title="sodviz", page_icon=":mag:", layout="wide")
 page = st.navigation(
@@ -20,5 +23,5 @@ page = st.navigation(
         st.Page("pages/explain.py", title="Explain", icon=":material/psychology:"),
     ]
 )
-with script_run(page.title):  # SODVIZ_TIMINGS=FILE: each run's server-side seconds, per session
-    page.run()
+with script_run(page.title), memory_returned_after(DEFAULT_CACHE, VIEW_CACHE):  # timed with its trim
+    page.run()  # SODVIZ_TIMINGS=FILE: each run's server-side seconds, per session

@@ -32,7 +32,7 @@ from sodviz.evaluation.ground_truth import GroundTruth, parse_annotations
 from sodviz.imageio import DecodedImage, decode_image
 from sodviz.notices import DataNotice
 from sodviz.samples import load_sample
-from sodviz.serving import PathNotAllowed, SessionReaper, access_from_env
+from sodviz.serving import PathNotAllowed, SessionReaper, access_from_env, return_freed_memory
 from sodviz.types import InputTransform
 
 ACCESS = access_from_env()  # served (`python -m sodviz serve`): typed paths only under its roots
@@ -75,6 +75,7 @@ def _release(session_id: str, state) -> None:
             media = Runtime.instance().media_file_mgr
             media.clear_session_refs(session_id)
             media.remove_orphaned_files()
+        return_freed_memory()
 
 
 # Released 15 s (three sweeps) after Streamlit itself could no longer resume the session, so
