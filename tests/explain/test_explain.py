@@ -11,6 +11,7 @@ from sodviz.explain.drise import random_masks
 from sodviz.explain.faithfulness import (
     FaithfulnessCurves,
     energy_in_box,
+    faithfulness_curves,
     pointing_hit,
     random_map,
     response_curves,
@@ -113,6 +114,17 @@ def test_drise_is_seeded_and_batched_alike(tiny_detectors, image):
     other = drise_map(detector, image, target, masks=12, batch_size=4, seed=4)
     np.testing.assert_allclose(one.maps, again.maps, rtol=1e-4, atol=1e-6)
     assert not np.allclose(one.maps, other.maps)
+
+
+def test_the_curves_do_not_depend_on_the_batch(tiny_detectors, image):
+    detector = tiny_detectors["rt_detr"]
+    target = _two_targets(run_inference(detector, image, cache=None))[0]
+    base = model_input(detector, image)
+    image_map = np.random.default_rng(0).random(image.shape[:2])
+    one = faithfulness_curves(detector, base, image_map, target, batch_size=4)
+    other = faithfulness_curves(detector, base, image_map, target, batch_size=16)
+    np.testing.assert_allclose(one.response, other.response, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(one.score, other.score, rtol=1e-4, atol=1e-6)
 
 
 def test_random_masks_are_soft_and_keep_about_p():
