@@ -252,9 +252,8 @@ def soak(minutes: float, pages, settle: float, deadline: float, seed: int = 0) -
         if "Traceback" in log.read_text():
             errors.append(f"Traceback in {log}")
     samples, runs = [v for _, v in trace.samples], server_runs(timings)
-    return {"errors": errors, "hiccups": hiccups, "actions": len(actions), "peak": peak, "after": after,
+    return {"errors": errors, "hiccups": hiccups, "actions": actions, "peak": peak, "after": after,
             "first": samples[0] if samples else float("nan"), "runs": len(runs), "curve": curve,
-            "kinds": actions,
             "cache": runs[-1]["cache_mib"] if runs else float("nan")}  # fmt: skip
 
 
@@ -417,13 +416,12 @@ def main() -> None:
     if args.soak:
         result = soak(args.soak, soak_pages, args.settle, deadline)
         print(
-            f"soak {args.soak:.0f} min, 4 sessions: {result['actions']} actions; RSS first "
+            f"soak {args.soak:.0f} min, 4 sessions: {len(result['actions'])} actions; RSS first "
             f"{result['first']:.0f} MiB, peak {result['peak']:.0f}, {args.settle:.0f} s after closing "
             f"{result['after']:.0f} (inference cache {result['cache']:.0f} MiB of it; {result['runs']} "
             f"server runs; every 30 s after closing: {', '.join(f'{v:.0f}' for v in result['curve'])}); "
-            f"actions per kind {dict(Counter(result['kinds']))}; app errors: {result['errors'] or 'none'}; "
-            f"driver hiccups (page "
-            f"reloaded): {len(result['hiccups'])} {result['hiccups'][:6]}"
+            f"actions per kind {dict(Counter(result['actions']))}; app errors: {result['errors'] or 'none'}; "
+            f"driver hiccups (page reloaded): {len(result['hiccups'])} {result['hiccups'][:6]}"
         )
 
 

@@ -3,7 +3,6 @@ typed paths a served app may read."""
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -66,9 +65,8 @@ def _release(session_id: str, state) -> None:
     from streamlit.runtime import Runtime
 
     try:
-        inner = getattr(state, "_state", state)  # a SafeSessionState wraps the SessionState
-        with getattr(state, "_lock", contextlib.nullcontext()):
-            inner.clear()  # values, widget values and keys; reads nothing (no value decoded)
+        with state._lock:  # the SafeSessionState's; its SessionState cleared whole
+            state._state.clear()  # values, widget values and keys; reads nothing (no value decoded)
     finally:
         if Runtime.exists():
             Runtime.instance().uploaded_file_mgr.remove_session_files(session_id)
