@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._loaders import VIEW_CACHE
+from pages._loaders import BUDGET
 from pages._timing import script_run
-from sodviz.cache import DEFAULT_CACHE
-from sodviz.serving import memory_returned_after
 
 st.set_page_config(page_title="sodviz", page_icon=":mag:", layout="wide")
 page = st.navigation(
@@ -23,5 +21,5 @@ page = st.navigation(
         st.Page("pages/explain.py", title="Explain", icon=":material/psychology:"),
     ]
 )
-with script_run(page.title), memory_returned_after(DEFAULT_CACHE, VIEW_CACHE):  # timed with its trim
+with script_run(page.title), BUDGET.after_run():  # timed with its trim and the budget's fit
     page.run()  # SODVIZ_TIMINGS=FILE: each run's server-side seconds, per session

@@ -3,6 +3,7 @@ typed paths a served app may read."""
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from pages._keys import (
     PROMPT,
     SAMPLE_NAME,
 )
-from sodviz.cache import InferenceCache
+from sodviz.cache import DEFAULT_CACHE, InferenceCache
 from sodviz.detector.families import HUB_PRESETS
 from sodviz.detector.loading import EMBEDDED_MODELS, EMBEDDED_SCOPE, Detector, load_detector
 from sodviz.detector.preprocess import input_transform
@@ -29,15 +30,18 @@ from sodviz.detector.prompt import prompt_for_data, with_prompt
 from sodviz.detector.threads import ModelLock, model_nice, set_torch_threads
 from sodviz.evaluation.ground_truth import GroundTruth, parse_annotations
 from sodviz.imageio import DecodedImage, decode_image
+from sodviz.memory import MemoryBudget, return_freed_memory
 from sodviz.notices import DataNotice
 from sodviz.samples import load_sample
-from sodviz.serving import PathNotAllowed, SessionReaper, access_from_env, return_freed_memory
+from sodviz.serving import PathNotAllowed, SessionReaper, access_from_env
 from sodviz.types import InputTransform
 
 ACCESS = access_from_env()  # served (`python -m sodviz serve`): typed paths only under its roots
 VIEW_CACHE = InferenceCache(max_bytes=256 << 20)  # drawn views, on their own budget: never evicting a pass
 TORCH_THREADS = set_torch_threads()  # once per process: one shared detector on every core
 MODEL_NICE = model_nice()  # model work below the pages' drawing (SODVIZ_MODEL_NICE, sodviz.detector.threads)
+MODEL_GATE = threading.RLock()  # one pass at a time, whatever the model: working memories never add up
+BUDGET = MemoryBudget.from_env((VIEW_CACHE, DEFAULT_CACHE))  # SODVIZ_MEMORY_MB: the caches yield to it
 # pandas above: Streamlit and plotly import it lazily, and plotly uses it when it is in
 # sys.modules. Under several sessions one script thread met another's half-imported pandas
 # ("partially initialized module 'pandas' has no attribute 'Series'", benchmarks/bench_load.py
@@ -93,11 +97,17 @@ def register_session() -> None:
 
 @st.cache_resource(show_spinner="Loading the detector ...", max_entries=3)
 def cached_detector(source: str) -> Detector:
-    """One detector per source for the whole process; its passes run at a lower CPU priority, so
-    a page whose results are cached draws while another session's pass runs. The new lock excludes
-    through the loaded detector's own, so anything still holding that one shares the model safely."""
-    detector = load_detector(source)
-    return replace(detector, lock=ModelLock(MODEL_NICE, lock=detector.lock))
+    """One detector per source for the whole process, its passes on the app's lock (`app_model`)."""
+    return app_model(load_detector(source))
+
+
+def app_model(detector: Detector) -> Detector:
+    """`detector` with the app's lock: its passes run at a lower CPU priority, so a page whose
+    results are cached draws while another session's pass runs, one at a time with every other
+    model's (`MODEL_GATE`), each after the memory budget made room for it. The lock excludes
+    through the detector's own, so anything still holding that one shares the model safely."""
+    lock = ModelLock(MODEL_NICE, lock=detector.lock, gate=MODEL_GATE, before=BUDGET.fit)
+    return replace(detector, lock=lock)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -1,7 +1,7 @@
 """How long each script run takes on the server, per session: with `SODVIZ_TIMINGS=FILE` set, one
 JSON line per run (start, session, page and image as the run began; wall and CPU seconds; the
-inference cache's size). The load script reads it to tell the server's time from the browsers' on
-a shared machine; unset, nothing is measured."""
+caches' sizes and what the memory budget dropped). The load script reads it to tell the server's
+time from the browsers' on a shared machine; unset, nothing is measured."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from pages._loaders import chosen_image_name
+from pages._loaders import BUDGET, VIEW_CACHE, chosen_image_name
 from sodviz.cache import DEFAULT_CACHE
 
 _WRITE = threading.Lock()  # one line at a time from the sessions' script threads
@@ -40,5 +40,7 @@ def script_run(page: str):
         line["wall"] = time.perf_counter() - wall
         line["cpu"] = time.thread_time() - cpu  # this script thread only: torch's own threads not counted
         line["cache_mib"] = DEFAULT_CACHE.used_bytes / 2**20  # the inference cache's share of the RSS
+        line["views_mib"] = VIEW_CACHE.used_bytes / 2**20  # the drawn views' share
+        line["evicted_mib"] = BUDGET.evicted_bytes / 2**20  # results the memory budget dropped so far
         with _WRITE, contextlib.suppress(OSError), open(path, "a") as file:  # never in a page's way
             file.write(json.dumps(line) + "\n")

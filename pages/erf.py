@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _keys as keys
+from pages import _loaders as loaders
 from pages import _shared as shared
 from pages import _widgets as widgets
 from sodviz.cache import DEFAULT_CACHE
@@ -33,7 +34,7 @@ st.caption(
 
 @st.cache_resource(show_spinner="Building the random-weight twin ...", max_entries=2)
 def cached_twin(source: str, _detector):
-    return random_twin(_detector)
+    return loaders.app_model(random_twin(_detector))
 
 
 detector = inputs.detector

@@ -74,6 +74,8 @@ with left:
     if detector is not None:
         detector = loaders.prompted(detector)
         describe_model(detector)
+    if loaders.BUDGET.starved:
+        st.warning(loaders.BUDGET.starved_sentence(), icon=":material/memory:")
 
 with right:
     st.subheader("Image")

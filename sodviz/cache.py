@@ -93,6 +93,17 @@ class InferenceCache:
     def used_bytes(self) -> int:
         return self._used_bytes
 
+    def evict(self, nbytes: int) -> int:
+        """Drop the least recently used entries until at least `nbytes` are dropped or none is
+        left (in-flight computations still finish and are kept); returns the bytes dropped."""
+        dropped = 0
+        with self._lock:
+            while dropped < nbytes and self._entries:
+                _, evicted = self._entries.popitem(last=False)
+                dropped += int(evicted.nbytes)
+            self._used_bytes -= dropped
+        return dropped
+
     def clear(self) -> None:
         """Drop every entry (in-flight computations still finish)."""
         with self._lock:

@@ -12,7 +12,6 @@ exists, is a file, or holds a model. What the app writes (stores) goes under the
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import threading
 import time
@@ -144,41 +143,3 @@ class SessionReaper:
         thread = threading.Thread(target=loop, name="sodviz-session-reaper", daemon=True)
         thread.start()
         return thread
-
-
-def return_freed_memory() -> bool:
-    """Hand the C heap's free pages back to the system (glibc's `malloc_trim`); False where there
-    is no glibc. Measured on the app (2 scenes through every page in one session): 1,613 MiB
-    without, 1,007 MiB trimming after each run (3-56 ms a trim): memory freed by one pass
-    (D-RISE's masked batches, gradients) otherwise stays in the process, its pages scattered
-    among live objects where `free` alone never returns them."""
-    trim = _malloc_trim()
-    if trim is None:
-        return False
-    trim(0)
-    return True
-
-
-@contextlib.contextmanager
-def memory_returned_after(*caches):
-    """Around a script run: free pages handed back when the run computed something new (a miss
-    in one of `caches`, each an `InferenceCache`); a run that only read its cached results pays
-    nothing."""
-    before = sum(cache.misses for cache in caches)
-    try:
-        yield
-    finally:
-        if sum(cache.misses for cache in caches) != before:
-            return_freed_memory()
-
-
-@functools.cache
-def _malloc_trim():
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to call
-        return None

@@ -652,3 +652,17 @@ def test_an_upload_is_kept_as_its_decoded_image_only(app):
     app.session_state[keys.IMAGE_UPLOAD] = ("broken.png", b"not an image")
     app.run()
     assert not app.exception and app.error and app.session_state[keys.IMAGE_UPLOAD][1] == app.error[0].value
+
+
+def test_home_says_when_the_memory_budget_leaves_no_room_for_cached_results(app, monkeypatch):
+    from sodviz.memory import MemoryBudget
+
+    budget = MemoryBudget(1024 << 20, (DEFAULT_CACHE,), resident=lambda: 4 << 30)  # models alone fill it
+    monkeypatch.setattr(loaders, "BUDGET", budget)
+    app.switch_page("pages/home.py").run()
+    assert not [w for w in app.warning if "memory budget" in w.value]
+    budget.fit()
+    app.switch_page("pages/home.py").run()
+    (said,) = [w.value for w in app.warning if "memory budget" in w.value]
+    assert "(1024 MiB)" in said and "--memory-mb" in said
+    assert len(app.get("image")) == 1 and not app.exception  # the page goes on

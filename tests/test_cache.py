@@ -80,6 +80,25 @@ def test_lru_eviction_under_a_memory_budget():
     assert too_big.name == "huge" and "huge" not in cache and len(cache) == 2
 
 
+@pytest.mark.parametrize(
+    ("asked", "dropped", "left"),
+    [
+        (0, 0, "abc"),  # nothing asked: nothing dropped
+        (1, 100, "bc"),  # one byte: the whole oldest entry
+        (150, 200, "c"),  # more than one entry: the two oldest
+        (10**6, 300, ""),  # more than it holds: everything
+    ],
+)  # fmt: skip
+def test_evict_drops_the_least_recently_used_first(asked, dropped, left):
+    cache = InferenceCache(max_bytes=1000)
+    for name in "cab":
+        cache.get_or_compute(name, lambda name=name: Blob(name, 100))
+    cache.get_or_compute("c", lambda: Blob("never", 100))  # touched: a is now the oldest, then b
+    assert cache.evict(asked) == dropped
+    assert "".join(sorted(name for name in "abc" if name in cache)) == left
+    assert cache.used_bytes == 100 * len(left)
+
+
 def test_empty_budget_keeps_nothing():
     cache = InferenceCache(max_bytes=0)
     calls = []

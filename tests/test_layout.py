@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sodviz"
 RANKS = {
     "notices": 0,
     "types": 1, "boxes": 1, "cache": 1, "imageio": 1, "hooks": 1, "serving": 1,
-    "modules": 2, "synth": 2,
+    "modules": 2, "synth": 2, "memory": 2,
     "detector": 3,
     "attention": 4,
     "evaluation": 5,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from sodviz.serving import NOT_ALLOWED, Access, PathNotAllowed, access_from_env
@@ -181,43 +180,3 @@ def test_one_failed_release_does_not_keep_the_other_sessions():
     reaper.sweep()
     now[0] = 20
     assert reaper.sweep() == 2 and released == ["b"] and len(reaper) == 0
-
-
-def _rss_mib() -> float:
-    lines = Path("/proc/self/status").read_text().splitlines()
-    return next(int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS"))
-
-
-def test_freed_memory_goes_back_to_the_system():
-    from sodviz.serving import return_freed_memory
-
-    if not Path("/proc/self/status").exists() or not return_freed_memory():
-        pytest.skip("no glibc malloc_trim or no /proc here")
-    big, small = 60_000, 1_000  # both from malloc (under its mmap threshold, over Python's own)
-    chunks = [(bytes([i % 251]) * big, bytes([i % 251]) * small) for i in range(3_000)]
-    kept = [small for _, small in chunks]  # small live objects among the freed: free() trims nothing
-    before = _rss_mib()
-    del chunks
-    held = _rss_mib()
-    assert before - held < 50, (before, held)  # what free() alone gave back
-    assert return_freed_memory()
-    assert held - _rss_mib() > 100, (held, _rss_mib())  # about 170 MiB of freed pages handed back
-    del kept
-
-
-def test_memory_is_returned_after_a_run_that_computed_and_only_then(monkeypatch):
-    import sodviz.serving as serving
-    from sodviz.cache import InferenceCache
-
-    trims, cache = [], InferenceCache()
-    monkeypatch.setattr(serving, "return_freed_memory", lambda: trims.append(1) or True)
-    with serving.memory_returned_after(cache):
-        cache.get_or_compute("pass", lambda: np.zeros(4))
-    assert trims == [1]
-    with serving.memory_returned_after(cache):  # the same result, read from the cache
-        cache.get_or_compute("pass", lambda: np.zeros(4))
-    assert trims == [1]
-    with pytest.raises(RuntimeError), serving.memory_returned_after(cache):  # a stopped run too
-        cache.get_or_compute("another", lambda: np.zeros(4))
-        raise RuntimeError
-    assert trims == [1, 1]

@@ -142,3 +142,39 @@ def test_the_apps_detector_runs_its_passes_below_the_pages(tiny_detectors, monke
             assert tiny_detectors["detr"].lock.locked()
     finally:
         loaders.cached_detector.clear()
+
+
+def test_the_apps_models_take_turns_and_make_room_before_each_pass(tiny_detectors, image, monkeypatch):
+    """Every model the app loads (a fusion detector beside Home's, ERF's random twin) runs its
+    passes one at a time with the others', each after the memory budget's fit."""
+    from pages import _loaders as loaders
+    from sodviz.erf.fields import random_twin
+
+    fits = []
+    monkeypatch.setattr(loaders.BUDGET, "fit", lambda: fits.append(1) or 0)
+    monkeypatch.setattr(loaders, "load_detector", lambda source: tiny_detectors[source])
+    loaders.cached_detector.clear()
+    try:
+        home, fusion = loaders.cached_detector("detr"), loaders.cached_detector("rt_detr")
+        twin = loaders.app_model(random_twin(home))
+        busy, release = threading.Event(), threading.Event()
+
+        def a_pass_on_home() -> None:
+            with home.lock:
+                busy.set()
+                release.wait(30)
+
+        thread = threading.Thread(target=a_pass_on_home)
+        thread.start()
+        assert busy.wait(10)
+        try:
+            waiting = [not fusion.lock.acquire(blocking=False), not twin.lock.acquire(blocking=False)]
+        finally:
+            release.set()
+            thread.join()
+        assert waiting == [True, True]
+        assert fits == [1]
+        run_inference(fusion, image, cache=None)
+        assert fits == [1, 1]
+    finally:
+        loaders.cached_detector.clear()

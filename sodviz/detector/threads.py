@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Callable
 
 import torch
 
@@ -59,27 +60,50 @@ class ModelLock:
 
     `lock`, when given, is the lock it excludes through: pass the detector's own, so that every
     `Detector` sharing the model (and its hooks) still runs one pass at a time.
+
+    `gate`, when given, is taken first: one reentrant lock (`threading.RLock`: a thread inside one
+    model's pass may run another's) shared by every model of a process lets one pass run at a time
+    whatever the model, so the working memory of passes never adds up (an app serving several
+    sessions: one on ERF's random twin, one on a fusion detector, one on the detector chosen on
+    Home). On 2 cores two passes side by side only share the cores anyway. `before`, when given,
+    runs once both are held, before the pass (the app makes room for the pass's working memory).
     """
 
-    def __init__(self, nice: int = 0, lock=None) -> None:
+    def __init__(
+        self,
+        nice: int = 0,
+        lock=None,
+        gate: threading.RLock | None = None,
+        before: Callable[[], object] | None = None,
+    ) -> None:
         self._lock = threading.Lock() if lock is None else lock
-        self.nice = nice
+        self.nice, self.gate, self.before = nice, gate, before
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        return self._lock.acquire(blocking, timeout)
+        if self.gate is not None and not self.gate.acquire(blocking, timeout):
+            return False
+        if self._lock.acquire(blocking, timeout):
+            return True
+        if self.gate is not None:
+            self.gate.release()
+        return False
 
     def release(self) -> None:
         self._lock.release()
+        if self.gate is not None:
+            self.gate.release()
 
     def locked(self) -> bool:
         return self._lock.locked()
 
     def __enter__(self) -> ModelLock:
-        self._lock.acquire()
+        self.acquire()
         try:
+            if self.before is not None:
+                self.before()
             self._restore = _lower_priority(self.nice)
         except BaseException:
-            self._lock.release()
+            self.release()
             raise
         return self
 
@@ -87,7 +111,7 @@ class ModelLock:
         try:
             self._restore()
         finally:
-            self._lock.release()
+            self.release()
 
 
 def model_nice(environ=None) -> int:

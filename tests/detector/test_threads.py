@@ -97,3 +97,64 @@ def test_an_unprivileged_thread_is_not_lowered_again_and_a_sandbox_gets_a_plain_
     monkeypatch.setattr(threads.os, "getpriority", refused)
     with ModelLock(nice=10) as lock:  # a sandbox that refuses priorities: still a lock
         assert lock.locked()
+
+
+def test_a_shared_gate_lets_one_pass_run_at_a_time_whatever_the_model():
+    gate = threading.RLock()
+    first, second = ModelLock(lock=threading.Lock(), gate=gate), ModelLock(lock=threading.Lock(), gate=gate)
+    alone = ModelLock(lock=threading.Lock())  # no gate: only its own model's passes exclude it
+    held, done, seen = threading.Event(), threading.Event(), {}
+
+    def pass_on_first() -> None:
+        with first:
+            held.set()
+            done.wait(10)
+
+    thread = threading.Thread(target=pass_on_first)
+    thread.start()
+    assert held.wait(10)
+    seen["second"] = second.acquire(blocking=False)  # another model: waits for the gate
+    seen["alone"] = alone.acquire(blocking=False)
+    alone.release()
+    done.set()
+    thread.join()
+    assert seen == {"second": False, "alone": True}
+    with second, first:  # the refused try kept no gate; reentrant: a pass may run another model
+        assert first.locked() and second.locked()
+    assert not first.locked() and not second.locked()
+
+
+def test_a_refused_model_lock_gives_the_gate_back():
+    gate, model = threading.RLock(), threading.Lock()
+    lock = ModelLock(lock=model, gate=gate)
+    with model:  # a job holding the loaded model's own lock
+        assert not lock.acquire(blocking=False)
+    released = []
+
+    def other_thread() -> None:
+        released.append(gate.acquire(blocking=False))
+        if released[0]:
+            gate.release()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert released == [True]
+
+
+def test_before_runs_once_the_pass_holds_both_locks():
+    gate, model, seen = threading.RLock(), threading.Lock(), []
+    lock = ModelLock(lock=model, gate=gate, before=lambda: seen.append(model.locked() and gate._is_owned()))
+    with lock:
+        pass
+    with lock:
+        pass
+    assert seen == [True, True]
+
+    def failing() -> None:
+        raise RuntimeError("no room")
+
+    with pytest.raises(RuntimeError), ModelLock(lock=model, gate=gate, before=failing):
+        pass
+    assert not model.locked() and gate.acquire(blocking=False)  # both given back
+    gate.release()

@@ -1,0 +1,160 @@
+"""The server's memory: its resident size, freed pages handed back, and one budget its caches yield to.
+
+A served app's memory is the process with its models loaded, what the sessions hold (decoded
+uploads, drawn images, widget state), the working memory of the pass running now (one at a time:
+`sodviz.detector.threads.ModelLock`'s gate) and the caches of results. Only the caches can give
+way, so `MemoryBudget` makes them: whenever the resident size leaves less than one pass's working
+memory (`reserve_bytes`) below the budget, the least recently used results are dropped until it
+fits again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+
+from sodviz.cache import InferenceCache
+
+MEMORY_ENV = "SODVIZ_MEMORY_MB"  # the server's memory budget, MiB (`python -m sodviz serve --memory-mb`)
+DEFAULT_MEMORY_MB = 2048
+PASS_RESERVE_MB = 512  # one pass's working memory: a cold Explain page rose 411 MiB (demo detector)
+
+# Set in the environment of the server's process (`python -m sodviz serve` does): glibc reads it
+# at start. Every Streamlit script run is a thread, and glibc gives threads that allocate at once
+# arenas of their own (up to 8 per core), each keeping what its threads freed: with 4 sessions
+# the free space of many passes sat in the process side by side. Measured (2026-12-06, 4 browsers
+# through every page twice, demo detector): peak RSS 2,250 / 2,255 MiB with glibc's default, 1,903
+# with 2 arenas; a cold walk through every page in one session took the same time (1.00x, 5 pairs).
+SERVER_MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
+
+
+def memory_mb(environ: Mapping[str, str] | None = None) -> int | None:
+    """The budget `SODVIZ_MEMORY_MB` names, MiB; None (no budget: the caches' own bounds only)
+    when unset or 0."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(MEMORY_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValueError(f"{MEMORY_ENV} must be a whole number of MiB, got {text!r}")
+    return int(text) or None
+
+
+def resident_bytes() -> int | None:
+    """This process's resident set size in bytes (Linux `/proc/self/statm`), None elsewhere."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def return_freed_memory() -> bool:
+    """Hand the C heap's free pages back to the system (glibc's `malloc_trim`); False where there
+    is no glibc. Measured on the app (2 scenes through every page in one session): 1,613 MiB
+    without, 1,007 MiB trimming after each run (3-56 ms a trim): memory freed by one pass
+    (D-RISE's masked batches, gradients) otherwise stays in the process, its pages scattered
+    among live objects where `free` alone never returns them."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+class MemoryBudget:
+    """The most the process should hold, and the caches that give way to keep it there.
+
+    `fit()` (before each model pass and after each script run that computed something) reads the
+    resident size; above `limit_bytes - reserve_bytes` it hands freed pages back, then drops the
+    least recently used results of `caches`, in order (the drawn views before the model results),
+    until it fits or the caches are empty (`starved`: the budget is too small for the models and
+    sessions alone). With no limit (None), only the trim after a computing run.
+
+    Attributes:
+        evicted_bytes: results dropped to fit, bytes, since start.
+        starved: the last fit emptied the caches and still did not fit.
+    """
+
+    def __init__(
+        self,
+        limit_bytes: int | None,
+        caches: Sequence[InferenceCache],
+        *,
+        reserve_bytes: int = PASS_RESERVE_MB << 20,
+        resident: Callable[[], int | None] = resident_bytes,
+    ) -> None:
+        if limit_bytes is not None and limit_bytes <= reserve_bytes:
+            raise ValueError(
+                f"a memory budget of {limit_bytes >> 20} MiB leaves nothing beside one pass's "
+                f"{reserve_bytes >> 20} MiB of working memory"
+            )
+        self.limit_bytes, self.reserve_bytes = limit_bytes, reserve_bytes
+        self.caches, self.resident = tuple(caches), resident
+        self.evicted_bytes, self.starved = 0, False
+        self._fitting = threading.Lock()
+
+    @classmethod
+    def from_env(cls, caches: Sequence[InferenceCache], environ: Mapping[str, str] | None = None):
+        megabytes = memory_mb(environ)
+        return cls(None if megabytes is None else megabytes << 20, caches)
+
+    def fit(self) -> int:
+        """Drop cached results until the resident size leaves `reserve_bytes` below the limit;
+        returns the bytes dropped. A fit already running in another thread is not waited for."""
+        if self.limit_bytes is None or not self._fitting.acquire(blocking=False):
+            return 0
+        try:
+            target = self.limit_bytes - self.reserve_bytes
+            size = self.resident()
+            if size is None or size <= target:
+                self.starved = False
+                return 0
+            return_freed_memory()
+            over, dropped = (self.resident() or 0) - target, 0
+            for cache in self.caches:
+                if dropped >= over:
+                    break
+                dropped += cache.evict(over - dropped)
+            if dropped:
+                return_freed_memory()
+                self.evicted_bytes += dropped
+            self.starved = dropped < over and not any(len(cache) for cache in self.caches)
+            return dropped
+        finally:
+            self._fitting.release()
+
+    def starved_sentence(self) -> str:
+        """What a starved budget means for the user, and what to do."""
+        return (
+            f"The server's memory budget ({self.limit_bytes >> 20} MiB) leaves no room for cached results "
+            "beside the loaded models and the open sessions: pages compute again on every visit. Start "
+            "the app with a larger `--memory-mb` (python -m sodviz serve), or load a smaller model."
+        )
+
+    @contextlib.contextmanager
+    def after_run(self):
+        """Around a script run: when it computed something new (a miss in one of the caches), free
+        pages handed back and the budget fitted; a run that only read cached results pays nothing."""
+        before = sum(cache.misses for cache in self.caches)
+        try:
+            yield
+        finally:
+            if sum(cache.misses for cache in self.caches) != before:
+                return_freed_memory()
+                self.fit()
+
+
+@functools.cache
+def _malloc_trim():
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to call
+        return None
