@@ -24,7 +24,7 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 
 run: $(STAMP)
-	$(VENV)/bin/streamlit run app.py --server.address 127.0.0.1
+	$(PY) -m sodviz serve
 
 # `make serve HOST=0.0.0.0 ROOTS="--root /srv/models --root /srv/data"`: the app for others (docs/serving.md).
 HOST ?= 0.0.0.0

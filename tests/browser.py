@@ -45,8 +45,7 @@ CHROME_FLAGS = [
     "--disable-sync",
     "--window-size=1500,1100",
 ]
-STREAMLIT = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1"]
-STREAMLIT += ["--server.headless", "true"]
+SERVE = [sys.executable, "-m", "sodviz", "serve"]  # the app as `make run` starts it (loopback)
 PLOT = '[data-testid="stPlotlyChart"] .main-svg'
 IMAGE = '[data-testid="stImage"] img, [data-testid="stImageContainer"] img'
 
@@ -63,13 +62,13 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def streamlit_server(log_path: Path, *, env: dict | None = None, args: tuple[str, ...] = (), processes=None):
-    """`streamlit run app.py` on a free loopback port (with `args`); yields its URL; stopped on
+    """`python -m sodviz serve` on a free loopback port (with `args`); yields its URL; stopped on
     exit. `processes`: a list the server's `Popen` is appended to (its pid, for memory)."""
     port = _free_port()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [*STREAMLIT, "--server.port", str(port), *args],
+            [*SERVE, "--port", str(port), *args],
             cwd=ROOT,
             env=os.environ | {"HF_HUB_OFFLINE": "1"} | (env or {}),
             stdout=log,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+from sodviz.memory import DEFAULT_MEMORY_MB, MEMORY_ENV, PASS_RESERVE_MB, SERVER_MALLOC_ENV
 from sodviz.serving import DATA_ENV, ROOTS_ENV, UPLOAD_ENV
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
@@ -30,6 +30,13 @@ def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
         env |= {ROOTS_ENV: os.pathsep.join(map(str, roots)), DATA_ENV: str(data),
                 "SODVIZ_STORE": str(data / "store")}  # fmt: skip
     env[UPLOAD_ENV] = str(args.max_upload_mb)
+    if args.memory_mb < 0 or 0 < args.memory_mb <= PASS_RESERVE_MB:
+        raise ValueError(
+            f"--memory-mb must be 0 (none) or above {PASS_RESERVE_MB} (one pass's working memory), "
+            f"got {args.memory_mb}"
+        )
+    env[MEMORY_ENV] = str(args.memory_mb)
+    env = SERVER_MALLOC_ENV | env  # glibc's arenas, unless the environment already says
     command = [
         sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", args.host,
         "--server.port", str(args.port), "--server.maxUploadSize", str(args.max_upload_mb),
@@ -43,10 +50,11 @@ def serve(args: argparse.Namespace) -> None:
     mode = (
         f"roots {env[ROOTS_ENV]}, writes under {env[DATA_ENV]}" if ROOTS_ENV in env else "loopback, any path"
     )
-    print(f"sodviz on http://{args.host}:{args.port} ({mode}; uploads up to {args.max_upload_mb} MB)")
-    code = subprocess.call(command, env=env, cwd=APP.parent)
-    if code:
-        raise OSError(f"streamlit exited with {code}")
+    memory = f"memory budget {args.memory_mb} MiB" if args.memory_mb else "no memory budget"
+    print(f"sodviz on http://{args.host}:{args.port} ({mode}; uploads <= {args.max_upload_mb} MB; {memory})")
+    sys.stdout.flush()
+    os.chdir(APP.parent)
+    os.execve(command[0], command, env)  # Streamlit in this process: one pid to signal and measure
 
 
 def add_serve(commands) -> None:
@@ -62,3 +70,8 @@ def add_serve(commands) -> None:
     )  # fmt: skip
     serve_parser.add_argument("--data", type=Path, default=Path("runs/served"), help="where the app writes")
     serve_parser.add_argument("--max-upload-mb", type=int, default=50, help="largest upload (default 50 MB)")
+    serve_parser.add_argument(
+        "--memory-mb", type=int, default=DEFAULT_MEMORY_MB,
+        help=f"the server's memory budget: cached results give way to stay within it (default "
+        f"{DEFAULT_MEMORY_MB} MiB; 0: none, the caches' own bounds only)",
+    )  # fmt: skip

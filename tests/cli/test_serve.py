@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sodviz.cli import build_parser, main
-from sodviz.cli.serve import serve_command
+from sodviz.cli.serve import APP, serve_command
 from sodviz.serving import access_from_env
 
 
@@ -42,3 +42,26 @@ def test_a_root_that_is_not_a_folder_is_refused(tmp_path, capsys):
     assert "is not a folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _args("--max-upload-mb", "many")
+
+
+def test_the_server_gets_a_memory_budget_and_two_malloc_arenas(tmp_path, monkeypatch):
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    _, env = serve_command(_args("--data", str(tmp_path)))
+    assert env["SODVIZ_MEMORY_MB"] == "2048" and env["MALLOC_ARENA_MAX"] == "2"
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the operator's own choice stands
+    _, env = serve_command(_args("--memory-mb", "0"))
+    assert env["SODVIZ_MEMORY_MB"] == "0" and env["MALLOC_ARENA_MAX"] == "4"
+    for bad in ("512", "-1"):  # no room beside one pass's working memory; negative
+        with pytest.raises(ValueError, match="--memory-mb"):
+            serve_command(_args("--memory-mb", bad))
+
+
+def test_serve_becomes_the_streamlit_process(monkeypatch, capsys):
+    started = {}
+    monkeypatch.setattr("os.execve", lambda path, argv, env: started.update(path=path, argv=argv, env=env))
+    monkeypatch.setattr("os.chdir", lambda folder: started.update(folder=folder))
+    assert main(["serve", "--port", "8765", "--memory-mb", "3000"]) == 0
+    assert started["path"] == started["argv"][0] and started["argv"][1:4] == ["-m", "streamlit", "run"]
+    assert started["argv"][started["argv"].index("--server.port") + 1] == "8765"
+    assert started["env"]["SODVIZ_MEMORY_MB"] == "3000" and started["folder"] == APP.parent
+    assert "memory budget 3000 MiB" in capsys.readouterr().out
