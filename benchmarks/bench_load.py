@@ -51,10 +51,12 @@ from browser import (  # noqa: E402
     wait_until_running,
 )
 
+from sodviz.memory import DEFAULT_MEMORY_MB  # noqa: E402
 from sodviz.samples import sample_names  # noqa: E402
 
 PAGES = ("Detections", "Attention", "ViCrop", "Home")
 SOAK_PAGES = ("Detections", "Attention", "ViCrop", "ERF", "Fusion maps", "Candidates", "Explain", "Home")
+DRAWN = f'{PLOT}, [data-testid="stAlert"]'  # a figure, or a page's sentence saying why there is none
 LIMIT_S = 45 * 60  # the whole script stops by itself after this
 
 
@@ -81,6 +83,27 @@ class MemoryTrace(threading.Thread):
 
     def peak(self, since: float = 0.0) -> float:
         return max((v for t, v in self.samples if t >= since), default=float("nan"))
+
+
+SERVE_ARGS: list[str] = []  # passed to `python -m sodviz serve` (--memory-mb from the command line)
+
+
+@contextlib.contextmanager
+def traced_server(name: str):
+    """A fresh server (`artifacts/bench_load_{name}.log`, its script runs timed into a .timings.jsonl
+    beside it), its RSS traced; yields (url, pid, trace, log, timings)."""
+    processes = []
+    log = ROOT / "artifacts" / f"bench_load_{name}.log"
+    timings = log.with_suffix(".timings.jsonl")
+    timings.unlink(missing_ok=True)
+    env = {"SODVIZ_TIMINGS": str(timings)}
+    with streamlit_server(log, processes=processes, env=env, args=tuple(SERVE_ARGS)) as url:
+        trace = MemoryTrace(processes[0].pid)
+        trace.start()
+        try:
+            yield url, processes[0].pid, trace, log, timings
+        finally:
+            trace.stop.set()
 
 
 def choose_scene(driver, name: str) -> None:
@@ -120,7 +143,7 @@ def session(url: str, scene: str, pages, rounds: int, rows: list, errors: list, 
                 for page in pages:
                     if time.monotonic() > deadline:
                         return
-                    figure = IMAGE if page == "Home" else PLOT
+                    figure = IMAGE if page == "Home" else DRAWN
                     clicked = time.time()
                     seconds = timed(driver, lambda p=page: open_page(driver, p), figure)
                     rows.append((number, page, seconds, scene, clicked, time.time()))
@@ -136,6 +159,17 @@ def server_runs(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def caches(runs) -> str:
+    """What the app's caches held at its last script run, and what the memory budget dropped so far."""
+    if not runs:
+        return "caches not reported"
+    last = runs[-1]
+    return (
+        f"inference cache {last['cache_mib']:.0f} MiB, views {last.get('views_mib', float('nan')):.0f}, "
+        f"dropped by the memory budget {last.get('evicted_mib', float('nan')):.0f}"
+    )
+
+
 def server_seconds(row, runs) -> tuple[float, float]:
     """Wall and CPU seconds the server spent on one browser render: the runs of its page and scene
     that began between the click and the figure drawn (a render can take more than one run)."""
@@ -147,18 +181,13 @@ def server_seconds(row, runs) -> tuple[float, float]:
 def load(n: int, pages, rounds: int, settle: float, deadline: float) -> dict:
     """N sessions on a fresh server: rows of (round, page, seconds, scene, clicked, done), the
     server's runs, peak RSS, RSS and the inference cache's MiB after closing."""
-    processes, rows, errors = [], [], []
+    rows, errors = [], []
     scenes = sample_names()
-    log = ROOT / "artifacts" / f"bench_load_{n}.log"
-    timings = log.with_suffix(".timings.jsonl")
-    timings.unlink(missing_ok=True)
-    with streamlit_server(log, processes=processes, env={"SODVIZ_TIMINGS": str(timings)}) as url:
-        trace = MemoryTrace(processes[0].pid)
-        trace.start()
+    with traced_server(str(n)) as (url, pid, trace, log, timings):
         with chromium() as warmup:  # the model load and imports, outside the timed sessions
             warmup.get(url)
             wait_for_page(warmup, IMAGE, timeout=120)
-        idle = rss_mib(processes[0].pid)
+        idle = rss_mib(pid)
         started = time.monotonic()
         threads = [
             threading.Thread(
@@ -174,25 +203,19 @@ def load(n: int, pages, rounds: int, settle: float, deadline: float) -> dict:
         closed = time.monotonic()
         while time.monotonic() - closed < settle and time.monotonic() < deadline:
             time.sleep(1)
-        after = rss_mib(processes[0].pid)
-        trace.stop.set()
+        after = rss_mib(pid)
         text = log.read_text()
     runs = server_runs(timings)
     return {"rows": rows, "errors": errors + (["Traceback in the server log"] if "Traceback" in text else []),
             "idle": idle, "peak": peak, "after": after, "runs": runs,
-            "cache": runs[-1]["cache_mib"] if runs else float("nan")}  # fmt: skip
+            "caches": caches(runs)}  # fmt: skip
 
 
 def soak(minutes: float, pages, settle: float, deadline: float, seed: int = 0) -> dict:
     """4 sessions for `minutes`: random scenes, pages and slider nudges; every exception recorded."""
-    processes, errors, hiccups, actions = [], [], [], []
+    errors, hiccups, actions = [], [], []
     scenes = sample_names()
-    log = ROOT / "artifacts" / "bench_load_soak.log"
-    timings = log.with_suffix(".timings.jsonl")
-    timings.unlink(missing_ok=True)
     end = min(deadline, time.monotonic() + minutes * 60)
-
-    drawn = f'{PLOT}, [data-testid="stAlert"]'  # a figure, or a page's sentence saying why there is none
 
     def act(driver, rng) -> str:
         choice = rng.random()
@@ -202,12 +225,12 @@ def soak(minutes: float, pages, settle: float, deadline: float, seed: int = 0) -
             return "scene"
         if choice < 0.4 and nudge_first_slider(driver):
             if wait_until_running(driver, timeout=3):
-                wait_for_page(driver, drawn, timeout=300)
+                wait_for_page(driver, DRAWN, timeout=300)
             return "slider"
         page = rng.choice(pages)
         open_page(driver, page)
         wait_until_running(driver, timeout=3)
-        wait_for_page(driver, IMAGE if page == "Home" else drawn, timeout=300)
+        wait_for_page(driver, IMAGE if page == "Home" else DRAWN, timeout=300)
         return page
 
     def one(index: int) -> None:
@@ -233,9 +256,7 @@ def soak(minutes: float, pages, settle: float, deadline: float, seed: int = 0) -
                     driver.get(url)
                     wait_for_page(driver, IMAGE, timeout=300)
 
-    with streamlit_server(log, processes=processes, env={"SODVIZ_TIMINGS": str(timings)}) as url:
-        trace = MemoryTrace(processes[0].pid)
-        trace.start()
+    with traced_server("soak") as (url, pid, trace, log, timings):
         threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
         for thread in threads:
             thread.start()
@@ -246,15 +267,14 @@ def soak(minutes: float, pages, settle: float, deadline: float, seed: int = 0) -
         while time.monotonic() - closed < settle and time.monotonic() < deadline:
             time.sleep(1)
             if time.monotonic() - closed >= 30 * (len(curve) + 1):
-                curve.append(rss_mib(processes[0].pid))
-        after = rss_mib(processes[0].pid)
-        trace.stop.set()
+                curve.append(rss_mib(pid))
+        after = rss_mib(pid)
         if "Traceback" in log.read_text():
             errors.append(f"Traceback in {log}")
     samples, runs = [v for _, v in trace.samples], server_runs(timings)
     return {"errors": errors, "hiccups": hiccups, "actions": actions, "peak": peak, "after": after,
             "first": samples[0] if samples else float("nan"), "runs": len(runs), "curve": curve,
-            "cache": runs[-1]["cache_mib"] if runs else float("nan")}  # fmt: skip
+            "caches": caches(runs)}  # fmt: skip
 
 
 def upload_release(n: int, settle: float, deadline: float, side: tuple[int, int] = (3000, 4000)) -> dict:
@@ -274,10 +294,7 @@ def upload_release(n: int, settle: float, deadline: float, side: tuple[int, int]
             noise = np.random.default_rng(i).integers(0, 256, (*side, 3), dtype=np.uint8)
             Image.fromarray(noise).save(path, compress_level=1)
         files.append(path)
-    processes, errors = [], []
-    log = ROOT / "artifacts" / "bench_load_uploads.log"
-    timings = log.with_suffix(".timings.jsonl")
-    timings.unlink(missing_ok=True)
+    errors = []
     holding, release = threading.Barrier(n + 1, timeout=600), threading.Event()
 
     def one(path: Path) -> None:
@@ -301,40 +318,37 @@ def upload_release(n: int, settle: float, deadline: float, side: tuple[int, int]
             errors.append(f"{path.name}: {type(error).__name__}: {error}")
             holding.abort()
 
-    with streamlit_server(log, processes=processes, env={"SODVIZ_TIMINGS": str(timings)}) as url:
-        trace = MemoryTrace(processes[0].pid)
-        trace.start()
+    with traced_server("uploads") as (url, pid, trace, log, timings):
         with chromium() as warmup:
             warmup.get(url)
             wait_for_page(warmup, IMAGE, timeout=120)
         time.sleep(5)
-        idle = rss_mib(processes[0].pid)
+        idle = rss_mib(pid)
         threads = [threading.Thread(target=one, args=(path,)) for path in files]
         for thread in threads:
             thread.start()
         with contextlib.suppress(threading.BrokenBarrierError):
             holding.wait()
         time.sleep(5)
-        live = rss_mib(processes[0].pid)
+        live = rss_mib(pid)
         release.set()
         for thread in threads:
             thread.join()
         peak, closed = trace.peak(), time.monotonic()
         while time.monotonic() - closed < settle and time.monotonic() < deadline:
             time.sleep(1)
-        after = rss_mib(processes[0].pid)
+        after = rss_mib(pid)
         with chromium() as visitor:  # the next visitor: Streamlit drops expired sessions when one comes
             visitor.get(url)
             wait_for_page(visitor, IMAGE, timeout=120)
         time.sleep(10)
-        visited = rss_mib(processes[0].pid)
-        trace.stop.set()
+        visited = rss_mib(pid)
         if "Traceback" in log.read_text():
             errors.append(f"Traceback in {log}")
     runs = server_runs(timings)
     return {"idle": idle, "live": live, "peak": peak, "after": after, "visited": visited, "errors": errors,
             "mib": sum(p.stat().st_size for p in files) / 2**20 / n,
-            "cache": runs[-1]["cache_mib"] if runs else float("nan")}  # fmt: skip
+            "caches": caches(runs)}  # fmt: skip
 
 
 def percentiles(values) -> str:
@@ -359,7 +373,13 @@ def main() -> None:
     parser.add_argument(
         "--uploads", type=int, default=0, help="sessions that each upload a large image (0: none)"
     )
+    parser.add_argument(
+        "--memory-mb", type=int, default=None,
+        help="the server's memory budget (serve's --memory-mb; default: serve's own, 2048)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.memory_mb is not None:
+        SERVE_ARGS[:] = ["--memory-mb", str(args.memory_mb)]
     counts = [int(v) for v in args.sessions.split(",") if v]
     if any(not 1 <= n <= 4 for n in counts):
         raise SystemExit("sessions must be 1 to 4 (the script is bounded)")
@@ -367,6 +387,8 @@ def main() -> None:
     soak_pages = [p.strip() for p in args.soak_pages.split(",") if p.strip()]
     deadline = time.monotonic() + LIMIT_S
     results = {n: load(n, pages, args.rounds, args.settle, deadline) for n in counts if args.rounds}
+    budget = args.memory_mb if args.memory_mb is not None else DEFAULT_MEMORY_MB
+    print(f"servers started by `python -m sodviz serve`, memory budget {budget or 'none'} MiB")
     print("browser: click to figure drawn; server: its script runs for that render (wall, and the CPU")
     print("share of that wall spent by the script thread itself)")
     print(f"{'N':>2} {'page':<11} {'cold p50 / p95 s':>17} {'warm p50 / p95 s':>17} "
@@ -390,7 +412,7 @@ def main() -> None:
         print(
             f"N={n}: warm p95 over pages {p95(browser):.2f} s (server {p95(server):.2f} s); RSS idle "
             f"{result['idle']:.0f} MiB, peak {result['peak']:.0f}, {args.settle:.0f} s after closing "
-            f"{result['after']:.0f} (inference cache {result['cache']:.0f} MiB of it); "
+            f"{result['after']:.0f} ({result['caches']}); "
             f"{len(result['rows'])} renders, {len(result['runs'])} server runs; "
             f"errors: {result['errors'] or 'none'}"
         )
@@ -410,15 +432,15 @@ def main() -> None:
             f"uploads: {args.uploads} sessions, a {result['mib']:.0f} MB PNG each; RSS idle "
             f"{result['idle']:.0f} "
             f"MiB, all holding their image {result['live']:.0f}, peak {result['peak']:.0f}, "
-            f"{args.settle:.0f} s after closing {result['after']:.0f} (inference cache {result['cache']:.0f} "
-            f"MiB), after one more visitor {result['visited']:.0f}; errors: {result['errors'] or 'none'}"
+            f"{args.settle:.0f} s after closing {result['after']:.0f} ({result['caches']}), "
+            f"after one more visitor {result['visited']:.0f}; errors: {result['errors'] or 'none'}"
         )
     if args.soak:
         result = soak(args.soak, soak_pages, args.settle, deadline)
         print(
             f"soak {args.soak:.0f} min, 4 sessions: {len(result['actions'])} actions; RSS first "
             f"{result['first']:.0f} MiB, peak {result['peak']:.0f}, {args.settle:.0f} s after closing "
-            f"{result['after']:.0f} (inference cache {result['cache']:.0f} MiB of it; {result['runs']} "
+            f"{result['after']:.0f} ({result['caches']}; {result['runs']} "
             f"server runs; every 30 s after closing: {', '.join(f'{v:.0f}' for v in result['curve'])}); "
             f"actions per kind {dict(Counter(result['actions']))}; app errors: {result['errors'] or 'none'}; "
             f"driver hiccups (page reloaded): {len(result['hiccups'])} {result['hiccups'][:6]}"
