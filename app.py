@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._loaders import BUDGET
+from pages._loaders import MEMORY_BUDGET
 from pages._timing import script_run
 
 st.set_page_config(page_title="sodviz", page_icon=":mag:", layout="wide")
@@ -21,5 +21,5 @@ page = st.navigation(
         st.Page("pages/explain.py", title="Explain", icon=":material/psychology:"),
     ]
 )
-with script_run(page.title), BUDGET.after_run():  # timed with its trim and the budget's fit
+with script_run(page.title), MEMORY_BUDGET.after_run():  # timed with its trim and the memory budget's fit
     page.run()  # SODVIZ_TIMINGS=FILE: each run's server-side seconds, per session

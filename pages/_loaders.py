@@ -40,8 +40,8 @@ ACCESS = access_from_env()  # served (`python -m sodviz serve`): typed paths onl
 VIEW_CACHE = InferenceCache(max_bytes=256 << 20)  # drawn views, on their own budget: never evicting a pass
 TORCH_THREADS = set_torch_threads()  # once per process: one shared detector on every core
 MODEL_NICE = model_nice()  # model work below the pages' drawing (SODVIZ_MODEL_NICE, sodviz.detector.threads)
-MODEL_GATE = threading.RLock()  # one pass at a time, whatever the model: working memories never add up
-BUDGET = MemoryBudget.from_env((VIEW_CACHE, DEFAULT_CACHE))  # SODVIZ_MEMORY_MB: the caches yield to it
+MODEL_GATE = threading.RLock()  # one pass at a time, whatever the model: passes' memories never add up
+MEMORY_BUDGET = MemoryBudget.from_env((VIEW_CACHE, DEFAULT_CACHE), gate=MODEL_GATE)  # the caches yield to it
 # pandas above: Streamlit and plotly import it lazily, and plotly uses it when it is in
 # sys.modules. Under several sessions one script thread met another's half-imported pandas
 # ("partially initialized module 'pandas' has no attribute 'Series'", benchmarks/bench_load.py
@@ -78,6 +78,7 @@ def _release(session_id: str, state) -> None:
             media.clear_session_refs(session_id)
             media.remove_orphaned_files()
         return_freed_memory()
+        MEMORY_BUDGET.fit_idle()  # and whether the budget is still too small, for the next visitors
 
 
 # Released 15 s (three sweeps) after Streamlit itself could no longer resume the session, so
@@ -106,7 +107,7 @@ def app_model(detector: Detector) -> Detector:
     results are cached draws while another session's pass runs, one at a time with every other
     model's (`MODEL_GATE`), each after the memory budget made room for it. The lock excludes
     through the detector's own, so anything still holding that one shares the model safely."""
-    lock = ModelLock(MODEL_NICE, lock=detector.lock, gate=MODEL_GATE, before=BUDGET.fit)
+    lock = ModelLock(MODEL_NICE, lock=detector.lock, gate=MODEL_GATE, before=MEMORY_BUDGET.fit)
     return replace(detector, lock=lock)
 
 

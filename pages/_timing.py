@@ -13,7 +13,7 @@ import time
 
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from pages._loaders import BUDGET, VIEW_CACHE, chosen_image_name
+from pages._loaders import MEMORY_BUDGET, VIEW_CACHE, chosen_image_name
 from sodviz.cache import DEFAULT_CACHE
 
 _WRITE = threading.Lock()  # one line at a time from the sessions' script threads
@@ -41,6 +41,6 @@ def script_run(page: str):
         line["cpu"] = time.thread_time() - cpu  # this script thread only: torch's own threads not counted
         line["cache_mib"] = DEFAULT_CACHE.used_bytes / 2**20  # the inference cache's share of the RSS
         line["views_mib"] = VIEW_CACHE.used_bytes / 2**20  # the drawn views' share
-        line["evicted_mib"] = BUDGET.evicted_bytes / 2**20  # results the memory budget dropped so far
+        line["evicted_mib"] = MEMORY_BUDGET.evicted_bytes / 2**20  # results the memory budget dropped so far
         with _WRITE, contextlib.suppress(OSError), open(path, "a") as file:  # never in a page's way
             file.write(json.dumps(line) + "\n")

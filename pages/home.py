@@ -74,8 +74,8 @@ with left:
     if detector is not None:
         detector = loaders.prompted(detector)
         describe_model(detector)
-    if loaders.BUDGET.starved:
-        st.warning(loaders.BUDGET.starved_sentence(), icon=":material/memory:")
+    if loaders.MEMORY_BUDGET.starved:
+        st.warning(loaders.MEMORY_BUDGET.starved_sentence(), icon=":material/memory:")
 
 with right:
     st.subheader("Image")

@@ -14,21 +14,33 @@ import contextlib
 import functools
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from sodviz.cache import InferenceCache
+if TYPE_CHECKING:
+    from sodviz.cache import InferenceCache
 
 MEMORY_ENV = "SODVIZ_MEMORY_MB"  # the server's memory budget, MiB (`python -m sodviz serve --memory-mb`)
 DEFAULT_MEMORY_MB = 2048
-PASS_RESERVE_MB = 512  # one pass's working memory: a cold Explain page rose 411 MiB (demo detector)
+# One pass's working memory: the largest rise of one cold page in one session, Explain's 411 MiB
+# in a browser, 354-359 MiB in `benchmarks/bench_memory.py` (demo detector, one session).
+PASS_RESERVE_MB = 512
 
 # Set in the environment of the server's process (`python -m sodviz serve` does): glibc reads it
 # at start. Every Streamlit script run is a thread, and glibc gives threads that allocate at once
 # arenas of their own (up to 8 per core), each keeping what its threads freed: with 4 sessions
-# the free space of many passes sat in the process side by side. Measured (2026-12-06, 4 browsers
-# through every page twice, demo detector): peak RSS 2,250 / 2,255 MiB with glibc's default, 1,903
-# with 2 arenas; a cold walk through every page in one session took the same time (1.00x, 5 pairs).
+# the free space of many passes sat in the process side by side (docs/serving.md#memory).
 SERVER_MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
+
+
+def checked_memory_mb(megabytes: int) -> int:
+    """`megabytes` when it can be a memory budget: 0 (none) or more than one pass's working memory."""
+    if megabytes < 0 or 0 < megabytes <= PASS_RESERVE_MB:
+        raise ValueError(
+            f"a memory budget must be 0 (none) or above {PASS_RESERVE_MB} MiB (one pass's working "
+            f"memory), got {megabytes}"
+        )
+    return megabytes
 
 
 def memory_mb(environ: Mapping[str, str] | None = None) -> int | None:
@@ -40,7 +52,7 @@ def memory_mb(environ: Mapping[str, str] | None = None) -> int | None:
         return None
     if not text.isdigit():
         raise ValueError(f"{MEMORY_ENV} must be a whole number of MiB, got {text!r}")
-    return int(text) or None
+    return checked_memory_mb(int(text)) or None
 
 
 def resident_bytes() -> int | None:
@@ -68,15 +80,18 @@ def return_freed_memory() -> bool:
 class MemoryBudget:
     """The most the process should hold, and the caches that give way to keep it there.
 
-    `fit()` (before each model pass and after each script run that computed something) reads the
-    resident size; above `limit_bytes - reserve_bytes` it hands freed pages back, then drops the
-    least recently used results of `caches`, in order (the drawn views before the model results),
-    until it fits or the caches are empty (`starved`: the budget is too small for the models and
-    sessions alone). With no limit (None), only the trim after a computing run.
+    `fit()` reads the resident size; above `limit_bytes - reserve_bytes` it hands freed pages
+    back, then drops the least recently used results of `caches`, in order (the drawn views before
+    the model results), reading the size again after each round, until it fits or the caches are
+    empty (`starved`: the budget is too small for the models and sessions alone; a dropped result
+    a session still holds frees nothing). The app fits before each model pass, inside the model
+    `gate`, and after each script run that computed something, only while no pass runs
+    (`fit_idle`): a running pass's working memory is what the reserve is for. With no limit
+    (None), only the trim after a computing run. Linux only (the size comes from /proc).
 
     Attributes:
         evicted_bytes: results dropped to fit, bytes, since start.
-        starved: the last fit emptied the caches and still did not fit.
+        starved: the last fit found it over with the caches empty.
     """
 
     def __init__(
@@ -84,6 +99,7 @@ class MemoryBudget:
         limit_bytes: int | None,
         caches: Sequence[InferenceCache],
         *,
+        gate=None,
         reserve_bytes: int = PASS_RESERVE_MB << 20,
         resident: Callable[[], int | None] = resident_bytes,
     ) -> None:
@@ -92,15 +108,18 @@ class MemoryBudget:
                 f"a memory budget of {limit_bytes >> 20} MiB leaves nothing beside one pass's "
                 f"{reserve_bytes >> 20} MiB of working memory"
             )
-        self.limit_bytes, self.reserve_bytes = limit_bytes, reserve_bytes
+        self.limit_bytes, self.reserve_bytes, self.gate = limit_bytes, reserve_bytes, gate
         self.caches, self.resident = tuple(caches), resident
         self.evicted_bytes, self.starved = 0, False
         self._fitting = threading.Lock()
 
     @classmethod
-    def from_env(cls, caches: Sequence[InferenceCache], environ: Mapping[str, str] | None = None):
+    def from_env(
+        cls, caches: Sequence[InferenceCache], environ: Mapping[str, str] | None = None, *, gate=None
+    ) -> MemoryBudget:
+        """The budget `SODVIZ_MEMORY_MB` names (none when unset or 0)."""
         megabytes = memory_mb(environ)
-        return cls(None if megabytes is None else megabytes << 20, caches)
+        return cls(None if megabytes is None else megabytes << 20, caches, gate=gate)
 
     def fit(self) -> int:
         """Drop cached results until the resident size leaves `reserve_bytes` below the limit;
@@ -108,24 +127,36 @@ class MemoryBudget:
         if self.limit_bytes is None or not self._fitting.acquire(blocking=False):
             return 0
         try:
-            target = self.limit_bytes - self.reserve_bytes
+            target, dropped = self.limit_bytes - self.reserve_bytes, 0
             size = self.resident()
-            if size is None or size <= target:
-                self.starved = False
-                return 0
-            return_freed_memory()
-            over, dropped = (self.resident() or 0) - target, 0
-            for cache in self.caches:
-                if dropped >= over:
-                    break
-                dropped += cache.evict(over - dropped)
-            if dropped:
-                return_freed_memory()
-                self.evicted_bytes += dropped
-            self.starved = dropped < over and not any(len(cache) for cache in self.caches)
+            if size is not None and size > target and any(len(cache) for cache in self.caches):
+                return_freed_memory()  # free pages first: then only what still does not fit goes
+                while (size := self.resident() or 0) > target:
+                    over, freed = size - target, 0
+                    for cache in self.caches:
+                        freed += cache.evict(over - freed)
+                        if freed >= over:
+                            break
+                    if not freed:  # the caches are empty
+                        break
+                    dropped += freed
+                    return_freed_memory()
+            self.evicted_bytes += dropped
+            self.starved = size is not None and size > target
             return dropped
         finally:
             self._fitting.release()
+
+    def fit_idle(self) -> int:
+        """`fit()` when no model pass runs (the gate is free); otherwise that pass's next fit will."""
+        if self.gate is None:
+            return self.fit()
+        if not self.gate.acquire(blocking=False):
+            return 0
+        try:
+            return self.fit()
+        finally:
+            self.gate.release()
 
     def starved_sentence(self) -> str:
         """What a starved budget means for the user, and what to do."""
@@ -136,16 +167,17 @@ class MemoryBudget:
         )
 
     @contextlib.contextmanager
-    def after_run(self):
+    def after_run(self) -> Iterator[None]:
         """Around a script run: when it computed something new (a miss in one of the caches), free
-        pages handed back and the budget fitted; a run that only read cached results pays nothing."""
+        pages handed back and the budget fitted (while no pass runs); a run that only read cached
+        results pays nothing."""
         before = sum(cache.misses for cache in self.caches)
         try:
             yield
         finally:
             if sum(cache.misses for cache in self.caches) != before:
                 return_freed_memory()
-                self.fit()
+                self.fit_idle()
 
 
 @functools.cache

@@ -655,10 +655,11 @@ def test_an_upload_is_kept_as_its_decoded_image_only(app):
 
 
 def test_home_says_when_the_memory_budget_leaves_no_room_for_cached_results(app, monkeypatch):
+    from sodviz.cache import InferenceCache
     from sodviz.memory import MemoryBudget
 
-    budget = MemoryBudget(1024 << 20, (DEFAULT_CACHE,), resident=lambda: 4 << 30)  # models alone fill it
-    monkeypatch.setattr(loaders, "BUDGET", budget)
+    budget = MemoryBudget(1024 << 20, (InferenceCache(),), resident=lambda: 4 << 30)  # models alone fill it
+    monkeypatch.setattr(loaders, "MEMORY_BUDGET", budget)
     app.switch_page("pages/home.py").run()
     assert not [w for w in app.warning if "memory budget" in w.value]
     budget.fit()

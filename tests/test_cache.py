@@ -99,6 +99,26 @@ def test_evict_drops_the_least_recently_used_first(asked, dropped, left):
     assert cache.used_bytes == 100 * len(left)
 
 
+def test_evict_on_an_empty_cache_and_beside_a_computation_in_flight():
+    cache = InferenceCache(max_bytes=1000)
+    assert cache.evict(100) == 0 and cache.used_bytes == 0  # the empty case
+    cache.get_or_compute("old", lambda: Blob("old", 100))
+    started, finish = threading.Event(), threading.Event()
+
+    def slow() -> Blob:
+        started.set()
+        finish.wait(10)
+        return Blob("new", 300)
+
+    with ThreadPoolExecutor(1) as pool:
+        computing = pool.submit(cache.get_or_compute, "new", slow)
+        assert started.wait(10)
+        assert cache.evict(10**6) == 100  # what is stored; the computation is not a stored entry
+        finish.set()
+        assert computing.result(timeout=10).name == "new"
+    assert "new" in cache and "old" not in cache and cache.used_bytes == 300  # kept when it lands
+
+
 def test_empty_budget_keeps_nothing():
     cache = InferenceCache(max_bytes=0)
     calls = []

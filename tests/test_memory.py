@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 import sodviz.memory as memory
 from sodviz.cache import InferenceCache
-from sodviz.memory import MemoryBudget, memory_mb, resident_bytes, return_freed_memory
+from sodviz.memory import MemoryBudget, checked_memory_mb, memory_mb, resident_bytes, return_freed_memory
 
 MiB = 1 << 20
 
@@ -39,6 +40,7 @@ def _budget(limit_mib: int, views: InferenceCache, results: InferenceCache, *, b
         (800, [2], [0, 1], 40, False),  # 930, 30 over: the two oldest views go (10 + 30)
         (850, [], [1], 100, False),  # 980, 80 over: every view (60), then the oldest result (40)
         (1000, [], [], 130, True),  # 1130: everything, and still over: starved
+        (770, [0, 1, 2], [0, 1], 0, False),  # 900, exactly at limit - reserve: nothing dropped
     ],
 )  # fmt: skip
 def test_the_budget_drops_the_oldest_views_first_then_results_until_it_fits(
@@ -50,6 +52,46 @@ def test_the_budget_drops_the_oldest_views_first_then_results_until_it_fits(
     assert [k for k in range(3) if k in views] == views_left
     assert [k for k in range(2) if k in results] == results_left
     assert budget.evicted_bytes == dropped_mib * MiB and budget.starved is starved
+
+
+def test_dropped_results_that_free_nothing_are_not_taken_for_room():
+    """A result some session still holds frees no memory when dropped: the size is read again, and
+    the budget goes on until the caches are empty and says it is starved."""
+    views, results = _filled(10, 30), _filled(40)
+    budget = MemoryBudget(1000 * MiB, (views, results), reserve_bytes=100 * MiB, resident=lambda: 950 * MiB)
+    assert budget.fit() == 80 * MiB and not len(views) and not len(results) and budget.starved
+
+
+def test_over_with_empty_caches_is_starved_without_dropping_or_trimming(monkeypatch):
+    trims = []
+    monkeypatch.setattr(memory, "return_freed_memory", lambda: trims.append(1) or True)
+    budget = MemoryBudget(1000 * MiB, (InferenceCache(), InferenceCache()), resident=lambda: 2000 * MiB)
+    assert budget.fit() == 0 and budget.starved and trims == []  # before every pass: no trim to pay
+
+
+def test_a_fit_never_waits_for_another_and_fit_idle_never_counts_a_running_pass():
+    views, results = _filled(10), _filled(10)
+    gate = threading.RLock()
+    budget = MemoryBudget(
+        1000 * MiB, (views, results), gate=gate, reserve_bytes=100 * MiB, resident=lambda: 2000 * MiB
+    )
+    held, done = threading.Event(), threading.Event()
+
+    def hold(lock) -> None:
+        with lock:
+            held.set()
+            done.wait(10)
+
+    for lock, fit in ((budget._fitting, budget.fit), (gate, budget.fit_idle)):  # another fit; a pass
+        held.clear()
+        done.clear()
+        thread = threading.Thread(target=hold, args=(lock,))
+        thread.start()
+        assert held.wait(10)
+        assert fit() == 0 and len(views) == len(results) == 1  # returned at once, nothing dropped
+        done.set()
+        thread.join()
+    assert budget.fit_idle() == 20 * MiB and budget.starved  # the gate free: it fits
 
 
 def test_a_starved_budget_says_so_until_it_fits_again():
@@ -83,13 +125,18 @@ def test_the_budget_from_the_environment():
     assert MemoryBudget.from_env((), {"SODVIZ_MEMORY_MB": "2048"}).limit_bytes == 2048 * MiB
     with pytest.raises(ValueError, match="SODVIZ_MEMORY_MB"):
         memory_mb({"SODVIZ_MEMORY_MB": "2 GB"})
+    with pytest.raises(ValueError, match="above 512 MiB"):
+        memory_mb({"SODVIZ_MEMORY_MB": "512"})
+    assert checked_memory_mb(0) == 0 and checked_memory_mb(513) == 513
+    with pytest.raises(ValueError, match="above 512 MiB"):
+        checked_memory_mb(-1)
 
 
 def test_memory_is_returned_and_fitted_after_a_run_that_computed_and_only_then(monkeypatch):
     trims, fits, cache = [], [], InferenceCache()
     budget = MemoryBudget(None, (cache,))
     monkeypatch.setattr(memory, "return_freed_memory", lambda: trims.append(1) or True)
-    monkeypatch.setattr(budget, "fit", lambda: fits.append(1) or 0)
+    monkeypatch.setattr(budget, "fit_idle", lambda: fits.append(1) or 0)
     with budget.after_run():
         cache.get_or_compute("pass", lambda: np.zeros(4))
     assert trims == fits == [1]

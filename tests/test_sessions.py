@@ -151,7 +151,7 @@ def test_the_apps_models_take_turns_and_make_room_before_each_pass(tiny_detector
     from sodviz.erf.fields import random_twin
 
     fits = []
-    monkeypatch.setattr(loaders.BUDGET, "fit", lambda: fits.append(1) or 0)
+    monkeypatch.setattr(loaders.MEMORY_BUDGET, "fit", lambda: fits.append(1) or 0)
     monkeypatch.setattr(loaders, "load_detector", lambda source: tiny_detectors[source])
     loaders.cached_detector.clear()
     try:

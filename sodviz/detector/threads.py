@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable
 
 import torch
@@ -61,27 +62,32 @@ class ModelLock:
     `lock`, when given, is the lock it excludes through: pass the detector's own, so that every
     `Detector` sharing the model (and its hooks) still runs one pass at a time.
 
-    `gate`, when given, is taken first: one reentrant lock (`threading.RLock`: a thread inside one
-    model's pass may run another's) shared by every model of a process lets one pass run at a time
-    whatever the model, so the working memory of passes never adds up (an app serving several
-    sessions: one on ERF's random twin, one on a fusion detector, one on the detector chosen on
-    Home). On 2 cores two passes side by side only share the cores anyway. `before`, when given,
-    runs once both are held, before the pass (the app makes room for the pass's working memory).
+    `gate`, when given, is taken first: one lock shared by every model of a process lets one pass
+    run at a time whatever the model, so the working memories of passes never add up (an app
+    serving several sessions: one on ERF's random twin, one on a fusion detector, one on the
+    detector chosen on Home). On 2 cores two passes side by side only share the cores anyway. Make
+    it reentrant (`threading.RLock`), so that a thread cannot block itself; a pass must never wait
+    inside the gate for a result another thread computes (no `cached()` under a model lock).
+    `before`, when given, runs once both are held, before the pass (the app makes room for the
+    pass's working memory there).
     """
 
     def __init__(
         self,
         nice: int = 0,
         lock=None,
-        gate: threading.RLock | None = None,
+        gate=None,
         before: Callable[[], object] | None = None,
     ) -> None:
         self._lock = threading.Lock() if lock is None else lock
         self.nice, self.gate, self.before = nice, gate, before
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        started = time.monotonic()
         if self.gate is not None and not self.gate.acquire(blocking, timeout):
             return False
+        if timeout >= 0:  # what is left of it for the model's own lock
+            timeout = max(0.0, timeout - (time.monotonic() - started))
         if self._lock.acquire(blocking, timeout):
             return True
         if self.gate is not None:

@@ -144,7 +144,15 @@ def test_a_refused_model_lock_gives_the_gate_back():
 
 def test_before_runs_once_the_pass_holds_both_locks():
     gate, model, seen = threading.RLock(), threading.Lock(), []
-    lock = ModelLock(lock=model, gate=gate, before=lambda: seen.append(model.locked() and gate._is_owned()))
+
+    def gate_held_here() -> bool:  # by this thread: another cannot take it
+        taken = []
+        other = threading.Thread(target=lambda: taken.append(gate.acquire(blocking=False)))
+        other.start()
+        other.join()
+        return taken == [False]
+
+    lock = ModelLock(lock=model, gate=gate, before=lambda: seen.append(model.locked() and gate_held_here()))
     with lock:
         pass
     with lock:
