@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from sodviz.memory import DEFAULT_MEMORY_MB, MEMORY_ENV, PASS_RESERVE_MB, SERVER_MALLOC_ENV
+from sodviz.memory import DEFAULT_MEMORY_MB, MEMORY_ENV, SERVER_MALLOC_ENV, checked_memory_mb, memory_mb
 from sodviz.serving import DATA_ENV, ROOTS_ENV, UPLOAD_ENV
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
@@ -18,24 +18,22 @@ def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     """The `streamlit run` command line and environment `serve` starts: served mode (roots, the
     data folder, stores under it) unless on loopback with no root given."""
     env = dict(os.environ)
+    if args.memory_mb is not None:  # else an exported SODVIZ_MEMORY_MB, else the default
+        env[MEMORY_ENV] = str(checked_memory_mb(args.memory_mb))
+    env.setdefault(MEMORY_ENV, str(DEFAULT_MEMORY_MB))
+    memory_mb(env)  # an exported value checked before anything is made
     roots = [Path(r).expanduser().resolve() for r in args.root]
     data = Path(args.data).expanduser().resolve()
     if args.host not in LOOPBACK and not roots:
         roots = [data]  # reachable by others: nothing outside the data folder unless a root says so
     if roots:
-        data.mkdir(parents=True, exist_ok=True)
         for root in roots:
-            if not root.is_dir():
+            if root != data and not root.is_dir():
                 raise ValueError(f"--root {root} is not a folder")
+        data.mkdir(parents=True, exist_ok=True)  # only once the command is known to start
         env |= {ROOTS_ENV: os.pathsep.join(map(str, roots)), DATA_ENV: str(data),
                 "SODVIZ_STORE": str(data / "store")}  # fmt: skip
     env[UPLOAD_ENV] = str(args.max_upload_mb)
-    if args.memory_mb < 0 or 0 < args.memory_mb <= PASS_RESERVE_MB:
-        raise ValueError(
-            f"--memory-mb must be 0 (none) or above {PASS_RESERVE_MB} (one pass's working memory), "
-            f"got {args.memory_mb}"
-        )
-    env[MEMORY_ENV] = str(args.memory_mb)
     env = SERVER_MALLOC_ENV | env  # glibc's arenas, unless the environment already says
     command = [
         sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", args.host,
@@ -50,7 +48,7 @@ def serve(args: argparse.Namespace) -> None:
     mode = (
         f"roots {env[ROOTS_ENV]}, writes under {env[DATA_ENV]}" if ROOTS_ENV in env else "loopback, any path"
     )
-    memory = f"memory budget {args.memory_mb} MiB" if args.memory_mb else "no memory budget"
+    memory = f"memory budget {env[MEMORY_ENV]} MiB" if memory_mb(env) else "no memory budget"
     print(f"sodviz on http://{args.host}:{args.port} ({mode}; uploads <= {args.max_upload_mb} MB; {memory})")
     sys.stdout.flush()
     os.chdir(APP.parent)
@@ -71,7 +69,7 @@ def add_serve(commands) -> None:
     serve_parser.add_argument("--data", type=Path, default=Path("runs/served"), help="where the app writes")
     serve_parser.add_argument("--max-upload-mb", type=int, default=50, help="largest upload (default 50 MB)")
     serve_parser.add_argument(
-        "--memory-mb", type=int, default=DEFAULT_MEMORY_MB,
+        "--memory-mb", type=int, default=None,
         help=f"the server's memory budget: cached results give way to stay within it (default "
-        f"{DEFAULT_MEMORY_MB} MiB; 0: none, the caches' own bounds only)",
+        f"SODVIZ_MEMORY_MB, else {DEFAULT_MEMORY_MB} MiB; 0: none, the caches' own bounds only)",
     )  # fmt: skip

@@ -46,14 +46,24 @@ def test_a_root_that_is_not_a_folder_is_refused(tmp_path, capsys):
 
 def test_the_server_gets_a_memory_budget_and_two_malloc_arenas(tmp_path, monkeypatch):
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.delenv("SODVIZ_MEMORY_MB", raising=False)
     _, env = serve_command(_args("--data", str(tmp_path)))
     assert env["SODVIZ_MEMORY_MB"] == "2048" and env["MALLOC_ARENA_MAX"] == "2"
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the operator's own choice stands
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the operator's own choices stand
+    monkeypatch.setenv("SODVIZ_MEMORY_MB", "3000")
+    _, env = serve_command(_args())
+    assert env["SODVIZ_MEMORY_MB"] == "3000" and env["MALLOC_ARENA_MAX"] == "4"
+    _, env = serve_command(_args("--memory-mb", "513"))  # the flag over the environment
+    assert env["SODVIZ_MEMORY_MB"] == "513"
     _, env = serve_command(_args("--memory-mb", "0"))
-    assert env["SODVIZ_MEMORY_MB"] == "0" and env["MALLOC_ARENA_MAX"] == "4"
-    for bad in ("512", "-1"):  # no room beside one pass's working memory; negative
-        with pytest.raises(ValueError, match="--memory-mb"):
-            serve_command(_args("--memory-mb", bad))
+    assert env["SODVIZ_MEMORY_MB"] == "0"
+
+
+@pytest.mark.parametrize("bad", ["512", "-1"])  # no room beside one pass's working memory; negative
+def test_a_budget_with_no_room_is_refused_before_anything_is_made(tmp_path, bad, capsys):
+    data = tmp_path / "served"
+    assert main(["serve", "--host", "0.0.0.0", "--data", str(data), "--memory-mb", bad]) == 2
+    assert "above 512 MiB" in capsys.readouterr().err and not data.exists()
 
 
 def test_serve_becomes_the_streamlit_process(monkeypatch, capsys):
