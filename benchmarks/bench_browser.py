@@ -1,11 +1,11 @@
 """Page speed in the real browser: each page's first render and a slider rerun, in seconds.
 
-Starts `streamlit run app.py` (a cold process) and headless Chromium, then for a sample scene and,
-when ../shared/data has one, a real photograph (uploaded): opens Home, then Detections (which
-pays the model's first pass on the image), then every other page, timing from the click until the
-script is idle with its figure drawn; then on each page presses the right arrow on its first
-slider and times the rerun. The target is every page within 3 s once the model has passed over
-the image. Timings on a shared CPU are noisy: compare rows of one run.
+Starts the app (`python -m sodviz serve`, a cold process) and headless Chromium, then for a
+sample scene and, when ../shared/data has one, a real photograph (uploaded): opens Home, then
+Detections (which pays the model's first pass on the image), then every other page, timing from
+the click until the script is idle with its figure drawn; then on each page presses the right
+arrow on its first slider and times the rerun. The target is every page within 3 s once the
+model has passed over the image. Timings on a shared CPU are noisy: compare rows of one run.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_browser.py [--pages Attention,ViCrop] [--no-photo]
 """

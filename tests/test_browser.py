@@ -1,5 +1,6 @@
-"""The real app in a real browser: `streamlit run` on a free loopback port, every page in headless
-Chromium, no exception box, a figure on each page, a screenshot of each (in artifacts/browser/)."""
+"""The real app in a real browser: `python -m sodviz serve` on a free loopback port, every page in
+headless Chromium, no exception box, a figure on each page, a screenshot of each (in
+artifacts/browser/)."""
 
 from __future__ import annotations
 
