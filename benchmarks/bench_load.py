@@ -24,6 +24,7 @@ competes with the server, so read the ratios between N within one run, not the s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -39,7 +40,7 @@ from served import caches, choose_scene, rss_mib, server_runs, traced_server  # 
 from soak import soak  # noqa: E402
 from uploads import upload_release  # noqa: E402
 
-from sodviz.memory import DEFAULT_MEMORY_MB  # noqa: E402
+from sodviz.memory import DEFAULT_MEMORY_MB, MEMORY_ENV, memory_mb  # noqa: E402
 from sodviz.samples import sample_names  # noqa: E402
 
 PAGES = ("Detections", "Attention", "ViCrop", "Home")
@@ -80,7 +81,7 @@ def load(
     n: int, pages, rounds: int, settle: float, deadline: float, serve_args: tuple[str, ...] = ()
 ) -> dict:
     """N sessions on a fresh server: rows of (round, page, seconds, scene, clicked, done), the
-    server's runs, peak RSS, RSS and the inference cache's MiB after closing."""
+    server's runs, peak RSS, RSS after closing and the caches' MiB at the last script run."""
     rows, errors = [], []
     scenes = sample_names()
     with traced_server(str(n), serve_args) as (url, pid, trace, log, timings):
@@ -148,7 +149,8 @@ def main() -> None:
     results = {
         n: load(n, pages, args.rounds, args.settle, deadline, serve_args) for n in counts if args.rounds
     }
-    budget = args.memory_mb if args.memory_mb is not None else DEFAULT_MEMORY_MB
+    exported = {MEMORY_ENV: os.environ.get(MEMORY_ENV, "").strip() or str(DEFAULT_MEMORY_MB)}
+    budget = args.memory_mb if args.memory_mb is not None else memory_mb(exported)  # as serve reads it
     print(f"servers started by `python -m sodviz serve`, memory budget {budget or 'none'} MiB")
     print("browser: click to figure drawn; server: its script runs for that render (wall, and the CPU")
     print("share of that wall spent by the script thread itself)")

@@ -99,6 +99,6 @@ def caches(runs) -> str:
         return "caches not reported"
     last = runs[-1]
     return (
-        f"inference cache {last['cache_mib']:.0f} MiB, views {last.get('views_mib', float('nan')):.0f}, "
+        f"at the last script run: inference cache {last['cache_mib']:.0f} MiB, views {last.get('views_mib', float('nan')):.0f}, "
         f"dropped by the memory budget {last.get('evicted_mib', float('nan')):.0f}"
     )

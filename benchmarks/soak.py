@@ -16,6 +16,12 @@ from served import DRAWN, ROOT, caches, choose_scene, rss_mib, server_runs, trac
 from sodviz.samples import sample_names
 
 
+def _where(error: Exception) -> str:
+    """The last line of this project's code the error passed through."""
+    ours = [f for f in traceback.extract_tb(error.__traceback__) if str(ROOT) in f.filename]
+    return f"{Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else "?"
+
+
 def soak(
     minutes: float, pages, settle: float, deadline: float, seed: int = 0, serve_args: tuple[str, ...] = ()
 ) -> dict:
@@ -46,22 +52,23 @@ def soak(
         from selenium.webdriver.common.by import By
 
         rng = random.Random(seed + index)
-        with chromium() as driver:
-            driver.get(url)
-            wait_for_page(driver, IMAGE, timeout=300)
-            while time.monotonic() < end:
-                try:
-                    actions.append(act(driver, rng))
-                except Exception as error:  # sorted below, the soak goes on
-                    boxes = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
-                    ours = [f for f in traceback.extract_tb(error.__traceback__) if str(ROOT) in f.filename]
-                    where = f"{Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else "?"
-                    text = f"session {index}: {type(error).__name__} at {where}"
-                    (errors if boxes else hiccups).append(
-                        text + (f": {boxes[0].text[:300]}" if boxes else "")
-                    )
-                    driver.get(url)
-                    wait_for_page(driver, IMAGE, timeout=300)
+        try:
+            with chromium() as driver:
+                driver.get(url)
+                wait_for_page(driver, IMAGE, timeout=300)
+                while time.monotonic() < end:
+                    try:
+                        actions.append(act(driver, rng))
+                    except Exception as error:  # sorted, and the soak goes on
+                        boxes = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+                        text = f"session {index}: {type(error).__name__} at {_where(error)}"
+                        (errors if boxes else hiccups).append(
+                            text + (f": {boxes[0].text[:300]}" if boxes else "")
+                        )
+                        driver.get(url)
+                        wait_for_page(driver, IMAGE, timeout=300)
+        except Exception as error:  # a session that could not go on is an error of the soak, not silence
+            errors.append(f"session {index} ended early: {type(error).__name__}: {str(error)[:300]}")
 
     with traced_server("soak", serve_args) as (url, pid, trace, log, timings):
         threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]

@@ -20,7 +20,8 @@ def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
     if args.memory_mb is not None:  # else an exported SODVIZ_MEMORY_MB, else the default
         env[MEMORY_ENV] = str(checked_memory_mb(args.memory_mb))
-    env.setdefault(MEMORY_ENV, str(DEFAULT_MEMORY_MB))
+    if not env.get(MEMORY_ENV, "").strip():  # unset or exported empty
+        env[MEMORY_ENV] = str(DEFAULT_MEMORY_MB)
     memory_mb(env)  # an exported value checked before anything is made
     roots = [Path(r).expanduser().resolve() for r in args.root]
     data = Path(args.data).expanduser().resolve()

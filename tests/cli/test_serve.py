@@ -34,12 +34,10 @@ def test_on_loopback_paths_stay_as_typed_unless_roots_are_given(tmp_path):
     assert access.data == (tmp_path / "d").resolve()
 
 
-def test_a_root_that_is_not_a_folder_is_refused(tmp_path, capsys):
-    assert (
-        main(["serve", "--host", "0.0.0.0", "--root", str(tmp_path / "nowhere"), "--data", str(tmp_path)])
-        == 2
-    )
-    assert "is not a folder" in capsys.readouterr().err
+def test_a_root_that_is_not_a_folder_is_refused_before_anything_is_made(tmp_path, capsys):
+    data = tmp_path / "served"
+    assert main(["serve", "--host", "0.0.0.0", "--root", str(tmp_path / "nowhere"), "--data", str(data)]) == 2
+    assert "is not a folder" in capsys.readouterr().err and not data.exists()
     with pytest.raises(SystemExit):
         _args("--max-upload-mb", "many")
 
@@ -57,6 +55,9 @@ def test_the_server_gets_a_memory_budget_and_two_malloc_arenas(tmp_path, monkeyp
     assert env["SODVIZ_MEMORY_MB"] == "513"
     _, env = serve_command(_args("--memory-mb", "0"))
     assert env["SODVIZ_MEMORY_MB"] == "0"
+    monkeypatch.setenv("SODVIZ_MEMORY_MB", " ")  # exported empty: the default, not no budget
+    _, env = serve_command(_args())
+    assert env["SODVIZ_MEMORY_MB"] == "2048"
 
 
 @pytest.mark.parametrize("bad", ["512", "-1"])  # no room beside one pass's working memory; negative
@@ -64,6 +65,14 @@ def test_a_budget_with_no_room_is_refused_before_anything_is_made(tmp_path, bad,
     data = tmp_path / "served"
     assert main(["serve", "--host", "0.0.0.0", "--data", str(data), "--memory-mb", bad]) == 2
     assert "above 512 MiB" in capsys.readouterr().err and not data.exists()
+
+
+@pytest.mark.parametrize(("bad", "said"), [("300", "above 512 MiB"), ("lots", "whole number of MiB")])
+def test_a_bad_exported_budget_is_refused_before_anything_is_made(tmp_path, bad, said, monkeypatch, capsys):
+    monkeypatch.setenv("SODVIZ_MEMORY_MB", bad)
+    data = tmp_path / "served"
+    assert main(["serve", "--host", "0.0.0.0", "--data", str(data)]) == 2
+    assert said in capsys.readouterr().err and not data.exists()
 
 
 def test_serve_becomes_the_streamlit_process(monkeypatch, capsys):
