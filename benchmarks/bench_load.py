@@ -24,6 +24,7 @@ competes with the server, so read the ratios between N within one run, not the s
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import threading
@@ -112,6 +113,19 @@ def load(
             "caches": caches(runs)}  # fmt: skip
 
 
+def beside_cold(rows) -> tuple[list[float], list[float]]:
+    """Browser seconds of the warm renders split by whether another session's cold render (its
+    first round, a model pass) was under way at the same time: sessions are not in step, so a
+    fast session's warm pages share the cores with a slow one's passes."""
+    cold = [(scene, clicked, done) for number, _, _, scene, clicked, done in rows if number == 1]
+    beside, alone = [], []
+    for number, _, seconds, scene, clicked, done in rows:
+        if number > 1:
+            busy = any(other != scene and start < done and clicked < end for other, start, end in cold)
+            (beside if busy else alone).append(seconds)
+    return beside, alone
+
+
 def percentiles(values) -> str:
     if not values:
         return "-"
@@ -130,6 +144,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="walks through the pages per session")
     parser.add_argument("--settle", type=float, default=150.0, help="seconds after closing to read RSS")
     parser.add_argument("--soak-pages", default=",".join(SOAK_PAGES))
+    parser.add_argument("--save", type=Path, help="write every render and server run as JSON here")
     parser.add_argument("--soak", type=float, default=0.0, help="minutes of the 4-session soak (0: none)")
     parser.add_argument(
         "--uploads", type=int, default=0, help="sessions that each upload a large image (0: none)"
@@ -150,6 +165,9 @@ def main() -> None:
         n: load(n, pages, args.rounds, args.settle, deadline, serve_args) for n in counts if args.rounds
     }
     exported = {MEMORY_ENV: os.environ.get(MEMORY_ENV, "").strip() or str(DEFAULT_MEMORY_MB)}
+    if args.save:
+        kept = {n: {"rows": result["rows"], "runs": result["runs"]} for n, result in results.items()}
+        args.save.write_text(json.dumps(kept))
     budget = args.memory_mb if args.memory_mb is not None else memory_mb(exported)  # as serve reads it
     print(f"servers started by `python -m sodviz serve`, memory budget {budget or 'none'} MiB")
     print("browser: click to figure drawn; server: its script runs for that render (wall, and the CPU")
@@ -186,6 +204,12 @@ def main() -> None:
                     f"warm p95 with {n} sessions / 1 session (target <= 2x): browser "
                     f"{p95(warm_of[n][0]) / p95(warm_of[1][0]):.2f}x, server "
                     f"{p95(warm_of[n][1]) / p95(warm_of[1][1]):.2f}x"
+                )
+                beside, alone = beside_cold(results[n]["rows"])
+                print(
+                    f"  of its warm renders, {len(beside)} ran while another session's cold page was "
+                    f"computing (p50 / p95 {percentiles(beside).strip()} s), {len(alone)} while none was "
+                    f"({percentiles(alone).strip()} s)"
                 )
     if args.uploads:
         if not 1 <= args.uploads <= 4:

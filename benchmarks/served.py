@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from browser import IMAGE, PLOT, PageError, streamlit_server, wait_for_page, wait_until_running
+from browser import IMAGE, PLOT, PageError, streamlit_server, wait_for_page, wait_until_running, watch_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,6 +81,7 @@ def choose_scene(driver, name: str) -> None:
     field = boxes[0].find_element(By.CSS_SELECTOR, "input")
     field.click()
     field.send_keys(name)
+    watch_runs(driver)
     field.send_keys(Keys.ENTER)
     wait_until_running(driver, timeout=3)
     wait_for_page(driver, IMAGE)
@@ -99,6 +100,7 @@ def caches(runs) -> str:
         return "caches not reported"
     last = runs[-1]
     return (
-        f"at the last script run: inference cache {last['cache_mib']:.0f} MiB, views {last.get('views_mib', float('nan')):.0f}, "
+        f"at the last script run: inference cache {last['cache_mib']:.0f} MiB, "
+        f"views {last.get('views_mib', float('nan')):.0f}, "
         f"dropped by the memory budget {last.get('evicted_mib', float('nan')):.0f}"
     )

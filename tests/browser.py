@@ -136,6 +136,7 @@ def wait_for_page(driver, figure_selector: str, timeout: float = 120) -> None:
 
 def timed(driver, action, figure: str) -> float:
     """Seconds from `action()` until the rerun it starts has finished with `figure` drawn."""
+    watch_runs(driver)
     started = time.perf_counter()
     action()
     wait_until_running(driver, timeout=3)
@@ -153,13 +154,37 @@ def settle(driver) -> None:
         raise PageError(exceptions[0].text)
 
 
-def wait_until_running(driver, timeout: float = 5) -> bool:
-    """Until the script starts its rerun (after a click); False when it never visibly did."""
-    from selenium.webdriver.common.by import By
+_WATCH_RUNS = """
+window.sodvizRuns = 0;
+if (!window.sodvizWatch) {
+  window.sodvizWatch = new MutationObserver((records) => {
+    for (const record of records) {
+      if (record.target.getAttribute("data-test-script-state") === "running") window.sodvizRuns += 1;
+    }
+  });
+  window.sodvizWatch.observe(document.documentElement,
+    {subtree: true, attributes: true, attributeFilter: ["data-test-script-state"]});
+}
+"""
+_RAN = """
+return window.sodvizRuns > 0 ||
+  document.querySelector('[data-testid="stApp"][data-test-script-state="running"]') !== null;
+"""
 
+
+def watch_runs(driver) -> None:
+    """From now on, remember every start of a script run, however short: a run of 20 ms ends
+    between two polls, and `wait_until_running` would then wait its whole timeout for it (a
+    warm Home render read as 3 s). A new document (driver.get) forgets the watch."""
+    driver.execute_script(_WATCH_RUNS)
+
+
+def wait_until_running(driver, timeout: float = 5) -> bool:
+    """Until the script starts its rerun (after a click), or has started one since
+    `watch_runs`; False when it never visibly did."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if driver.find_elements(By.CSS_SELECTOR, '[data-testid="stApp"][data-test-script-state="running"]'):
+        if driver.execute_script(_RAN):
             return True
         time.sleep(0.02)
     return False
@@ -234,6 +259,7 @@ def choose_upload(driver) -> None:
     radios = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stRadio"] label')
     choice = next((r for r in radios if r.text.strip().endswith("Upload")), None)
     if choice is not None and not choice.find_element(By.CSS_SELECTOR, "input").is_selected():
+        watch_runs(driver)
         choice.click()
         wait_until_running(driver, timeout=3)
     wait_for_page(driver, '[data-testid="stFileUploader"] input[type="file"]')
@@ -266,5 +292,6 @@ def nudge_first_slider(driver) -> bool:
     if not inputs:
         return False
     driver.execute_script("arguments[0].focus();", inputs[0])
+    watch_runs(driver)
     ActionChains(driver).send_keys(Keys.ARROW_RIGHT).perform()
     return True
