@@ -10,7 +10,15 @@ import time
 import traceback
 from pathlib import Path
 
-from browser import IMAGE, chromium, nudge_first_slider, open_page, wait_for_page, wait_until_running
+from browser import (
+    IMAGE,
+    chromium,
+    nudge_first_slider,
+    open_page,
+    wait_for_page,
+    wait_until_running,
+    watch_runs,
+)
 from served import DRAWN, ROOT, caches, choose_scene, rss_mib, server_runs, traced_server
 
 from sodviz.samples import sample_names
@@ -41,6 +49,7 @@ def soak(
                 wait_for_page(driver, DRAWN, timeout=300)
             return "slider"
         page = rng.choice(pages)
+        watch_runs(driver)
         open_page(driver, page)
         wait_until_running(driver, timeout=3)
         wait_for_page(driver, IMAGE if page == "Home" else DRAWN, timeout=300)

@@ -167,7 +167,9 @@ if (!window.sodvizWatch) {
 }
 """
 _RAN = """
-return window.sodvizRuns > 0 ||
+const seen = window.sodvizRuns > 0;
+if (seen) window.sodvizRuns = 0;
+return seen ||
   document.querySelector('[data-testid="stApp"][data-test-script-state="running"]') !== null;
 """
 
@@ -181,7 +183,7 @@ def watch_runs(driver) -> None:
 
 def wait_until_running(driver, timeout: float = 5) -> bool:
     """Until the script starts its rerun (after a click), or has started one since
-    `watch_runs`; False when it never visibly did."""
+    `watch_runs` (a start is counted once); False when it never visibly did."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if driver.execute_script(_RAN):
