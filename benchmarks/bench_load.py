@@ -41,8 +41,8 @@ from served import caches, choose_scene, rss_mib, server_runs, traced_server  # 
 from soak import soak  # noqa: E402
 from uploads import upload_release  # noqa: E402
 
-from sodviz.memory import DEFAULT_MEMORY_MB, MEMORY_ENV, memory_mb  # noqa: E402
 from sodviz.samples import sample_names  # noqa: E402
+from sodviz.serving.memory import served_memory_mb  # noqa: E402
 
 PAGES = ("Detections", "Attention", "ViCrop", "Home")
 SOAK_PAGES = ("Detections", "Attention", "ViCrop", "ERF", "Fusion maps", "Candidates", "Explain", "Home")
@@ -164,11 +164,10 @@ def main() -> None:
     results = {
         n: load(n, pages, args.rounds, args.settle, deadline, serve_args) for n in counts if args.rounds
     }
-    exported = {MEMORY_ENV: os.environ.get(MEMORY_ENV, "").strip() or str(DEFAULT_MEMORY_MB)}
     if args.save:
         kept = {n: {"rows": result["rows"], "runs": result["runs"]} for n, result in results.items()}
         args.save.write_text(json.dumps(kept))
-    budget = args.memory_mb if args.memory_mb is not None else memory_mb(exported)  # as serve reads it
+    budget = served_memory_mb(args.memory_mb, os.environ)  # as serve reads it
     print(f"servers started by `python -m sodviz serve`, memory budget {budget or 'none'} MiB")
     print("browser: click to figure drawn; server: its script runs for that render (wall, and the CPU")
     print("share of that wall spent by the script thread itself)")

@@ -4,7 +4,7 @@ Streamlit's AppTest runs the app (embedded demo detector, first sample scene) pa
 each once, every result computed for the first time; a thread samples the process's RSS every
 20 ms. Prints, per page, its seconds, the RSS before it, the highest RSS while it ran and the rise
 (its working memory plus what it leaves cached), then the whole walk's seconds and peak. The
-memory budget's reserve for one pass (`sodviz.memory.PASS_RESERVE_MB`) is sized from the largest
+memory budget's reserve for one pass (`sodviz.serving.memory.PASS_RESERVE_MB`) is sized from the largest
 rise. glibc's settings come from the environment, so one walk can be set against another:
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_memory.py
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from sodviz.memory import resident_bytes  # noqa: E402
+from sodviz.serving.memory import resident_bytes  # noqa: E402
 
 PAGES = ("detections", "attention", "vicrop", "erf", "fusion_maps", "candidates", "explain", "home")
 

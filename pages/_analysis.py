@@ -16,7 +16,7 @@ from sodviz.analysis.queries import Analysis
 from sodviz.analysis.store import RunStore
 from sodviz.imageio import decode_image, read_image
 from sodviz.samples import SAMPLES_DIR
-from sodviz.serving import PathNotAllowed
+from sodviz.serving.access import PathNotAllowed
 
 SPLITS = Path("data")  # generated splits: data/<name>/<split>/annotations.json (`python -m sodviz synth`)
 

@@ -30,10 +30,11 @@ from sodviz.detector.prompt import prompt_for_data, with_prompt
 from sodviz.detector.threads import ModelLock, model_nice, set_torch_threads
 from sodviz.evaluation.ground_truth import GroundTruth, parse_annotations
 from sodviz.imageio import DecodedImage, decode_image
-from sodviz.memory import MemoryBudget, return_freed_memory
 from sodviz.notices import DataNotice
 from sodviz.samples import load_sample
-from sodviz.serving import PathNotAllowed, SessionReaper, access_from_env
+from sodviz.serving.access import PathNotAllowed, access_from_env
+from sodviz.serving.memory import MemoryBudget, return_freed_memory
+from sodviz.serving.sessions import SessionReaper
 from sodviz.types import InputTransform
 
 ACCESS = access_from_env()  # served (`python -m sodviz serve`): typed paths only under its roots

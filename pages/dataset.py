@@ -21,7 +21,7 @@ from sodviz.analysis.store import list_runs
 from sodviz.detector.inference import run_inference
 from sodviz.evaluation.coco import category_names
 from sodviz.imageio import MAX_SIDE
-from sodviz.serving import PathNotAllowed
+from sodviz.serving.access import PathNotAllowed
 from sodviz.views.dataset import BUCKET_TITLES, entropy_distributions, error_figure, object_patch
 from sodviz.views.palette import CHANGE_RGB
 

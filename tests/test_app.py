@@ -573,7 +573,7 @@ def test_vicrop_page_at_equal_compute_on_the_image_and_on_a_benchmark_run(app, t
 
 
 def test_a_served_app_reads_typed_paths_only_under_its_roots(app, monkeypatch, tmp_path):
-    from sodviz.serving import NOT_ALLOWED, Access
+    from sodviz.serving.access import NOT_ALLOWED, Access
 
     monkeypatch.setattr(
         loaders, "load_detector", importlib.import_module("sodviz.detector.loading").load_detector
@@ -605,7 +605,7 @@ def test_a_served_app_reads_typed_paths_only_under_its_roots(app, monkeypatch, t
 
 
 def test_a_served_app_reads_a_datasets_images_only_inside_its_folder(monkeypatch, tmp_path):
-    from sodviz.serving import Access, PathNotAllowed
+    from sodviz.serving.access import Access, PathNotAllowed
 
     (tmp_path / "root" / "set" / "images").mkdir(parents=True)
     monkeypatch.setattr(loaders, "ACCESS", Access(roots=(tmp_path / "root",), data=tmp_path / "root"))
@@ -656,7 +656,7 @@ def test_an_upload_is_kept_as_its_decoded_image_only(app):
 
 def test_home_says_when_the_memory_budget_leaves_no_room_for_cached_results(app, monkeypatch):
     from sodviz.cache import InferenceCache
-    from sodviz.memory import MemoryBudget
+    from sodviz.serving.memory import MemoryBudget
 
     budget = MemoryBudget(1024 << 20, (InferenceCache(),), resident=lambda: 4 << 30)  # models alone fill it
     monkeypatch.setattr(loaders, "MEMORY_BUDGET", budget)

@@ -11,8 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sodviz"
 # Lower ranks are used by higher ones, never the reverse; a unit may import itself freely.
 RANKS = {
     "notices": 0,
-    "types": 1, "boxes": 1, "cache": 1, "imageio": 1, "hooks": 1, "serving": 1,
-    "modules": 2, "synth": 2, "memory": 2,
+    "types": 1, "boxes": 1, "cache": 1, "imageio": 1, "hooks": 1,
+    "modules": 2, "synth": 2, "serving": 2,
     "detector": 3,
     "attention": 4,
     "evaluation": 5,

@@ -8,9 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import sodviz.memory as memory
+import sodviz.serving.memory as memory
 from sodviz.cache import InferenceCache
-from sodviz.memory import MemoryBudget, checked_memory_mb, memory_mb, resident_bytes, return_freed_memory
+from sodviz.serving.memory import (
+    MemoryBudget,
+    checked_memory_mb,
+    memory_mb,
+    resident_bytes,
+    return_freed_memory,
+)
 
 MiB = 1 << 20
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sodviz.serving import NOT_ALLOWED, Access, PathNotAllowed, access_from_env
+from sodviz.serving.access import NOT_ALLOWED, Access, PathNotAllowed, access_from_env
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_odd_paths_are_refused_with_the_same_sentence(tree):
 
 
 def test_the_reaper_lets_a_closed_session_go_only_once_it_cannot_come_back():
-    from sodviz.serving import SessionReaper
+    from sodviz.serving.sessions import SessionReaper
 
     now, connected, released = [0.0], {"a": True, "b": True}, []
     reaper = SessionReaper(lambda sid, state: released.append((sid, state)), lambda sid: connected[sid],
@@ -165,7 +165,7 @@ def test_a_session_counts_as_connected_while_streamlit_could_resume_it(monkeypat
 
 
 def test_one_failed_release_does_not_keep_the_other_sessions():
-    from sodviz.serving import SessionReaper
+    from sodviz.serving.sessions import SessionReaper
 
     now, released = [0.0], []
 

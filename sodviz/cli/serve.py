@@ -7,8 +7,14 @@ import os
 import sys
 from pathlib import Path
 
-from sodviz.memory import DEFAULT_MEMORY_MB, MEMORY_ENV, SERVER_MALLOC_ENV, checked_memory_mb, memory_mb
-from sodviz.serving import DATA_ENV, ROOTS_ENV, UPLOAD_ENV
+from sodviz.serving.access import DATA_ENV, ROOTS_ENV, UPLOAD_ENV
+from sodviz.serving.memory import (
+    DEFAULT_MEMORY_MB,
+    MEMORY_ENV,
+    SERVER_MALLOC_ENV,
+    memory_mb,
+    served_memory_mb,
+)
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -18,11 +24,7 @@ def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     """The `streamlit run` command line and environment `serve` starts: served mode (roots, the
     data folder, stores under it) unless on loopback with no root given."""
     env = dict(os.environ)
-    if args.memory_mb is not None:  # else an exported SODVIZ_MEMORY_MB, else the default
-        env[MEMORY_ENV] = str(checked_memory_mb(args.memory_mb))
-    if not env.get(MEMORY_ENV, "").strip():  # unset or exported empty
-        env[MEMORY_ENV] = str(DEFAULT_MEMORY_MB)
-    memory_mb(env)  # an exported value checked before anything is made
+    env[MEMORY_ENV] = str(served_memory_mb(args.memory_mb, env))  # checked before anything is made
     roots = [Path(r).expanduser().resolve() for r in args.root]
     data = Path(args.data).expanduser().resolve()
     if args.host not in LOOPBACK and not roots:

@@ -6,7 +6,7 @@ import pytest
 
 from sodviz.cli import build_parser, main
 from sodviz.cli.serve import APP, serve_command
-from sodviz.serving import access_from_env
+from sodviz.serving.access import access_from_env
 
 
 def _args(*argv):

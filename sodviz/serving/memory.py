@@ -55,6 +55,16 @@ def memory_mb(environ: Mapping[str, str] | None = None) -> int | None:
     return checked_memory_mb(int(text)) or None
 
 
+def served_memory_mb(flag: int | None, environ: Mapping[str, str]) -> int:
+    """The budget `python -m sodviz serve` gives its server, MiB (0: none): `--memory-mb` when
+    given, else an exported `SODVIZ_MEMORY_MB` (empty counts as unset), else the default."""
+    if flag is not None:
+        return checked_memory_mb(flag)
+    if not environ.get(MEMORY_ENV, "").strip():
+        return DEFAULT_MEMORY_MB
+    return memory_mb(environ) or 0
+
+
 def resident_bytes() -> int | None:
     """This process's resident set size in bytes (Linux `/proc/self/statm`), None elsewhere."""
     try:
