@@ -116,22 +116,16 @@ def chromium(downloads: Path | None = None):
 
 
 def wait_for_page(driver, figure_selector: str, timeout: float = 120) -> None:
-    """Until the script has finished running and a figure is on the page; raise on an exception box."""
-    from selenium.webdriver.common.by import By
+    """Until the script has finished running and a figure is on the page; raise on an exception box.
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        exceptions = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
-        if exceptions:
-            raise PageError(exceptions[0].text)
-        idle = driver.find_elements(
-            By.CSS_SELECTOR, '[data-testid="stApp"][data-test-script-state="notRunning"]'
-        )
-        running = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
-        if idle and not running and driver.find_elements(By.CSS_SELECTOR, figure_selector):
-            return
-        time.sleep(0.05)
-    raise PageError(f"page did not finish with a {figure_selector} within {timeout} s")
+    The page itself waits (`_PAGE_READY`, a MutationObserver), and answers once: polling through
+    the driver (three element look-ups every 50 ms) cost a headless Chromium and its driver about
+    24 % of a core per session (benchmarks/bench_load.py drives four on the server's 2 cores)."""
+    answer = _wait_in_page(driver, _PAGE_READY, timeout, figure_selector)
+    if answer is None:
+        raise PageError(f"page did not finish with a {figure_selector} within {timeout} s")
+    if answer != "ready":
+        raise PageError(answer)
 
 
 def timed(driver, action, figure: str) -> float:
@@ -166,12 +160,51 @@ if (!window.sodvizWatch) {
     {subtree: true, attributes: true, attributeFilter: ["data-test-script-state"]});
 }
 """
-_RAN = """
-const seen = window.sodvizRuns > 0;
-if (seen) window.sodvizRuns = 0;
-return seen ||
-  document.querySelector('[data-testid="stApp"][data-test-script-state="running"]') !== null;
+# The page's own waits: `check` answers a string when done (null to go on); the script calls
+# `done` once, with that answer or with null after `ms`, re-checking on every change of the page
+# (at most every 20 ms) and every 250 ms (a figure's image loading changes no attribute).
+_WAIT_IN_PAGE = """
+const [ms, arg, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+const check = %s;
+let timer = null, finished = false;
+const finish = (answer) => {
+  if (finished) return;
+  finished = true; observer.disconnect(); clearInterval(every); clearTimeout(timer); clearTimeout(limit);
+  done(answer);
+};
+const look = () => { const answer = check(arg); if (answer !== null) finish(answer); };
+const observer = new MutationObserver(() => { if (timer === null) timer = setTimeout(() => { timer = null; look(); }, 20); });
+observer.observe(document.documentElement, {subtree: true, childList: true, attributes: true});
+const every = setInterval(look, 250);
+const limit = setTimeout(() => finish(null), ms);
+look();
 """
+_RAN = """(arg) => {
+  if (window.sodvizRuns > 0) { window.sodvizRuns = 0; return "ran"; }
+  return document.querySelector('[data-testid="stApp"][data-test-script-state="running"]') ? "ran" : null;
+}"""
+_PAGE_READY = """(figure) => {
+  const exception = document.querySelector('[data-testid="stException"]');
+  if (exception) return exception.innerText || "an exception box";
+  const idle = document.querySelector('[data-testid="stApp"][data-test-script-state="notRunning"]');
+  const running = document.querySelector('[data-testid="stStatusWidget"]');
+  return idle && !running && document.querySelector(figure) ? "ready" : null;
+}"""
+
+
+def _wait_in_page(driver, check: str, timeout: float, arg=None):
+    """`check`'s answer, waited for inside the page (in slices of at most 60 s, one driver
+    command each); None when `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        part = min(left, 60.0)
+        driver.set_script_timeout(part + 30)
+        answer = driver.execute_async_script(_WAIT_IN_PAGE % check, int(part * 1000), arg)
+        if answer is not None:
+            return answer
 
 
 def watch_runs(driver) -> None:
@@ -184,12 +217,7 @@ def watch_runs(driver) -> None:
 def wait_until_running(driver, timeout: float = 5) -> bool:
     """Until the script starts its rerun (after a click), or has started one since
     `watch_runs` (a start is counted once); False when it never visibly did."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if driver.execute_script(_RAN):
-            return True
-        time.sleep(0.02)
-    return False
+    return _wait_in_page(driver, _RAN, timeout) is not None
 
 
 def text_of(driver, selector: str) -> str:
