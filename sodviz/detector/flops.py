@@ -18,6 +18,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from sodviz.detector.loading import Detector
+from sodviz.detector.threads import run_model_work
 
 NOT_COUNTED = (
     "element-wise work, normalisation, softmax, interpolation and grid_sample (a deformable "
@@ -54,6 +55,10 @@ def _count(detector: Detector, input_hw: tuple[int, int]) -> int:
         text = detector.prompt.model_inputs(1)
         inputs.update({name: value.to(parameter.device) for name, value in text.items()})
     counter = FlopCounterMode(display=False)
-    with detector.lock, torch.inference_mode(), counter:
-        detector.model(**inputs)
+
+    def forward() -> None:
+        with torch.inference_mode(), counter:
+            detector.model(**inputs)
+
+    run_model_work(detector.lock, forward)
     return counter.get_total_flops()

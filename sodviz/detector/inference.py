@@ -13,6 +13,7 @@ from sodviz.cache import DEFAULT_CACHE, InferenceCache, cached, image_hash
 from sodviz.detector.capture import AttentionCapture
 from sodviz.detector.loading import Detector
 from sodviz.detector.preprocess import is_fixed_size, prepare_inputs, resolve_input_size
+from sodviz.detector.threads import run_model_work
 from sodviz.types import DeformableAttention, DenseAttention, InferenceResult, InputTransform, TextAttention
 
 
@@ -100,9 +101,13 @@ def _text_attention(detector: Detector, capture: AttentionCapture, batch_size: i
 def forward_with_capture(detector: Detector, inputs: dict[str, torch.Tensor]):
     """The model's forward pass with cross-attention capture; returns (outputs, capture)."""
     dense = not detector.family.deformable
-    with detector.lock, torch.inference_mode(), AttentionCapture(detector.model, detector.family) as capture:
-        outputs = detector.model(**inputs, output_attentions=dense)
-    return outputs, capture
+
+    def forward():
+        with torch.inference_mode(), AttentionCapture(detector.model, detector.family) as capture:
+            outputs = detector.model(**inputs, output_attentions=dense)
+        return outputs, capture
+
+    return run_model_work(detector.lock, forward)
 
 
 def uses_sigmoid(model_config: object, *, default: bool) -> bool:

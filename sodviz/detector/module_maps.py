@@ -10,6 +10,7 @@ import torch
 from sodviz.cache import DEFAULT_CACHE, InferenceCache, cached, image_hash
 from sodviz.detector.loading import Detector
 from sodviz.detector.preprocess import prepare_inputs
+from sodviz.detector.threads import run_model_work
 from sodviz.modules import modules_of, record_maps
 
 CCTM_MAPS = ("B", "E", "gate", "E_cf")  # Cross-DINO Fig. 6: backbone, encoder, gating map, fused
@@ -56,8 +57,13 @@ def fusion_maps(
 
 def _recorded_maps(detector: Detector, image: np.ndarray, *, input_size: int | None) -> FusionMaps:
     inputs, _ = prepare_inputs(detector, [image], input_size=input_size)
-    with detector.lock, torch.no_grad(), record_maps(detector.model) as recorded:
-        detector.model(**inputs)
+
+    def forward() -> dict:
+        with torch.no_grad(), record_maps(detector.model) as recorded:
+            detector.model(**inputs)
+        return recorded
+
+    recorded = run_model_work(detector.lock, forward)
     levels = sorted(k for k in recorded if k.startswith("cctm"))
     fusions = sorted(k for k in recorded if k.startswith("fine"))
     return FusionMaps(

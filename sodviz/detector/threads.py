@@ -17,6 +17,8 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import torch
 
@@ -45,19 +47,21 @@ def set_torch_threads(environ=None) -> int:
 
 
 MODEL_NICE_ENV = "SODVIZ_MODEL_NICE"
+T = TypeVar("T")
 
 
 class ModelLock:
-    """The detector's lock, whose holder runs its model work at a lower CPU priority.
+    """The detector's lock, whose model work runs on a model thread of lower CPU priority.
 
     Under several sessions a forward pass fills every core for seconds, while another session's
-    page whose results are cached only needs a fraction of a core to draw. Holding this lock, a
-    thread's Linux nice value is raised by `nice` (torch's worker threads, started by that
-    thread's first parallel op, inherit it), so a drawing page is scheduled first and the model
-    takes what is left; on release the thread's priority is set back where the system allows it
-    (raising nice is always allowed, lowering it again needs CAP_SYS_NICE or RLIMIT_NICE; a script
-    thread of Streamlit runs a single page run, so a thread left low ends with it). `nice=0`, or
-    a system without per-thread priorities, makes it a plain lock.
+    page whose results are cached only needs a fraction of a core to draw. `run(work)` takes the
+    lock and runs `work` on one long-lived thread of this process whose Linux nice value was
+    raised by `nice` before it ran any torch op, so torch's worker threads, which it starts, are
+    as low: a drawing page is scheduled first and the model takes what is left. (Lowering the
+    calling thread itself is not enough: its worker threads exist from its first parallel op,
+    often a preprocessing step before the lock, and keep the priority they were started with;
+    measured in the app, such a worker at nice 0 spent more CPU than the lowered thread.) `nice=0`,
+    or a system without per-thread priorities, runs `work` in the calling thread.
 
     `lock`, when given, is the lock it excludes through: pass the detector's own, so that every
     `Detector` sharing the model (and its hooks) still runs one pass at a time.
@@ -70,6 +74,9 @@ class ModelLock:
     inside the gate for a result another thread computes (no `cached()` under a model lock).
     `before`, when given, runs once both are held, before the pass (the app makes room for the
     pass's working memory there).
+
+    Used as a context manager (`with lock:`) it only excludes: the block runs in the calling
+    thread at its own priority. Model work goes through `run_model_work`.
     """
 
     def __init__(
@@ -107,17 +114,35 @@ class ModelLock:
         try:
             if self.before is not None:
                 self.before()
-            self._restore = _lower_priority(self.nice)
         except BaseException:
             self.release()
             raise
         return self
 
     def __exit__(self, *exc) -> None:
-        try:
-            self._restore()
-        finally:
-            self.release()
+        self.release()
+
+    def run(self, work: Callable[[], T]) -> T:
+        """`work()` holding this lock, on the model thread of this lock's `nice` (see the class)."""
+        if getattr(_MODEL_THREAD, "nice", None) is not None:  # a pass running another model's pass:
+            with self._lock:  # the gate is held by the thread waiting for this one
+                return work()
+        with self:
+            if self.nice <= 0:
+                return work()
+            return _model_thread(self.nice).submit(work).result()
+
+
+def run_model_work(lock, work: Callable[[], T]) -> T:
+    """`work()` under a detector's lock: a `ModelLock` runs it on its model thread, any other lock
+    (a library user's plain `threading.Lock`) in this thread while holding it. Every forward or
+    backward pass of sodviz goes through here; the thread-local modes it needs
+    (`torch.inference_mode`, `torch.enable_grad`) belong inside `work`."""
+    run = getattr(lock, "run", None)
+    if run is not None:
+        return run(work)
+    with lock:
+        return work()
 
 
 def model_nice(environ=None) -> int:
@@ -129,25 +154,25 @@ def model_nice(environ=None) -> int:
     return int(value)
 
 
-_BASE = threading.local()  # each thread's nice before any model lock lowered it
+_MODEL_THREAD = threading.local()  # `nice` is set on a model thread (what it was lowered by)
+_MODEL_THREADS: dict[int, ThreadPoolExecutor] = {}
+_MODEL_THREADS_LOCK = threading.Lock()
 
 
-def _lower_priority(nice: int):
-    """Raise this thread's nice value to its own base + `nice`; returns what sets it back (as far
-    as allowed). Where priorities cannot be read or set (a sandbox), a plain lock."""
-    if nice <= 0 or not hasattr(os, "setpriority"):
-        return lambda: None
-    thread = threading.get_native_id()
-    try:
-        before = os.getpriority(os.PRIO_PROCESS, thread)
-        base = getattr(_BASE, "nice", before)  # unprivileged, a failed restore must not stack
-        _BASE.nice = base
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, base + nice))
-    except OSError:
-        return lambda: None
+def _model_thread(nice: int) -> ThreadPoolExecutor:
+    """The process's one model thread lowered by `nice`, started on first use."""
+    with _MODEL_THREADS_LOCK:
+        if nice not in _MODEL_THREADS:
+            name = f"sodviz-model-nice{nice}"
+            _MODEL_THREADS[nice] = ThreadPoolExecutor(1, name, initializer=_lower, initargs=(nice,))
+        return _MODEL_THREADS[nice]
 
-    def restore() -> None:
-        with contextlib.suppress(OSError):  # unprivileged: the thread stays lower
-            os.setpriority(os.PRIO_PROCESS, thread, before)
 
-    return restore
+def _lower(nice: int) -> None:
+    """Raise this new thread's nice value by `nice`, before it runs any torch op (a sandbox that
+    refuses priorities leaves it as it is: still one thread for the passes)."""
+    _MODEL_THREAD.nice = nice
+    if hasattr(os, "setpriority"):
+        with contextlib.suppress(OSError):
+            thread = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + nice))

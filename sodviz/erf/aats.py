@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from sodviz.cache import DEFAULT_CACHE, InferenceCache, cached, image_hash
 from sodviz.detector.loading import Detector
 from sodviz.detector.preprocess import prepare_inputs
+from sodviz.detector.threads import run_model_work
 from sodviz.erf.fields import ErfResult, fitted_erf, gradient_maps, normalize_maps
 from sodviz.hooks import ForwardHooks, StopForward
 from sodviz.modules import FineConfig, hybrid_encoder, modules_of
@@ -73,6 +74,5 @@ def _aats_erf(
             for r in ratios
         ]
 
-    with detector.lock:
-        maps, strides, point = gradient_maps(tokens, pixels, point)
+    maps, strides, point = run_model_work(detector.lock, lambda: gradient_maps(tokens, pixels, point))
     return fitted_erf([f"aats_r{r}" for r in ratios], normalize_maps(maps), strides, point)

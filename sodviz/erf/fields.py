@@ -20,6 +20,7 @@ import torch
 from sodviz.cache import InferenceCache, cached, image_hash
 from sodviz.detector.loading import Detector
 from sodviz.detector.preprocess import prepare_inputs
+from sodviz.detector.threads import run_model_work
 from sodviz.erf.gaussian import GaussianFit, fit_gaussian
 from sodviz.erf.stages import BACKBONE_STAGES, available_stages, default_stages, is_vit, vit_stage_features
 from sodviz.hooks import ForwardHooks
@@ -174,8 +175,9 @@ def erf_maps(
     x, y = (width / 2, height / 2) if point_xy is None else point_xy
     if not (0 <= x < width and 0 <= y < height):
         raise ValueError(f"point {point_xy} lies outside the {width}x{height} model input")
-    with detector.lock:
-        return gradient_maps(lambda p: _stage_features(detector, p, stages), pixels, (x, y))
+    return run_model_work(
+        detector.lock, lambda: gradient_maps(lambda p: _stage_features(detector, p, stages), pixels, (x, y))
+    )
 
 
 def gradient_maps(

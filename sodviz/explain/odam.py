@@ -20,6 +20,7 @@ import torch
 
 from sodviz.detector.loading import Detector
 from sodviz.detector.preprocess import prepare_inputs
+from sodviz.detector.threads import run_model_work
 from sodviz.explain.targets import ExplainTarget, InstanceMaps
 from sodviz.hooks import ForwardHooks
 from sodviz.types import InputTransform
@@ -44,7 +45,8 @@ def odam_maps(
         raise ValueError(f"ODAM explains {ODAM_OUTPUTS}, not {sorted(unknown)}")
     started = time.perf_counter()
     inputs, (transform,) = prepare_inputs(detector, [image], input_size=input_size, letterbox=letterbox)
-    with detector.lock:
+
+    def gradients() -> tuple[list[np.ndarray], list[tuple[int, int]]]:
         memory, shapes, logits, boxes = _forward_with_memory(detector, inputs)
         if detector.prompt is not None:
             logits = detector.prompt.phrase_logits(logits)
@@ -53,6 +55,9 @@ def odam_maps(
         for name in outputs:
             (gradient,) = torch.autograd.grad(scalars[name], memory, retain_graph=True)
             heats.append(torch.relu((gradient * memory).sum(-1))[0].detach().float().numpy())
+        return heats, shapes
+
+    heats, shapes = run_model_work(detector.lock, gradients)
     maps = np.stack([levels_to_image(heat, shapes, transform) for heat in heats])
     note = f"gradient x memory at {len(shapes)} level{'s' * (len(shapes) > 1)} " + ", ".join(
         f"{h}x{w}" for h, w in shapes

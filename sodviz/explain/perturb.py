@@ -21,6 +21,7 @@ from sodviz.cache import InferenceCache, cached, image_hash
 from sodviz.detector.inference import decode_predictions, uses_sigmoid
 from sodviz.detector.loading import Detector
 from sodviz.detector.preprocess import prepare_inputs
+from sodviz.detector.threads import run_model_work
 from sodviz.explain.targets import ExplainTarget
 from sodviz.types import InputTransform
 
@@ -117,8 +118,12 @@ def detect_copies(
             for name, value in base.inputs.items()
             if name != "pixel_values"
         }
-        with detector.lock, torch.inference_mode():
-            outputs = detector.model(pixel_values=pixels, **inputs)
+
+        def forward(pixels=pixels, inputs=inputs):
+            with torch.inference_mode():
+                return detector.model(pixel_values=pixels, **inputs)
+
+        outputs = run_model_work(detector.lock, forward)
         logits = outputs.logits
         if detector.prompt is not None:
             logits = detector.prompt.phrase_logits(logits)

@@ -20,6 +20,7 @@ import torch
 
 from sodviz.detector.loading import Detector
 from sodviz.detector.preprocess import prepare_inputs
+from sodviz.detector.threads import run_model_work
 from sodviz.explain.targets import ExplainTarget, InstanceMaps
 from sodviz.hooks import ForwardHooks
 
@@ -40,16 +41,20 @@ def relevance_map(
     def on_projection(module, args, output) -> None:
         grid.setdefault("hw", (int(output.shape[-2]), int(output.shape[-1])))
 
-    with detector.lock, torch.enable_grad(), _graph_through(detector.model), ForwardHooks() as hooks:
-        hooks.add(detector.model.model.input_projection, on_projection)
-        outputs = detector.model(**inputs, output_attentions=True)
-        encoder = list(outputs.encoder_attentions or ())
-        decoder = list(outputs.decoder_attentions or ())
-        cross = list(outputs.cross_attentions)
-        if not cross or len(decoder) != len(cross):
-            raise RuntimeError("the model did not return its decoder's self- and cross-attention")
-        score = outputs.logits[0, target.query_index, target.class_id]
-        gradients = torch.autograd.grad(score, encoder + decoder + cross, allow_unused=True)
+    def backward() -> tuple[list, list, list, tuple]:
+        with torch.enable_grad(), _graph_through(detector.model), ForwardHooks() as hooks:
+            hooks.add(detector.model.model.input_projection, on_projection)
+            outputs = detector.model(**inputs, output_attentions=True)
+            encoder = list(outputs.encoder_attentions or ())
+            decoder = list(outputs.decoder_attentions or ())
+            cross = list(outputs.cross_attentions)
+            if not cross or len(decoder) != len(cross):
+                raise RuntimeError("the model did not return its decoder's self- and cross-attention")
+            score = outputs.logits[0, target.query_index, target.class_id]
+            gradients = torch.autograd.grad(score, encoder + decoder + cross, allow_unused=True)
+            return encoder, decoder, cross, gradients
+
+    encoder, decoder, cross, gradients = run_model_work(detector.lock, backward)
     weighted = [_weighted(a, g) for a, g in zip(encoder + decoder + cross, gradients, strict=True)]
     enc, dec, crs = (
         weighted[: len(encoder)],

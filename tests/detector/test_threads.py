@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import threading
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from sodviz.detector.threads import ModelLock, model_nice, set_torch_threads, torch_threads
+from sodviz.detector.threads import ModelLock, model_nice, run_model_work, set_torch_threads, torch_threads
 
 
 def test_threads_follow_the_cores_this_process_may_use_or_the_override():
@@ -23,36 +27,96 @@ def test_threads_follow_the_cores_this_process_may_use_or_the_override():
         torch.set_num_threads(before)
 
 
-def _nice() -> int:
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+def _nice(thread: int | None = None) -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id() if thread is None else thread)
 
 
-@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="no per-thread priorities on this system")
-def test_the_model_lock_lowers_its_holders_priority_and_only_its_holders():
-    lock, before, seen = ModelLock(nice=7), _nice(), {}
+def _cpu_by_thread() -> dict[int, int]:
+    """CPU ticks so far of every thread of this process (Linux's /proc)."""
+    ticks = {}
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            ticks[int(task.name)] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+needs_priorities = pytest.mark.skipif(
+    not (hasattr(os, "setpriority") and Path("/proc/self/task").is_dir()),
+    reason="no per-thread priorities here",
+)
+
+
+@needs_priorities
+def test_model_work_and_torchs_workers_run_lowered_and_the_caller_does_not():
+    """The caller has run a parallel op before the pass (as Home's preprocessing does), so its
+    own torch workers exist at its priority: the pass's CPU must still all be spent lowered."""
+    before = _nice()
     if before > 12:
         pytest.skip("this process already runs at a low priority")
-    held, done = threading.Event(), threading.Event()
+    lock, seen = ModelLock(nice=7), {}
+    big = torch.randn(1500, 1500)
 
-    def holder() -> None:
-        with lock:
-            seen["holder"] = _nice()
-            held.set()
-            done.wait(10)
-        seen["after"] = _nice()
+    def work() -> None:
+        seen["thread"], seen["nice"] = threading.get_native_id(), _nice()
+        start, cpu = time.monotonic(), _cpu_by_thread()
+        while time.monotonic() - start < 1.0:
+            (big @ big).sum()
+        spent = _cpu_by_thread()
+        seen["busy"] = {t: spent[t] - cpu.get(t, 0) for t in spent if spent[t] - cpu.get(t, 0) > 5}
 
-    thread = threading.Thread(target=holder)
+    def session() -> None:
+        (big @ big).sum()  # this thread's own torch workers start here, at its priority
+        seen["caller"] = threading.get_native_id()
+        lock.run(work)
+        seen["caller nice"] = _nice()
+
+    thread = threading.Thread(target=session)
     thread.start()
-    assert held.wait(10)
-    seen["beside"] = _nice()  # this thread, while another holds the lock
-    done.set()
     thread.join()
-    assert seen["holder"] == before + 7
-    assert seen["beside"] == before
-    assert seen["after"] == before or os.geteuid() != 0  # set back, where the system allows it
+    assert seen["thread"] != seen["caller"] and seen["nice"] == before + 7
+    assert seen["caller nice"] == before
+    assert seen["thread"] in seen["busy"]
+    lowered = {t: _nice(t) for t in seen["busy"] if t != seen["thread"]}
+    assert all(nice == before + 7 for nice in lowered.values()), lowered
     assert not lock.locked()
-    with ModelLock(nice=0):
-        assert _nice() == before  # 0: a plain lock
+
+
+def test_model_work_runs_on_one_thread_gives_its_result_and_its_errors():
+    lock, threads = ModelLock(nice=7), set()
+
+    def work() -> int:
+        threads.add(threading.get_native_id())
+        assert lock.locked()
+        return 42
+
+    assert run_model_work(lock, work) == 42 and run_model_work(lock, work) == 42
+    assert len(threads) == 1 and threading.get_native_id() not in threads
+    with pytest.raises(RuntimeError, match="inside"):
+        run_model_work(lock, lambda: (_ for _ in ()).throw(RuntimeError("inside the pass")))
+    assert not lock.locked()
+    here = []
+    assert run_model_work(ModelLock(nice=0), lambda: here.append(threading.get_native_id()) or 1) == 1
+    plain = threading.Lock()
+    assert run_model_work(plain, lambda: here.append(threading.get_native_id()) or plain.locked()) is True
+    assert here == [threading.get_native_id()] * 2  # a plain lock, or nice 0: in the caller's thread
+
+
+def test_a_pass_may_run_another_models_pass_behind_the_same_gate():
+    gate = threading.RLock()
+    first, second = (ModelLock(nice=7, lock=threading.Lock(), gate=gate) for _ in range(2))
+    done = threading.Event()
+
+    def outer() -> str:
+        return run_model_work(second, lambda: "inner ran")
+
+    worker = threading.Thread(
+        target=lambda: done.set() if run_model_work(first, outer) == "inner ran" else None
+    )
+    worker.start()
+    worker.join(20)
+    assert done.is_set()  # not a deadlock on the gate the waiting caller holds
+    assert not first.locked() and not second.locked()
 
 
 def test_model_nice_from_the_environment():
@@ -63,40 +127,19 @@ def test_model_nice_from_the_environment():
             model_nice({"SODVIZ_MODEL_NICE": bad})
 
 
-def test_an_unprivileged_thread_is_not_lowered_again_and_a_sandbox_gets_a_plain_lock(monkeypatch):
+def test_a_sandbox_that_refuses_priorities_still_gets_one_model_thread(monkeypatch):
     from sodviz.detector import threads
 
-    nice = {"now": 0}
-
-    def setpriority(which, who, value):
-        if value < nice["now"]:
-            raise PermissionError("lowering nice needs CAP_SYS_NICE")
-        nice["now"] = value
-
-    monkeypatch.setattr(threads.os, "getpriority", lambda which, who: nice["now"])
-    monkeypatch.setattr(threads.os, "setpriority", setpriority)
-
-    def in_a_new_thread(body) -> None:
-        worker = threading.Thread(target=body)
-        worker.start()
-        worker.join()
-
-    def twice() -> None:
-        lock = ModelLock(nice=10)
-        for _ in range(2):
-            with lock:
-                seen.append(nice["now"])
-
-    seen = []
-    in_a_new_thread(twice)
-    assert seen == [10, 10]  # the restore failed, and the second pass is not at 19
-
-    def refused(which, who, value=None):
+    def refused(*args):
         raise OSError("not allowed here")
 
     monkeypatch.setattr(threads.os, "getpriority", refused)
-    with ModelLock(nice=10) as lock:  # a sandbox that refuses priorities: still a lock
-        assert lock.locked()
+    monkeypatch.setattr(threads.os, "setpriority", refused)
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append((threads._lower(10), threads._MODEL_THREAD.nice)))
+    worker.start()
+    worker.join()
+    assert seen == [(None, 10)]  # no error: the thread runs the passes at the priority it has
 
 
 def test_a_shared_gate_lets_one_pass_run_at_a_time_whatever_the_model():
@@ -166,3 +209,15 @@ def test_before_runs_once_the_pass_holds_both_locks():
         pass
     assert not model.locked() and gate.acquire(blocking=False)  # both given back
     gate.release()
+
+
+def test_every_pass_in_sodviz_runs_through_run_model_work():
+    """`with detector.lock:` would run a pass in the caller's thread, at the caller's priority."""
+    package = Path(__file__).resolve().parents[2] / "sodviz"
+    found = [
+        f"{path.relative_to(package)}:{number}"
+        for path in package.rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\bwith\b[^:]*\bdetector\.lock\b", line)
+    ]
+    assert found == []
