@@ -173,7 +173,9 @@ const finish = (answer) => {
   done(answer);
 };
 const look = () => { const answer = check(arg); if (answer !== null) finish(answer); };
-const observer = new MutationObserver(() => { if (timer === null) timer = setTimeout(() => { timer = null; look(); }, 20); });
+const observer = new MutationObserver(() => {
+  if (timer === null) timer = setTimeout(() => { timer = null; look(); }, 20);
+});
 observer.observe(document.documentElement, {subtree: true, childList: true, attributes: true});
 const every = setInterval(look, 250);
 const limit = setTimeout(() => finish(null), ms);
