@@ -3,6 +3,7 @@ typed paths a served app may read."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import warnings
 from dataclasses import replace
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas  # noqa: F401 (imported whole before any session runs: see below)
+import plotly.graph_objects  # noqa: F401 (its objects frozen with the rest: see below)
 import streamlit as st
 
 from pages._keys import (
@@ -47,6 +49,23 @@ MEMORY_BUDGET = MemoryBudget.from_env((VIEW_CACHE, DEFAULT_CACHE), gate=MODEL_GA
 # sys.modules. Under several sessions one script thread met another's half-imported pandas
 # ("partially initialized module 'pandas' has no attribute 'Series'", benchmarks/bench_load.py
 # with 4 sessions); imported here, it is whole before the first page of any session draws.
+
+
+def freeze_imported_objects() -> int:
+    """Keep what the process has imported out of every later garbage collection; returns how many
+    objects that is. Streamlit collects fully after every script run (`runner.postScriptGC`): with
+    torch, transformers and plotly imported that walks about 490,000 objects, 220 ms holding the
+    GIL (benchmarks/bench_gc.py), in each rerun of each session, while a warm Home runs for 20 ms;
+    every other session's script and the server's event loop wait for it. Modules, classes and
+    functions live as long as the process, so they are frozen once (`gc.freeze`), after a
+    collection so that no garbage is frozen with them; a collection then walks only what the
+    sessions made since (the detector, results, figures), and still frees it."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
+FROZEN_OBJECTS = freeze_imported_objects()  # once per process, when the first page imports this module
 
 
 def _connected(session_id: str) -> bool:
