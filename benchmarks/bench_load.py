@@ -37,7 +37,15 @@ import numpy as np
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent / p) for p in ("", "tests")]
 
 from browser import IMAGE, PLOT, chromium, open_page, text_of, timed, wait_for_page  # noqa: E402
-from served import caches, choose_scene, rss_mib, server_runs, traced_server  # noqa: E402
+from served import (  # noqa: E402
+    browser_seconds,
+    caches,
+    choose_scene,
+    process_seconds,
+    rss_mib,
+    server_runs,
+    traced_server,
+)
 from soak import soak  # noqa: E402
 from uploads import upload_release  # noqa: E402
 
@@ -90,7 +98,7 @@ def load(
             warmup.get(url)
             wait_for_page(warmup, IMAGE, timeout=120)
         idle = rss_mib(pid)
-        started = time.monotonic()
+        started, cpu = time.monotonic(), (browser_seconds(), process_seconds(pid))
         threads = [
             threading.Thread(
                 target=session, args=(url, scenes[i % len(scenes)], pages, rounds, rows, errors, deadline)
@@ -101,6 +109,7 @@ def load(
             thread.start()
         for thread in threads:
             thread.join()
+        cpu = (browser_seconds() - cpu[0], process_seconds(pid) - cpu[1], time.monotonic() - started)
         peak = trace.peak(started)
         closed = time.monotonic()
         while time.monotonic() - closed < settle and time.monotonic() < deadline:
@@ -110,7 +119,7 @@ def load(
     runs = server_runs(timings)
     return {"rows": rows, "errors": errors + (["Traceback in the server log"] if "Traceback" in text else []),
             "idle": idle, "peak": peak, "after": after, "runs": runs,
-            "caches": caches(runs)}  # fmt: skip
+            "caches": caches(runs), "cpu": cpu}  # fmt: skip
 
 
 def beside_cold(rows) -> tuple[list[float], list[float]]:
@@ -195,6 +204,11 @@ def main() -> None:
             f"{result['after']:.0f} ({result['caches']}); "
             f"{len(result['rows'])} renders, {len(result['runs'])} server runs; "
             f"errors: {result['errors'] or 'none'}"
+        )
+        browsers, server, wall = result["cpu"]
+        print(
+            f"      CPU while they ran: browsers and their drivers {browsers:.0f} s, server {server:.0f} s, "
+            f"in {wall:.0f} s on {len(os.sched_getaffinity(0))} cores"
         )
     if 1 in results and len(results) > 1:
         for n in results:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -23,6 +24,30 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(stat: str) -> tuple[int, int]:
+    """(user + system CPU ticks, nice) from a /proc .../stat line."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12]), int(fields[16])
+
+
+def process_seconds(pid: int) -> float:
+    """CPU seconds a process has spent so far, all its threads (Linux /proc)."""
+    return cpu_ticks(Path(f"/proc/{pid}/stat").read_text())[0] / TICKS
+
+
+def browser_seconds() -> float:
+    """CPU seconds so far of every Chromium and chromedriver process on this machine."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if b"chrom" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                total += process_seconds(int(pid))
+    return total
 
 
 class MemoryTrace(threading.Thread):
