@@ -38,7 +38,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent / p) for p in ("", "t
 
 from browser import IMAGE, PLOT, chromium, open_page, text_of, timed, wait_for_page  # noqa: E402
 from served import (  # noqa: E402
-    browser_seconds,
+    BrowserCpu,
     caches,
     choose_scene,
     process_seconds,
@@ -98,7 +98,8 @@ def load(
             warmup.get(url)
             wait_for_page(warmup, IMAGE, timeout=120)
         idle = rss_mib(pid)
-        started, cpu = time.monotonic(), (browser_seconds(), process_seconds(pid))
+        started, browsers, server_cpu = time.monotonic(), BrowserCpu(), process_seconds(pid)
+        browsers.start()
         threads = [
             threading.Thread(
                 target=session, args=(url, scenes[i % len(scenes)], pages, rounds, rows, errors, deadline)
@@ -109,7 +110,7 @@ def load(
             thread.start()
         for thread in threads:
             thread.join()
-        cpu = (browser_seconds() - cpu[0], process_seconds(pid) - cpu[1], time.monotonic() - started)
+        cpu = (browsers.seconds(), process_seconds(pid) - server_cpu, time.monotonic() - started)
         peak = trace.peak(started)
         closed = time.monotonic()
         while time.monotonic() - closed < settle and time.monotonic() < deadline:

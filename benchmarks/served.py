@@ -40,14 +40,38 @@ def process_seconds(pid: int) -> float:
     return cpu_ticks(Path(f"/proc/{pid}/stat").read_text())[0] / TICKS
 
 
-def browser_seconds() -> float:
-    """CPU seconds so far of every Chromium and chromedriver process on this machine."""
-    total = 0.0
+def browser_processes() -> dict[int, float]:
+    """CPU seconds so far of each Chromium and chromedriver process on this machine, by pid."""
+    found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         with contextlib.suppress(OSError):
             if b"chrom" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                total += process_seconds(int(pid))
-    return total
+                found[int(pid)] = process_seconds(int(pid))
+    return found
+
+
+def browser_seconds() -> float:
+    """CPU seconds so far of every Chromium and chromedriver process now running."""
+    return sum(browser_processes().values())
+
+
+class BrowserCpu(threading.Thread):
+    """The CPU seconds browsers spend from `start()` until `stop`, those that exit meanwhile
+    included (each process's last reading, every half second: up to that much of each is lost)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.first, self.last, self.stop = browser_processes(), {}, threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.last.update(browser_processes())
+            self.stop.wait(0.5)
+
+    def seconds(self) -> float:
+        self.stop.set()
+        self.join()
+        return sum(spent - self.first.get(pid, 0.0) for pid, spent in self.last.items())
 
 
 class MemoryTrace(threading.Thread):
