@@ -17,7 +17,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import torch
@@ -55,13 +54,17 @@ class ModelLock:
 
     Under several sessions a forward pass fills every core for seconds, while another session's
     page whose results are cached only needs a fraction of a core to draw. `run(work)` takes the
-    lock and runs `work` on one long-lived thread of this process whose Linux nice value was
-    raised by `nice` before it ran any torch op, so torch's worker threads, which it starts, are
-    as low: a drawing page is scheduled first and the model takes what is left. (Lowering the
-    calling thread itself is not enough: its worker threads exist from its first parallel op,
-    often a preprocessing step before the lock, and keep the priority they were started with;
-    measured in the app, such a worker at nice 0 spent more CPU than the lowered thread.) `nice=0`,
-    or a system without per-thread priorities, runs `work` in the calling thread.
+    lock and runs `work` on a new thread whose Linux nice value was raised by `nice` before it ran
+    any torch op, so torch's worker threads, which it starts, are as low: a drawing page is
+    scheduled first and the model takes what is left. (Lowering the calling thread itself is not
+    enough: its worker threads exist from its first parallel op, often a preprocessing step before
+    the lock, and keep the priority they were started with; measured in the app, such a worker at
+    nice 0 spent more CPU than the lowered thread.) The thread ends with the pass, and its torch
+    workers with it: while another thread's idle OpenMP workers live, GNU OpenMP counts more
+    threads than cores and stops spinning, and every small parallel op of a page pays a wake-up
+    (3,000 small ops took 3.9x as long beside one idle pool; a long-lived model thread made the
+    Candidates page 2.6x slower). `nice=0`, or a system without per-thread priorities, runs
+    `work` in the calling thread.
 
     `lock`, when given, is the lock it excludes through: pass the detector's own, so that every
     `Detector` sharing the model (and its hooks) still runs one pass at a time.
@@ -123,18 +126,18 @@ class ModelLock:
         self.release()
 
     def run(self, work: Callable[[], T]) -> T:
-        """`work()` holding this lock, on the model thread of this lock's `nice` (see the class)."""
+        """`work()` holding this lock, on a new thread lowered by this lock's `nice` (see the class)."""
         if getattr(_MODEL_THREAD, "nice", None) is not None:  # a pass running another model's pass:
             with self._lock:  # the gate is held by the thread waiting for this one
                 return work()
         with self:
             if self.nice <= 0:
                 return work()
-            return _model_thread(self.nice).submit(work).result()
+            return _on_lowered_thread(work, self.nice)
 
 
 def run_model_work(lock, work: Callable[[], T]) -> T:
-    """`work()` under a detector's lock: a `ModelLock` runs it on its model thread, any other lock
+    """`work()` under a detector's lock: a `ModelLock` runs it on a lowered thread of its own, any other lock
     (a library user's plain `threading.Lock`) in this thread while holding it. Every forward or
     backward pass of sodviz goes through here; the thread-local modes it needs
     (`torch.inference_mode`, `torch.enable_grad`) belong inside `work`."""
@@ -155,22 +158,30 @@ def model_nice(environ=None) -> int:
 
 
 _MODEL_THREAD = threading.local()  # `nice` is set on a model thread (what it was lowered by)
-_MODEL_THREADS: dict[int, ThreadPoolExecutor] = {}
-_MODEL_THREADS_LOCK = threading.Lock()
 
 
-def _model_thread(nice: int) -> ThreadPoolExecutor:
-    """The process's one model thread lowered by `nice`, started on first use."""
-    with _MODEL_THREADS_LOCK:
-        if nice not in _MODEL_THREADS:
-            name = f"sodviz-model-nice{nice}"
-            _MODEL_THREADS[nice] = ThreadPoolExecutor(1, name, initializer=_lower, initargs=(nice,))
-        return _MODEL_THREADS[nice]
+def _on_lowered_thread(work: Callable[[], T], nice: int) -> T:
+    """`work()` on a new thread lowered by `nice` first; its result, or its exception, here."""
+    outcome: dict = {}
+
+    def body() -> None:
+        _lower(nice)
+        try:
+            outcome["result"] = work()
+        except BaseException as error:  # raised again in the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=body, name=f"sodviz-model-nice{nice}", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def _lower(nice: int) -> None:
     """Raise this new thread's nice value by `nice`, before it runs any torch op (a sandbox that
-    refuses priorities leaves it as it is: still one thread for the passes)."""
+    refuses priorities leaves it as it is: the pass still runs on a thread that ends with it)."""
     _MODEL_THREAD.nice = nice
     if hasattr(os, "setpriority"):
         with contextlib.suppress(OSError):
