@@ -54,7 +54,7 @@ MEMORY_BUDGET = MemoryBudget.from_env((VIEW_CACHE, DEFAULT_CACHE), gate=MODEL_GA
 def freeze_imported_objects() -> int:
     """Keep what the process has imported out of every later garbage collection; returns how many
     objects that is. Streamlit collects fully after every script run (`runner.postScriptGC`): with
-    torch, transformers and plotly imported that walks about 490,000 objects, 220 ms holding the
+    torch, transformers and plotly imported that walks about 490,000 objects, 234 ms holding the
     GIL (benchmarks/bench_gc.py), in each rerun of each session, while a warm Home runs for 20 ms;
     every other session's script and the server's event loop wait for it. Modules, classes and
     functions live as long as the process, so they are frozen once (`gc.freeze`), after a
