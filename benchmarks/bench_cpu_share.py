@@ -1,6 +1,6 @@
 """Where the CPU goes while the app serves: the browser's waiting, and the model's priority.
 
-Two measurements against one `python -m sodviz serve` on loopback (Linux: CPU times from /proc):
+Three measurements against one `python -m sodviz serve` on loopback (Linux: CPU times from /proc):
 
 1. **A browser waiting.** One headless Chromium sits on a drawn page for `--seconds`, once idle,
    once polling through the driver as tests/browser.py did until 0fefcd1 (three element look-ups
@@ -11,8 +11,8 @@ Two measurements against one `python -m sodviz serve` on loopback (Linux: CPU ti
    in one script (`open_page` now).
 2. **A cold walk's CPU by priority.** The same session opens Detections, ViCrop, Attention and
    Explain, each computed for the first time, while the server's threads are sampled every 0.1 s;
-   prints the CPU seconds its threads spent at each nice value. Model passes run on the model
-   thread lowered by `SODVIZ_MODEL_NICE` (default 10), and so do torch's workers it starts.
+   prints the CPU seconds its threads spent at each nice value. Each model pass runs on a thread of
+   its own lowered by `SODVIZ_MODEL_NICE` (default 10), and so do torch's workers it starts.
 3. **A warm render's CPU.** The same session then opens Detections, Attention, ViCrop and Home
    twice, each result cached; prints the CPU seconds Chromium (with chromedriver) and the server
    spent from the click until one second after the figure is drawn.
@@ -70,7 +70,7 @@ def link_lookup(driver, title: str, *, through_driver: bool):
     if through_driver:
         links = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a')
         return next(link for link in links if link.text.strip().endswith(title))
-    return driver.execute_script(NAV_LINK, title)
+    return driver.execute_script(f"return ({NAV_LINK})(arguments[0]);", title)
 
 
 class ThreadSampler(threading.Thread):

@@ -258,21 +258,17 @@ def click_button(driver, label: str, *, within: str = '[data-testid="stMain"]', 
     button.click()
 
 
-_NAV_LINK = """
-const links = document.querySelectorAll('[data-testid="stSidebarNav"] a');
-return Array.from(links).find((link) => link.innerText.trim().endsWith(arguments[0])) || null;
-"""
+_NAV_LINK = """(title) => Array.from(document.querySelectorAll('[data-testid="stSidebarNav"] a'))
+  .find((link) => link.innerText.trim().endsWith(title)) || null"""
 
 
 def open_page(driver, title: str, timeout: float = 30) -> None:
     """Click the sidebar's link to the page `title`, waiting for it to render. The link is looked
-    up by the page in one script (reading each link's text through the driver cost a headless
-    Chromium and chromedriver about 48 ms of CPU a page switch, beside the other sessions)."""
-    deadline = time.monotonic() + timeout
-    while (link := driver.execute_script(_NAV_LINK, title)) is None:
-        if time.monotonic() > deadline:
-            raise PageError(f"no page link {title!r} after {timeout:.0f} s")
-        time.sleep(0.2)
+    up by the page itself (`_wait_in_page`): reading each link's text through the driver cost a
+    headless Chromium and chromedriver about 48 ms of CPU a page switch, beside the other sessions."""
+    link = _wait_in_page(driver, _NAV_LINK, timeout, title)
+    if link is None:
+        raise PageError(f"no page link {title!r} after {timeout:.0f} s")
     link.click()
 
 

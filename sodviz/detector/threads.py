@@ -50,7 +50,7 @@ T = TypeVar("T")
 
 
 class ModelLock:
-    """The detector's lock, whose model work runs on a model thread of lower CPU priority.
+    """The detector's lock, whose model work runs on a thread of its own at a lower CPU priority.
 
     Under several sessions a forward pass fills every core for seconds, while another session's
     page whose results are cached only needs a fraction of a core to draw. `run(work)` takes the
