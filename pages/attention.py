@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _keys as keys
+from pages import _loaders as loaders
 from pages import _shared as shared
 from pages import _widgets as widgets
 from sodviz.views.detections import aggregate_overlay, detections_view, query_attention_view
@@ -18,7 +19,9 @@ inputs = shared.current_inputs()
 result, attention = inputs.result, inputs.result.attention
 st.title("Attention")
 
-found = detections_view(result, score_threshold=st.session_state[keys.THRESHOLD], truth=inputs.truth)
+found = detections_view(
+    result, score_threshold=st.session_state[keys.THRESHOLD], truth=inputs.truth, cache=loaders.VIEW_CACHE
+)
 detections = found.detections
 if not len(detections):
     st.warning("No detection above the score threshold: lower it on the Detections page.")
@@ -40,7 +43,9 @@ query = st.session_state[keys.QUERY]
 layer = None if st.session_state[keys.LAYER] == "mean" else int(st.session_state[keys.LAYER])
 head = None if st.session_state[keys.HEAD] == "mean" else int(st.session_state[keys.HEAD])
 opacity = st.session_state[keys.OPACITY]
-view = query_attention_view(result, inputs.image, query=query, layer=layer, head=head, opacity=opacity)
+view = query_attention_view(
+    result, inputs.image, query=query, layer=layer, head=head, opacity=opacity, cache=loaders.VIEW_CACHE
+)
 height = widgets.figure_height(inputs.image, columns=2)
 
 left, right = st.columns(2)
@@ -86,7 +91,9 @@ st.image(view.heads_grid)
 widgets.download_png("Download PNG", view.heads_grid, f"{inputs.image_name}.q{query}.heads.png", "dl_heads")
 
 st.subheader(f"Image-level attention of all {len(detections)} detections (score-weighted)")
-overlay = aggregate_overlay(result, inputs.image, detections, layer=layer, opacity=opacity)
+overlay = aggregate_overlay(
+    result, inputs.image, detections, layer=layer, opacity=opacity, cache=loaders.VIEW_CACHE
+)
 st.image(overlay, width="stretch")
 widgets.download_png("Download PNG", overlay, f"{inputs.image_name}.aggregate.png", "dl_aggregate")
 

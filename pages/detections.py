@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _keys as keys
+from pages import _loaders as loaders
 from pages import _shared as shared
 from pages import _widgets as widgets
 from sodviz.views.detections import detections_view
@@ -34,6 +35,7 @@ view = detections_view(
     classes=classes or None,
     top_n=st.session_state[keys.TOP_N],
     truth=inputs.truth,
+    cache=loaders.VIEW_CACHE,
 )
 match = view.match
 missed = None if match is None else inputs.truth.boxes_xyxy[match.missed]

@@ -1,4 +1,8 @@
-"""What the app's pages show, computed from one cached `InferenceResult` (cheap: slider-speed)."""
+"""What the app's pages show, computed from one cached `InferenceResult` (cheap: slider-speed).
+
+Each view is drawn again on every rerun of its page unless a `cache` is given: the app keeps them
+in its view cache, keyed by everything they read (the result, the image, the settings), so a page
+revisited, or rerun by another widget, sends what it drew last time."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from sodviz.attention.maps import (
     query_sampling_points,
 )
 from sodviz.boxes import box_size, crop_window
+from sodviz.cache import InferenceCache, cached, content_key
 from sodviz.detector.inference import to_detections
 from sodviz.evaluation.ground_truth import (
     GroundTruth,
@@ -49,6 +54,12 @@ class DetectionsView:
     match: GroundTruthMatch | None
     table: list[dict]
 
+    @property
+    def nbytes(self) -> int:  # for `InferenceCache`: the arrays, and about 200 bytes a table row
+        detections = self.detections
+        arrays = [detections.xyxy, detections.confidence, detections.class_id, *detections.data.values()]
+        return sum(int(np.asarray(a).nbytes) for a in arrays) + self.entropy.nbytes + 200 * len(self.table)
+
 
 def detections_view(
     result: InferenceResult,
@@ -57,8 +68,18 @@ def detections_view(
     classes: list[int] | None = None,
     top_n: int | None = None,
     truth: GroundTruth | None = None,
+    cache: InferenceCache | None = None,
 ) -> DetectionsView:
-    """Detections for the Detections page (see `DetectionsView`); `top_n` keeps the most confident."""
+    """Detections for the Detections page (see `DetectionsView`); `top_n` keeps the most confident;
+    kept in `cache` when given."""
+    return cached(
+        cache,
+        lambda: ("detections_view", content_key(result, score_threshold, classes, top_n, truth)),
+        lambda: _detections_view(result, score_threshold, classes, top_n, truth),
+    )
+
+
+def _detections_view(result, score_threshold, classes, top_n, truth) -> DetectionsView:
     detections = to_detections(result, score_threshold=score_threshold, classes=classes)
     if top_n is not None:
         detections = detections[:top_n]
@@ -108,6 +129,11 @@ class QueryAttentionView:
     points_window: tuple[int, int, int, int]
     entropy: float
 
+    @property
+    def nbytes(self) -> int:  # for `InferenceCache`
+        arrays = [self.heat_overlay, self.heads_grid, self.points_overlay, *(self.points or ())]
+        return sum(int(a.nbytes) for a in arrays if a is not None)
+
 
 ATTENTION_UNIT = "attention weight per feature cell"
 
@@ -120,8 +146,18 @@ def query_attention_view(
     layer: int | None,
     head: int | None,
     opacity: float,
+    cache: InferenceCache | None = None,
 ) -> QueryAttentionView:
-    """Everything the Attention page shows for one query (layer / head None: the mean)."""
+    """Everything the Attention page shows for one query (layer / head None: the mean); kept in
+    `cache` when given."""
+    return cached(
+        cache,
+        lambda: ("query_attention_view", content_key(result, image, query, layer, head, opacity)),
+        lambda: _query_attention_view(result, image, query, layer, head, opacity),
+    )
+
+
+def _query_attention_view(result, image, query, layer, head, opacity) -> QueryAttentionView:
     heat = query_attention_map(result, query, layer=layer, head=head)
     overlay = heat_with_colorbar(image, result.transform.grid_to_image(heat), ATTENTION_UNIT, opacity=opacity)
     points = points_overlay = None
@@ -158,10 +194,19 @@ def aggregate_overlay(
     *,
     layer: int | None,
     opacity: float,
+    cache: InferenceCache | None = None,
 ) -> np.ndarray:
-    """uint8 RGB: the score-weighted mean attention of `detections` over the image."""
-    heat = aggregate_attention_map(
-        result, detections.data["query_index"], query_weights=detections.confidence, layer=layer
-    )
+    """uint8 RGB: the score-weighted mean attention of `detections` over the image; kept in
+    `cache` when given."""
+    queries, weights = detections.data["query_index"], detections.confidence
+
+    def key() -> tuple:
+        return ("aggregate_overlay", content_key(result, image, queries, weights, layer, opacity))
+
+    return cached(cache, key, lambda: _aggregate_overlay(result, image, queries, weights, layer, opacity))
+
+
+def _aggregate_overlay(result, image, queries, weights, layer, opacity) -> np.ndarray:
+    heat = aggregate_attention_map(result, queries, query_weights=weights, layer=layer)
     on_image = result.transform.grid_to_image(heat)
     return heat_with_colorbar(image, on_image, "score-weighted mean " + ATTENTION_UNIT, opacity=opacity)

@@ -199,3 +199,67 @@ def test_heads_grid_draws_every_head_on_one_scale(tiny_detectors, image):
     tiles = [overlay_heatmap(image[y0:y1, x0:x1], m, opacity=0.5, value_range=shared) for m in heads]
     expected = tile_images(tiles, columns=4, tile=160, titles=[f"head {h}" for h in range(len(heads))])
     np.testing.assert_array_equal(view.heads_grid[:, : expected.shape[1]], expected)
+
+
+def test_the_attention_and_detections_views_are_cached_by_what_they_read(tiny_detectors, image):
+    """With the app's view cache, a rerun with the same result, image and settings gets the drawn
+    views back (the Attention page draws three images at full resolution on every rerun
+    otherwise); any change of what a view reads draws it again: a stale view would show another
+    query's, layer's or image's attention."""
+    from dataclasses import replace
+
+    from sodviz.cache import InferenceCache
+
+    detector, cache = tiny_detectors["deformable_detr"], InferenceCache(max_bytes=1 << 28)
+    result = run_inference(detector, image, cache=None)
+    again = run_inference(detector, image, cache=None)  # another object, the same content
+    moved = replace(result, boxes_xyxy=result.boxes_xyxy + 1)
+    truth = GroundTruth(boxes_xyxy=np.array([[10, 10, 30, 30]], np.float32), class_names=np.array(["x"]))
+
+    def found(result=result, threshold=0.0, classes=None, top_n=5, truth=truth):
+        return detections_view(
+            result, score_threshold=threshold, classes=classes, top_n=top_n, truth=truth, cache=cache
+        )
+
+    first = found()
+    assert found(again) is first and cache.used_bytes >= first.nbytes > 0
+    assert detections_view(result, score_threshold=0.0, top_n=5, truth=truth).table == first.table
+    for changed in (
+        found(moved),
+        found(threshold=0.01),
+        found(classes=[0]),
+        found(top_n=4),
+        found(truth=None),
+    ):
+        assert changed is not first
+
+    query = int(first.detections.data["query_index"][0])
+
+    def view(result=result, image=image, query=query, layer=None, head=None, opacity=0.5):
+        return query_attention_view(
+            result, image, query=query, layer=layer, head=head, opacity=opacity, cache=cache
+        )
+
+    shown = view()
+    assert view(again) is shown and shown.nbytes >= shown.heat_overlay.nbytes + shown.heads_grid.nbytes
+    uncached = query_attention_view(result, image, query=query, layer=None, head=None, opacity=0.5)
+    np.testing.assert_array_equal(uncached.heat_overlay, shown.heat_overlay)
+    np.testing.assert_array_equal(uncached.heads_grid, shown.heads_grid)
+    other = int(first.detections.data["query_index"][1])
+    flipped = image[::-1].copy()
+    for changed in (view(moved), view(image=flipped), view(query=other), view(layer=0), view(head=1),
+                    view(opacity=0.6)):  # fmt: skip
+        assert changed is not shown
+
+    def overlay(result=result, image=image, detections=first.detections, layer=None, opacity=0.5):
+        return aggregate_overlay(result, image, detections, layer=layer, opacity=opacity, cache=cache)
+
+    drawn = overlay()
+    assert overlay(again) is drawn
+    np.testing.assert_array_equal(
+        aggregate_overlay(result, image, first.detections, layer=None, opacity=0.5), drawn
+    )
+    fewer = first.detections[:-1]
+    for changed in (overlay(moved), overlay(image=flipped), overlay(detections=fewer), overlay(layer=0),
+                    overlay(opacity=0.6)):  # fmt: skip
+        assert changed is not drawn
