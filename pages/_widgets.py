@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from pages._keys import PRESENTATION
-from sodviz.imageio import encode_png
+from sodviz.imageio import encode_jpeg, encode_png
 from sodviz.views.figures import image_figure_height
 
 
@@ -56,6 +56,13 @@ def picked(event, key: str | None = None) -> object | None:
         return None
     st.session_state[memory] = value
     return value
+
+
+def image(target, picture: np.ndarray, **kwargs) -> None:
+    """`target.image(...)` (`st` or a column) of a uint8 RGB array, sent as JPEG at quality 90 like
+    the figures' backgrounds. Given an array, Streamlit encodes it at quality 100 on every rerun:
+    about twice the bytes to encode, fetch and decode in the browser (`encode_jpeg`)."""
+    target.image(encode_jpeg(picture), output_format="JPEG", **kwargs)
 
 
 def download_png(label: str, image: np.ndarray, file_name: str, key: str) -> None:

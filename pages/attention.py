@@ -59,7 +59,7 @@ with left:
         st.rerun()
 with right:
     st.markdown(f"**Attention of {labels[query]}** · entropy {view.entropy:.2f} nats")
-    st.image(view.heat_overlay, width="stretch")
+    widgets.image(st, view.heat_overlay, width="stretch")
     widgets.download_png("Download PNG", view.heat_overlay, f"{inputs.image_name}.q{query}.png", "dl_heat")
 
 if view.points is not None:
@@ -87,14 +87,14 @@ if result.text_attention is not None:
         key="text_attention",
     )
 st.subheader("Each head, around the detection")
-st.image(view.heads_grid)
+widgets.image(st, view.heads_grid)
 widgets.download_png("Download PNG", view.heads_grid, f"{inputs.image_name}.q{query}.heads.png", "dl_heads")
 
 st.subheader(f"Image-level attention of all {len(detections)} detections (score-weighted)")
 overlay = aggregate_overlay(
     result, inputs.image, detections, layer=layer, opacity=opacity, cache=loaders.VIEW_CACHE
 )
-st.image(overlay, width="stretch")
+widgets.image(st, overlay, width="stretch")
 widgets.download_png("Download PNG", overlay, f"{inputs.image_name}.aggregate.png", "dl_aggregate")
 
 st.subheader("Attention entropy against score (marker area ~ box size; click a point to pick it)")

@@ -85,7 +85,7 @@ st.caption(f"{len(table)} candidates: {len(table) - from_crops} from the image's
            f"{from_crops} from ViCrop-Det's crops")  # fmt: skip
 legend = "picks: confidence cyan, ACS-Free orange, ACS-Learned violet; then each candidate's attention"
 picture = candidates_picture(inputs.image, inputs.result, candidates, picked, table, crops=crops)
-st.image(picture, caption=legend)
+widgets.image(st, picture, caption=legend)
 st.dataframe(table, hide_index=True)
 correlation, scatter = correlation_figure(fitted, feature), entropy_scatter(fitted)
 left, right = st.columns(2)

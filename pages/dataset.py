@@ -233,8 +233,8 @@ def gallery(rows, *, key: str, colour_of=None, attention: bool = True) -> None:
         box = [row.x0, row.y0, row.x1, row.y1]
         patch = object_patch(image, box, result=result, query=int(row.nearest_query), **colour)
         with columns[i % 6]:
-            st.image(
-                patch, caption=f"{row.file_name} · {row.size_input:.1f} px · {row.error or row.category}"
+            widgets.image(
+                st, patch, caption=f"{row.file_name} · {row.size_input:.1f} px · {row.error or row.category}"
             )
             if st.button("Open on Attention", key=f"{key}_{i}"):
                 # the stored query is the current model's on the same pixels (uploads over MAX_SIDE shrink)

@@ -106,7 +106,7 @@ for name, result in results.items():
         panel = erf_panel(erf_map, fit, scale=scale, point_xy=result.point_xy, background=under)
         panel = erf_colorbar(panel[y0:y1, x0:x1], erf_map, scale)
         caption = f"{stage}: sigma {fit.sigma:.1f} px, R² {fit.r2:.2f}"
-        column.image(panel, caption=caption, width="stretch")
+        widgets.image(column, panel, caption=caption, width="stretch")
         shown.append((f"{name} weights, {caption}", panel))
         with column:
             widgets.download_png(

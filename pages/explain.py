@@ -126,7 +126,7 @@ panels = map_panels(
 shown = []
 for column, (method, panel) in zip(st.columns(len(panels)), panels.items(), strict=True):
     caption = f"{method}: {maps[method].note}" if maps[method].note else method
-    column.image(panel, caption=caption, width="stretch")
+    widgets.image(column, panel, caption=caption, width="stretch")
     shown.append((caption, panel))
     with column:
         widgets.download_png(

@@ -88,7 +88,7 @@ if carried is not None and carried.config.names != ("boost",):
             if shown is not None:
                 unit = "mean activation" if mode == "mean" else f"channel {channel} activation"
                 panel = with_colorbar(panel, shown, unit, colormap="viridis")
-            column.image(panel, caption=MAP_TITLES[name], width="stretch")
+            widgets.image(column, panel, caption=MAP_TITLES[name], width="stretch")
             panels.append((f"{section.title}, {section.labels[index]}: {MAP_TITLES[name]}", panel))
 
 st.subheader("Base vs module detections")
@@ -102,7 +102,7 @@ comparison = compare_detections(
     class_names=inputs.result.class_names, truth=inputs.truth,
 )  # fmt: skip
 for column, (name, picture) in zip(st.columns(2), comparison.images.items(), strict=True):
-    column.image(picture, caption=f"{name}: {comparison.counts[name]} detections", width="stretch")
+    widgets.image(column, picture, caption=f"{name}: {comparison.counts[name]} detections", width="stretch")
     panels.append((f"{name}: {comparison.counts[name]} detections", picture))
 tables = ()
 if comparison.matches is not None:
@@ -134,4 +134,4 @@ if st.toggle("Compute (one backward pass per r)", key=keys.FUSION_ERF):
         erf = aats_erf(module, inputs.image, input_size=size)
     for column, stage, erf_map, fit in zip(st.columns(3), erf.stages, erf.maps, erf.fits, strict=True):
         panel = erf_colorbar(erf_panel(erf_map, fit, point_xy=erf.point_xy, background=inputs.image), erf_map)
-        column.image(panel, caption=f"{stage}: sigma {fit.sigma:.1f} px", width="stretch")
+        widgets.image(column, panel, caption=f"{stage}: sigma {fit.sigma:.1f} px", width="stretch")

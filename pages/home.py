@@ -7,6 +7,7 @@ import streamlit as st
 from pages import _keys as keys
 from pages import _loaders as loaders
 from pages import _shared as shared
+from pages import _widgets as widgets
 from sodviz.detector.families import HUB_PRESETS
 from sodviz.detector.loading import EMBEDDED_SCOPE
 from sodviz.detector.preprocess import input_summary, is_fixed_size
@@ -105,7 +106,9 @@ with right:
                       on_click=lambda: st.session_state.update(forget))  # fmt: skip
     image, truth, name = loaders.current_image()
     objects = "no ground truth" if truth is None else f"{len(truth)} annotated objects"
-    st.image(image, caption=f"{name} · {image.shape[1]}x{image.shape[0]} px · {objects}", width="stretch")
+    widgets.image(
+        st, image, caption=f"{name} · {image.shape[1]}x{image.shape[0]} px · {objects}", width="stretch"
+    )
 
 with left:
     if detector is not None:  # else the model half said why; the image half stays usable

@@ -110,7 +110,7 @@ for column, (name, title) in zip(
     strict=True,
 ):
     column.markdown(f"**{title}**")
-    column.image(view.heatmaps[name], width="stretch")
+    widgets.image(column, view.heatmaps[name], width="stretch")
     with column:
         widgets.download_png(
             "Download PNG", view.heatmaps[name], f"{inputs.image_name}.{name}.png", f"dl_{name}"
@@ -123,7 +123,7 @@ st.subheader(f"Candidate windows and the {chosen}")
 st.plotly_chart(windows_figure(plan, inputs.image, height=widgets.figure_height(inputs.image)))
 if view.crops is not None:
     st.markdown("**Each crop, aspect kept, with its own detections (crop i has one colour everywhere)**")
-    st.image(view.crops)
+    widgets.image(st, view.crops)
     widgets.download_png("Download PNG", view.crops, f"{inputs.image_name}.crops.png", "dl_crops")
     st.dataframe(
         widgets.coloured_rows(view.crop_rows), hide_index=True,
@@ -135,8 +135,10 @@ st.subheader(
     f"{view.removed} removed"
 )
 left, right = st.columns(2)
-left.image(view.before, caption="original, 1 forward pass", width="stretch")
-right.image(view.after, caption=f"ViCrop-Det, {outcome.forward_passes} forward passes", width="stretch")
+widgets.image(left, view.before, caption="original, 1 forward pass", width="stretch")
+widgets.image(
+    right, view.after, caption=f"ViCrop-Det, {outcome.forward_passes} forward passes", width="stretch"
+)
 with left:
     widgets.download_png("Download PNG", view.before, f"{inputs.image_name}.before.png", "dl_before")
 with right:

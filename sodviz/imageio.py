@@ -164,6 +164,15 @@ def save_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95)
     Image.fromarray(image).save(path, quality=quality)
 
 
+def encode_jpeg(image: np.ndarray, *, quality: int = 90) -> bytes:
+    """JPEG bytes of a uint8 RGB (or gray) array, for display only: the app's images and figure
+    backgrounds. Quality 90 is what Streamlit re-encodes at when it shrinks an image; downloads and
+    reports of record stay PNG (`encode_png`)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of a uint8 RGB array (for downloads)."""
     buffer = io.BytesIO()

@@ -667,3 +667,29 @@ def test_home_says_when_the_memory_budget_leaves_no_room_for_cached_results(app,
     (said,) = [w.value for w in app.warning if "memory budget" in w.value]
     assert "(1024 MiB)" in said and "--memory-mb" in said
     assert len(app.get("image")) == 1 and not app.exception  # the page goes on
+
+
+def test_page_images_travel_as_jpeg_encoded_once(image):
+    """`widgets.image` hands Streamlit JPEG bytes (quality 90) of the array, not the array, which
+    Streamlit would encode at quality 100 on every rerun; every page shows its images through it."""
+    import re
+
+    from sodviz.imageio import decode_image, encode_jpeg
+
+    calls = []
+
+    class Target:
+        def image(self, data, **kwargs):
+            calls.append((data, kwargs))
+
+    widgets.image(Target(), image, caption="c", width="stretch")
+    ((data, kwargs),) = calls
+    assert isinstance(data, bytes) and data[:3] == b"\xff\xd8\xff"
+    assert kwargs == {"output_format": "JPEG", "caption": "c", "width": "stretch"}
+    assert data == encode_jpeg(image, quality=90) and decode_image(data).image.shape == image.shape
+    direct = {
+        path.name: re.findall(r"\b(?:st|column|left|right|\w+)\.image\(", path.read_text())
+        for path in (ROOT / "pages").glob("*.py")
+        if path.name != "_widgets.py"
+    }
+    assert not {name: found for name, found in direct.items() if any(f != "widgets.image(" for f in found)}

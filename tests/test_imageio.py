@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sodviz.imageio import MAX_SIDE, decode_image, encode_png, read_image
+from sodviz.imageio import MAX_SIDE, decode_image, encode_jpeg, encode_png, read_image
 
 
 def _encode(picture: Image.Image, fmt: str, **options) -> bytes:
@@ -30,6 +30,19 @@ def test_plain_png_round_trips_without_notices():
     decoded = decode_image(encode_png(np.asarray(picture)))
     np.testing.assert_array_equal(decoded.image, np.asarray(picture))
     assert decoded.notices == () and decoded.scale == 1.0 and decoded.image.dtype == np.uint8
+
+
+def test_jpeg_for_display_round_trips_closely_and_shrinks_with_quality():
+    picture = np.asarray(_halves((96, 64))).copy()
+    picture[10:30, 10:50] = np.linspace(0, 255, 40, dtype=np.uint8)[None, :, None]  # a ramp
+    data = encode_jpeg(picture[:, ::-1])  # a strided view, as a crop or flip hands it over
+    assert data[:3] == b"\xff\xd8\xff"  # JPEG
+    decoded = decode_image(data).image
+    assert decoded.shape == picture.shape
+    assert np.abs(decoded.astype(int) - picture[:, ::-1]).mean() < 8
+    assert len(encode_jpeg(picture, quality=50)) < len(data) < len(encode_jpeg(picture, quality=100))
+    gray = decode_image(encode_jpeg(picture[..., 0])).image  # one channel: read back as RGB
+    assert gray.shape == picture.shape and np.abs(gray[..., 0].astype(int) - picture[..., 0]).mean() < 8
 
 
 @pytest.mark.parametrize(
