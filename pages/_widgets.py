@@ -3,6 +3,7 @@ PNG downloads (Streamlit glue beside `pages/_shared.py`, which holds the state a
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import streamlit as st
 
@@ -58,10 +59,19 @@ def picked(event, key: str | None = None) -> object | None:
     return value
 
 
+STREAMLIT_MAX_WIDTH = 1460  # px: Streamlit shrinks a wider image itself, then encodes it again
+
+
 def image(target, picture: np.ndarray, **kwargs) -> None:
     """`target.image(...)` (`st` or a column) of a uint8 RGB array, sent as JPEG at quality 90 like
-    the figures' backgrounds. Given an array, Streamlit encodes it at quality 100 on every rerun:
-    about twice the bytes to encode, fetch and decode in the browser (`encode_jpeg`)."""
+    the figures' backgrounds, encoded once here. Given an array, Streamlit encodes it at quality
+    100 on every rerun: about twice the bytes to encode, fetch and decode in the browser
+    (`encode_jpeg`). Wider than `STREAMLIT_MAX_WIDTH`, it is shrunk here first (area-averaged),
+    as Streamlit would shrink it anyway (bilinear) and encode it a second time."""
+    height, width = picture.shape[:2]
+    if width > STREAMLIT_MAX_WIDTH:
+        size = (STREAMLIT_MAX_WIDTH, max(1, round(height * STREAMLIT_MAX_WIDTH / width)))
+        picture = cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
     target.image(encode_jpeg(picture), output_format="JPEG", **kwargs)
 
 

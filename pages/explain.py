@@ -7,6 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _keys as keys
+from pages import _loaders as loaders
 from pages import _shared as shared
 from pages import _widgets as widgets
 from sodviz.cache import DEFAULT_CACHE
@@ -31,7 +32,9 @@ st.caption(
     "pointing game and the share of the map inside the box. Random is the floor."
 )
 
-found = detections_view(result, score_threshold=st.session_state[keys.THRESHOLD], truth=inputs.truth)
+found = detections_view(
+    result, score_threshold=st.session_state[keys.THRESHOLD], truth=inputs.truth, cache=loaders.VIEW_CACHE
+)
 detections, match = found.detections, found.match
 queries = [int(q) for q in detections.data["query_index"]]
 missed = [] if match is None else [int(i) for i in match.missed.nonzero()[0]]

@@ -671,7 +671,8 @@ def test_home_says_when_the_memory_budget_leaves_no_room_for_cached_results(app,
 
 def test_page_images_travel_as_jpeg_encoded_once(image):
     """`widgets.image` hands Streamlit JPEG bytes (quality 90) of the array, not the array, which
-    Streamlit would encode at quality 100 on every rerun; every page shows its images through it."""
+    Streamlit would encode at quality 100 on every rerun, and no wider than Streamlit shows
+    without encoding again; every page shows its images through it."""
     import re
 
     from sodviz.imageio import decode_image, encode_jpeg
@@ -687,9 +688,15 @@ def test_page_images_travel_as_jpeg_encoded_once(image):
     assert isinstance(data, bytes) and data[:3] == b"\xff\xd8\xff"
     assert kwargs == {"output_format": "JPEG", "caption": "c", "width": "stretch"}
     assert data == encode_jpeg(image, quality=90) and decode_image(data).image.shape == image.shape
+    wide = np.tile(image, (1, 10, 1))  # 2,000 px wide
+    widgets.image(Target(), wide)
+    shown = decode_image(calls[-1][0]).image
+    assert shown.shape == (round(wide.shape[0] * widgets.STREAMLIT_MAX_WIDTH / wide.shape[1]), 1460, 3)
     direct = {
-        path.name: re.findall(r"\b(?:st|column|left|right|\w+)\.image\(", path.read_text())
-        for path in (ROOT / "pages").glob("*.py")
+        path.name: re.findall(r"([\w\]\)\[.]*)\.image\(", path.read_text())
+        for path in [ROOT / "app.py", *(ROOT / "pages").glob("*.py")]
         if path.name != "_widgets.py"
     }
-    assert not {name: found for name, found in direct.items() if any(f != "widgets.image(" for f in found)}
+    assert direct["vicrop.py"] and not {
+        name: found for name, found in direct.items() if set(found) - {"widgets"}
+    }

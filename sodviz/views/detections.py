@@ -27,7 +27,7 @@ from sodviz.evaluation.ground_truth import (
     app_bucket,
     match_ground_truth,
 )
-from sodviz.types import DeformableAttention, InferenceResult
+from sodviz.types import DeformableAttention, DenseAttention, InferenceResult
 from sodviz.views.render import (
     draw_sampling_points,
     heat_range,
@@ -55,10 +55,33 @@ class DetectionsView:
     table: list[dict]
 
     @property
-    def nbytes(self) -> int:  # for `InferenceCache`: the arrays, and about 200 bytes a table row
+    def nbytes(self) -> int:  # for `InferenceCache`: the arrays, and about 600 bytes a table row
         detections = self.detections
         arrays = [detections.xyxy, detections.confidence, detections.class_id, *detections.data.values()]
-        return sum(int(np.asarray(a).nbytes) for a in arrays) + self.entropy.nbytes + 200 * len(self.table)
+        return sum(int(np.asarray(a).nbytes) for a in arrays) + self.entropy.nbytes + 600 * len(self.table)
+
+
+def _read_of(result: InferenceResult, queries) -> tuple:
+    """What a view reads of `result`, for its cache key: the boxes, class scores and names, the
+    transform and the family, and the attention of `queries` only (every layer and head). Hashing
+    the whole result would read all of a dense model's attention, layers x heads x queries x h x w
+    (about 36 MB for 300 queries on a 25 x 25 grid), for every view on every rerun."""
+    index = np.asarray(queries, dtype=np.int64).reshape(-1)
+    attention = result.attention
+    if isinstance(attention, DenseAttention):
+        part = (attention.weights[:, :, index],)
+    else:
+        part = (attention.locations[:, index], attention.weights[:, index], attention.level_shapes)
+    kind = type(attention).__name__
+    return (
+        result.boxes_xyxy,
+        result.class_scores,
+        result.class_names,
+        result.transform,
+        result.family,
+        kind,
+        *part,
+    )
 
 
 def detections_view(
@@ -72,17 +95,22 @@ def detections_view(
 ) -> DetectionsView:
     """Detections for the Detections page (see `DetectionsView`); `top_n` keeps the most confident;
     kept in `cache` when given."""
-    return cached(
-        cache,
-        lambda: ("detections_view", content_key(result, score_threshold, classes, top_n, truth)),
-        lambda: _detections_view(result, score_threshold, classes, top_n, truth),
-    )
+
+    def key() -> tuple:
+        queries = _kept(result, score_threshold, classes, top_n).data["query_index"]
+        parts = (_read_of(result, queries), score_threshold, classes, top_n, truth)
+        return ("detections_view", content_key(*parts))
+
+    return cached(cache, key, lambda: _detections_view(result, score_threshold, classes, top_n, truth))
+
+
+def _kept(result, score_threshold, classes, top_n) -> sv.Detections:
+    detections = to_detections(result, score_threshold=score_threshold, classes=classes)
+    return detections if top_n is None else detections[:top_n]
 
 
 def _detections_view(result, score_threshold, classes, top_n, truth) -> DetectionsView:
-    detections = to_detections(result, score_threshold=score_threshold, classes=classes)
-    if top_n is not None:
-        detections = detections[:top_n]
+    detections = _kept(result, score_threshold, classes, top_n)
     queries = detections.data["query_index"]
     entropy = attention_entropy(query_attention_maps(result, queries)) if len(queries) else np.zeros(0)
     match = None if truth is None else match_ground_truth(detections, truth, class_names=result.class_names)
@@ -152,7 +180,10 @@ def query_attention_view(
     `cache` when given."""
     return cached(
         cache,
-        lambda: ("query_attention_view", content_key(result, image, query, layer, head, opacity)),
+        lambda: (
+            "query_attention_view",
+            content_key(_read_of(result, query), image, query, layer, head, opacity),
+        ),
         lambda: _query_attention_view(result, image, query, layer, head, opacity),
     )
 
@@ -201,7 +232,10 @@ def aggregate_overlay(
     queries, weights = detections.data["query_index"], detections.confidence
 
     def key() -> tuple:
-        return ("aggregate_overlay", content_key(result, image, queries, weights, layer, opacity))
+        return (
+            "aggregate_overlay",
+            content_key(_read_of(result, queries), image, queries, weights, layer, opacity),
+        )
 
     return cached(cache, key, lambda: _aggregate_overlay(result, image, queries, weights, layer, opacity))
 

@@ -201,20 +201,35 @@ def test_heads_grid_draws_every_head_on_one_scale(tiny_detectors, image):
     np.testing.assert_array_equal(view.heads_grid[:, : expected.shape[1]], expected)
 
 
-def test_the_attention_and_detections_views_are_cached_by_what_they_read(tiny_detectors, image):
+@pytest.mark.parametrize("family", ["deformable_detr", "detr"])
+def test_the_attention_and_detections_views_are_cached_by_what_they_read(tiny_detectors, image, family):
     """With the app's view cache, a rerun with the same result, image and settings gets the drawn
     views back (the Attention page draws three images at full resolution on every rerun
     otherwise); any change of what a view reads draws it again: a stale view would show another
-    query's, layer's or image's attention."""
+    query's, layer's or image's attention. The keys read the attention of the view's own queries
+    only (a dense model's whole attention is too large to hash on every rerun)."""
+    import copy
     from dataclasses import replace
 
     from sodviz.cache import InferenceCache
+    from sodviz.types import DenseAttention
 
-    detector, cache = tiny_detectors["deformable_detr"], InferenceCache(max_bytes=1 << 28)
+    detector, cache = tiny_detectors[family], InferenceCache(max_bytes=1 << 28)
     result = run_inference(detector, image, cache=None)
     again = run_inference(detector, image, cache=None)  # another object, the same content
     moved = replace(result, boxes_xyxy=result.boxes_xyxy + 1)
     truth = GroundTruth(boxes_xyxy=np.array([[10, 10, 30, 30]], np.float32), class_names=np.array(["x"]))
+
+    def with_attention_of(query: int):
+        """`result` with `query`'s attention changed (layer 0 moved onto head 0's first cell)."""
+        attention = result.attention
+        weights = attention.weights.copy()
+        if isinstance(attention, DenseAttention):
+            weights[0, :, query] = 0.0
+            weights[0, :, query, 0, 0] = 1.0
+            return replace(result, attention=replace(attention, weights=weights))
+        weights[0, query] = weights[0, query, :, ::-1]  # the levels' weights swapped
+        return replace(result, attention=replace(attention, weights=weights))
 
     def found(result=result, threshold=0.0, classes=None, top_n=5, truth=truth):
         return detections_view(
@@ -224,16 +239,14 @@ def test_the_attention_and_detections_views_are_cached_by_what_they_read(tiny_de
     first = found()
     assert found(again) is first and cache.used_bytes >= first.nbytes > 0
     assert detections_view(result, score_threshold=0.0, top_n=5, truth=truth).table == first.table
-    for changed in (
-        found(moved),
-        found(threshold=0.01),
-        found(classes=[0]),
-        found(top_n=4),
-        found(truth=None),
-    ):
+    queries = first.detections.data["query_index"].tolist()
+    outside = next(q for q in range(result.num_queries) if q not in queries)
+    assert found(with_attention_of(outside)) is first  # a query it does not show
+    for changed in (found(moved), found(with_attention_of(queries[0])), found(threshold=0.01),
+                    found(classes=[0]), found(top_n=4), found(truth=None)):  # fmt: skip
         assert changed is not first
 
-    query = int(first.detections.data["query_index"][0])
+    query, other = queries[:2]
 
     def view(result=result, image=image, query=query, layer=None, head=None, opacity=0.5):
         return query_attention_view(
@@ -242,13 +255,14 @@ def test_the_attention_and_detections_views_are_cached_by_what_they_read(tiny_de
 
     shown = view()
     assert view(again) is shown and shown.nbytes >= shown.heat_overlay.nbytes + shown.heads_grid.nbytes
+    assert (shown.points is None) == (family == "detr")
     uncached = query_attention_view(result, image, query=query, layer=None, head=None, opacity=0.5)
     np.testing.assert_array_equal(uncached.heat_overlay, shown.heat_overlay)
     np.testing.assert_array_equal(uncached.heads_grid, shown.heads_grid)
-    other = int(first.detections.data["query_index"][1])
+    assert view(with_attention_of(other)) is shown
     flipped = image[::-1].copy()
-    for changed in (view(moved), view(image=flipped), view(query=other), view(layer=0), view(head=1),
-                    view(opacity=0.6)):  # fmt: skip
+    for changed in (view(moved), view(with_attention_of(query)), view(image=flipped), view(query=other),
+                    view(layer=0), view(head=1), view(opacity=0.6)):  # fmt: skip
         assert changed is not shown
 
     def overlay(result=result, image=image, detections=first.detections, layer=None, opacity=0.5):
@@ -259,7 +273,9 @@ def test_the_attention_and_detections_views_are_cached_by_what_they_read(tiny_de
     np.testing.assert_array_equal(
         aggregate_overlay(result, image, first.detections, layer=None, opacity=0.5), drawn
     )
-    fewer = first.detections[:-1]
-    for changed in (overlay(moved), overlay(image=flipped), overlay(detections=fewer), overlay(layer=0),
+    fewer, reweighted = first.detections[:-1], copy.deepcopy(first.detections)
+    reweighted.confidence = reweighted.confidence[::-1].copy()  # the same queries, other weights
+    for changed in (overlay(moved), overlay(with_attention_of(queries[-1])), overlay(image=flipped),
+                    overlay(detections=fewer), overlay(detections=reweighted), overlay(layer=0),
                     overlay(opacity=0.6)):  # fmt: skip
         assert changed is not drawn
