@@ -3,13 +3,13 @@ PNG downloads (Streamlit glue beside `pages/_shared.py`, which holds the state a
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import streamlit as st
 
 from pages._keys import PRESENTATION
 from sodviz.imageio import encode_jpeg, encode_png
 from sodviz.views.figures import image_figure_height
+from sodviz.views.render import shrink
 
 
 def presenting() -> bool:
@@ -68,11 +68,8 @@ def image(target, picture: np.ndarray, **kwargs) -> None:
     100 on every rerun: about twice the bytes to encode, fetch and decode in the browser
     (`encode_jpeg`). Wider than `STREAMLIT_MAX_WIDTH`, it is shrunk here first (area-averaged),
     as Streamlit would shrink it anyway (bilinear) and encode it a second time."""
-    height, width = picture.shape[:2]
-    if width > STREAMLIT_MAX_WIDTH:
-        size = (STREAMLIT_MAX_WIDTH, max(1, round(height * STREAMLIT_MAX_WIDTH / width)))
-        picture = cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
-    target.image(encode_jpeg(picture), output_format="JPEG", **kwargs)
+    shown = shrink(picture, max_width=STREAMLIT_MAX_WIDTH)
+    target.image(encode_jpeg(shown), output_format="JPEG", **kwargs)
 
 
 def download_png(label: str, image: np.ndarray, file_name: str, key: str) -> None:

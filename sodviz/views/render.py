@@ -168,6 +168,19 @@ def draw_sampling_points(
     return canvas
 
 
+def shrink(image: np.ndarray, *, max_side: int | None = None, max_width: int | None = None) -> np.ndarray:
+    """`image` downscaled (area-averaged, aspect kept) so its longer side is at most `max_side`
+    and its width at most `max_width`; the same array when it already fits."""
+    height, width = image.shape[:2]
+    limits = [max_side / max(height, width)] if max_side else []
+    limits += [max_width / width] if max_width else []
+    factor = min(limits, default=1.0)
+    if factor >= 1:
+        return image
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 def fit_tile(picture: np.ndarray, tile: int) -> tuple[np.ndarray, float]:
     """`picture` resized to fit a `tile` x `tile` box, its aspect kept (area-averaged when shrunk,
     nearest pixels when enlarged, so feature cells stay visible); and the factor applied."""

@@ -14,13 +14,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 
-import cv2
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from sodviz.views.figures import detections_figure, entropy_figure, image_data_uri, image_figure_height
+from sodviz.views.render import shrink
 from sodviz.views.vicrop import counts_table
 
 MAX_IMAGE_SIDE = 1600  # pixels: images in a report are downscaled to this (a report stays a few MB)
@@ -40,12 +40,7 @@ class ReportSection:
 
 def report_image(image: np.ndarray) -> np.ndarray:
     """`image` downscaled so its longer side is at most `MAX_IMAGE_SIDE` (area-averaged)."""
-    height, width = image.shape[:2]
-    factor = MAX_IMAGE_SIDE / max(height, width)
-    if factor >= 1:
-        return image
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return shrink(image, max_side=MAX_IMAGE_SIDE)
 
 
 def report_html(sections: Sequence[ReportSection], *, meta: dict, title: str = "sodviz report") -> str:

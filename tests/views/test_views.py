@@ -279,3 +279,17 @@ def test_the_attention_and_detections_views_are_cached_by_what_they_read(tiny_de
                     overlay(detections=fewer), overlay(detections=reweighted), overlay(layer=0),
                     overlay(opacity=0.6)):  # fmt: skip
         assert changed is not drawn
+
+
+def test_shrink_fits_the_longer_side_and_the_width_and_leaves_a_fitting_image_alone(image):
+    """One downscale for the report's images (longer side) and the pages' (Streamlit's width)."""
+    from sodviz.views.render import shrink
+    from sodviz.views.report import MAX_IMAGE_SIDE, report_image
+
+    assert shrink(image, max_side=500, max_width=500) is image
+    assert shrink(image, max_side=100).shape == (60, 100, 3)  # 120 x 200: the width is the longer side
+    assert shrink(image[:, :100], max_side=60).shape == (60, 50, 3)  # 120 x 100: the height is
+    assert shrink(image, max_width=50).shape == (30, 50, 3)
+    assert shrink(image, max_side=100, max_width=50).shape == (30, 50, 3)  # the tighter limit wins
+    tall = np.zeros((MAX_IMAGE_SIDE * 2, 100, 3), np.uint8)
+    assert report_image(tall).shape == (MAX_IMAGE_SIDE, 50, 3)
