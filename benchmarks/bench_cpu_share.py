@@ -34,7 +34,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent / p) for p in ("", "t
 
 from browser import _NAV_LINK as NAV_LINK  # noqa: E402
 from browser import IMAGE, PLOT, PageError, chromium, open_page, timed, wait_for_page  # noqa: E402
-from served import TICKS, browser_seconds, cpu_ticks, process_seconds, traced_server  # noqa: E402
+from cpu import TICKS, process_seconds, thread_ticks  # noqa: E402
+from served import browser_seconds, traced_server  # noqa: E402
 
 COLD_PAGES = ("Detections", "ViCrop", "Attention", "Explain")
 WARM_PAGES = ("Detections", "Attention", "ViCrop", "Home")
@@ -81,14 +82,12 @@ class ThreadSampler(threading.Thread):
         self.pid, self.by_nice, self.stop = pid, Counter(), threading.Event()
 
     def run(self) -> None:
-        last: dict[str, int] = {}
+        last: dict[int, int] = {}
         while not self.stop.is_set():
-            for task in Path(f"/proc/{self.pid}/task").iterdir():
-                with contextlib.suppress(OSError):
-                    ticks, nice = cpu_ticks((task / "stat").read_text())
-                    if task.name in last:
-                        self.by_nice[nice] += ticks - last[task.name]
-                    last[task.name] = ticks
+            for thread, (ticks, nice) in thread_ticks(self.pid).items():
+                if thread in last:
+                    self.by_nice[nice] += ticks - last[thread]
+                last[thread] = ticks
             self.stop.wait(0.1)
 
 

@@ -37,15 +37,8 @@ import numpy as np
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent / p) for p in ("", "tests")]
 
 from browser import IMAGE, PLOT, chromium, open_page, text_of, timed, wait_for_page  # noqa: E402
-from served import (  # noqa: E402
-    BrowserCpu,
-    caches,
-    choose_scene,
-    process_seconds,
-    rss_mib,
-    server_runs,
-    traced_server,
-)
+from cpu import process_seconds  # noqa: E402
+from served import BrowserCpu, caches, choose_scene, rss_mib, server_runs, traced_server  # noqa: E402
 from soak import soak  # noqa: E402
 from uploads import upload_release  # noqa: E402
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from browser import IMAGE, PLOT, PageError, streamlit_server, wait_for_page, wait_until_running, watch_runs
+from cpu import process_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,20 +25,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_ticks(stat: str) -> tuple[int, int]:
-    """(user + system CPU ticks, nice) from a /proc .../stat line."""
-    fields = stat.rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12]), int(fields[16])
-
-
-def process_seconds(pid: int) -> float:
-    """CPU seconds a process has spent so far, all its threads (Linux /proc)."""
-    return cpu_ticks(Path(f"/proc/{pid}/stat").read_text())[0] / TICKS
 
 
 def browser_processes() -> dict[int, float]:

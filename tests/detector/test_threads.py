@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import threading
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cpu import thread_ticks
 
 from sodviz.detector.threads import ModelLock, model_nice, run_model_work, set_torch_threads, torch_threads
 
@@ -32,13 +32,8 @@ def _nice(thread: int | None = None) -> int:
 
 
 def _cpu_by_thread() -> dict[int, int]:
-    """CPU ticks so far of every thread of this process (Linux's /proc)."""
-    ticks = {}
-    for task in Path("/proc/self/task").iterdir():
-        with contextlib.suppress(OSError):
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-            ticks[int(task.name)] = int(fields[11]) + int(fields[12])
-    return ticks
+    """CPU ticks so far of every thread of this process."""
+    return {thread: ticks for thread, (ticks, _) in thread_ticks().items()}
 
 
 needs_priorities = pytest.mark.skipif(
