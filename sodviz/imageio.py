@@ -169,7 +169,7 @@ def encode_jpeg(image: np.ndarray, *, quality: int = 90) -> bytes:
     backgrounds. Quality 90 is what Streamlit re-encodes at when it shrinks an image; downloads and
     reports of record stay PNG (`encode_png`)."""
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="JPEG", quality=quality)
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)  # copies a strided view itself
     return buffer.getvalue()
 
 
